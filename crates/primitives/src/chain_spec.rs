@@ -1,0 +1,198 @@
+//! The chain spec: everything that defines a chain before its first block (chain id, genesis
+//! state, issuance parameters, treasury, and the authorities allowed to seal blocks).
+//!
+//! Two nodes with equal specs compute the same genesis block; a data dir remembers the genesis
+//! hash it was created with and refuses to open under any other spec.
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256, Bytes, U256, address};
+use serde::{Deserialize, Serialize};
+
+use crate::tokenomics::{AIC, Tokenomics, TokenomicsError};
+
+/// AICoin's chain id (`0x83c`).
+pub const AICOIN_CHAIN_ID: u64 = 2108;
+
+/// Default block gas limit.
+pub const DEFAULT_GAS_LIMIT: u64 = 30_000_000;
+
+/// The protocol-held treasury: no key controls it; governance spends from it.
+pub const TREASURY_ADDRESS: Address = address!("0x00000000000000000000000000000000000a1c01");
+
+/// Balance given to each of the ten `--dev` accounts.
+pub const DEV_ACCOUNT_BALANCE_AIC: u64 = 10_000;
+
+/// An account present in the genesis state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenesisAccount {
+    #[serde(default)]
+    pub balance: U256,
+    #[serde(default)]
+    pub nonce: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<B256, B256>,
+}
+
+/// The genesis block's parameters.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Genesis {
+    /// Genesis block timestamp, in seconds.
+    pub timestamp: u64,
+    /// Genesis block gas limit.
+    pub gas_limit: u64,
+    /// Receives [`Tokenomics::genesis_allocation`].
+    pub genesis_address: Address,
+    /// Further accounts (prefunds, predeployed code). Their balances count against the cap.
+    #[serde(default)]
+    pub alloc: BTreeMap<Address, GenesisAccount>,
+}
+
+/// Everything that defines a chain before its first block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainSpec {
+    pub chain_id: u64,
+    pub genesis: Genesis,
+    pub tokenomics: Tokenomics,
+    /// Receives `treasury_share_bps` of every block reward.
+    pub treasury: Address,
+    /// Validator addresses whose seal a block must carry.
+    pub authorities: Vec<Address>,
+}
+
+/// A spec that cannot start a chain.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainSpecError {
+    #[error("chain id must not be 0")]
+    ZeroChainId,
+    #[error("the authority set is empty: no one could seal a block")]
+    NoAuthorities,
+    #[error("genesis gas limit {0} is below the 21000 a transfer needs")]
+    GasLimitTooLow(u64),
+    #[error(transparent)]
+    Tokenomics(#[from] TokenomicsError),
+}
+
+impl ChainSpec {
+    /// The spec a node builds on its own when given no spec: the published tokenomics, the local
+    /// validator as the only authority and as the genesis address, and with `dev` the ten
+    /// standard test accounts prefunded with 10,000 AIC each.
+    pub fn local(chain_id: u64, validator: Address, dev_accounts: &[Address]) -> Self {
+        let alloc = dev_accounts
+            .iter()
+            .map(|a| {
+                let balance = AIC * U256::from(DEV_ACCOUNT_BALANCE_AIC);
+                (
+                    *a,
+                    GenesisAccount {
+                        balance,
+                        ..Default::default()
+                    },
+                )
+            })
+            .collect();
+        Self {
+            chain_id,
+            genesis: Genesis {
+                timestamp: 0,
+                gas_limit: DEFAULT_GAS_LIMIT,
+                genesis_address: validator,
+                alloc,
+            },
+            tokenomics: Tokenomics::default(),
+            treasury: TREASURY_ADDRESS,
+            authorities: vec![validator],
+        }
+    }
+
+    /// The complete genesis state: `alloc` plus the genesis allocation credited to the genesis
+    /// address.
+    pub fn genesis_accounts(&self) -> BTreeMap<Address, GenesisAccount> {
+        let mut accounts = self.genesis.alloc.clone();
+        let genesis = accounts.entry(self.genesis.genesis_address).or_default();
+        genesis.balance += self.tokenomics.genesis_allocation;
+        accounts
+    }
+
+    /// Everything issued at genesis; counts against `max_supply`.
+    pub fn genesis_supply(&self) -> U256 {
+        self.genesis_accounts()
+            .values()
+            .map(|a| a.balance)
+            .fold(U256::ZERO, |sum, b| sum + b)
+    }
+
+    /// Checks that the spec can start a chain whose issuance respects the cap.
+    pub fn validate(&self) -> Result<(), ChainSpecError> {
+        if self.chain_id == 0 {
+            return Err(ChainSpecError::ZeroChainId);
+        }
+        if self.authorities.is_empty() {
+            return Err(ChainSpecError::NoAuthorities);
+        }
+        if self.genesis.gas_limit < 21_000 {
+            return Err(ChainSpecError::GasLimitTooLow(self.genesis.gas_limit));
+        }
+        self.tokenomics.validate(self.genesis_supply())?;
+        Ok(())
+    }
+
+    pub fn is_authority(&self, address: &Address) -> bool {
+        self.authorities.contains(address)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALIDATOR: Address = address!("0x83374239A87BcbA593E0775b3EDA5a1ce8bDAA0C");
+
+    #[test]
+    fn local_spec_credits_genesis_allocation_and_dev_accounts() {
+        let dev = [Address::repeat_byte(1), Address::repeat_byte(2)];
+        let spec = ChainSpec::local(AICOIN_CHAIN_ID, VALIDATOR, &dev);
+        spec.validate().unwrap();
+        let accounts = spec.genesis_accounts();
+        assert_eq!(
+            accounts[&VALIDATOR].balance,
+            AIC * U256::from(10_500_000u64)
+        );
+        assert_eq!(accounts[&dev[0]].balance, AIC * U256::from(10_000u64));
+        assert_eq!(spec.genesis_supply(), AIC * U256::from(10_520_000u64));
+    }
+
+    #[test]
+    fn spec_round_trips_through_toml() {
+        let spec = ChainSpec::local(AICOIN_CHAIN_ID, VALIDATOR, &[Address::repeat_byte(7)]);
+        let text = toml::to_string(&spec).unwrap();
+        let back: ChainSpec = toml::from_str(&text).unwrap();
+        assert_eq!(spec, back);
+    }
+
+    #[test]
+    fn invalid_specs_are_refused() {
+        let mut spec = ChainSpec::local(AICOIN_CHAIN_ID, VALIDATOR, &[]);
+        spec.authorities.clear();
+        assert_eq!(spec.validate(), Err(ChainSpecError::NoAuthorities));
+        let mut spec = ChainSpec::local(0, VALIDATOR, &[]);
+        assert_eq!(spec.validate(), Err(ChainSpecError::ZeroChainId));
+        spec.chain_id = 1;
+        spec.genesis.alloc.insert(
+            Address::repeat_byte(9),
+            GenesisAccount {
+                balance: AIC * U256::from(20_000_000u64),
+                ..Default::default()
+            },
+        );
+        assert!(matches!(
+            spec.validate(),
+            Err(ChainSpecError::Tokenomics(_))
+        ));
+    }
+}

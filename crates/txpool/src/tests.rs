@@ -1,0 +1,246 @@
+use alloy_consensus::{SignableTransaction, TxLegacy};
+use alloy_primitives::{Bytes, TxKind};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+
+use super::*;
+
+fn signer(n: u8) -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&B256::repeat_byte(n)).unwrap()
+}
+
+fn tx_with(
+    signer: &PrivateKeySigner,
+    nonce: u64,
+    value: u64,
+    input: usize,
+) -> Recovered<TxEnvelope> {
+    let tx = TxLegacy {
+        chain_id: Some(2108),
+        nonce,
+        gas_price: 0,
+        gas_limit: 1_000_000,
+        to: TxKind::Call(Address::repeat_byte(0xee)),
+        value: U256::from(value),
+        input: Bytes::from(vec![0u8; input]),
+    };
+    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+    Recovered::new_unchecked(TxEnvelope::Legacy(tx.into_signed(sig)), signer.address())
+}
+
+fn tx(signer: &PrivateKeySigner, nonce: u64) -> Recovered<TxEnvelope> {
+    tx_with(signer, nonce, 1, 0)
+}
+
+fn rich(nonce: u64) -> SenderState {
+    SenderState {
+        nonce,
+        balance: U256::from(1_000_000u64),
+    }
+}
+
+fn order(pool: &TxPool) -> Vec<(Address, u64)> {
+    pool.best().map(|t| (t.sender(), t.nonce())).collect()
+}
+
+#[test]
+fn gap_makes_queued_and_filling_it_promotes() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    assert!(!pool.add(tx(&a, 0), rich(0)).unwrap().queued);
+    assert!(pool.add(tx(&a, 2), rich(0)).unwrap().queued);
+    assert_eq!(
+        pool.status(),
+        PoolStatus {
+            pending: 1,
+            queued: 1,
+            bytes: pool.status().bytes
+        }
+    );
+    assert_eq!(pool.pending_nonce(&a.address()), Some(1));
+
+    assert!(!pool.add(tx(&a, 1), rich(0)).unwrap().queued);
+    assert_eq!((pool.status().pending, pool.status().queued), (3, 0));
+    assert_eq!(pool.pending_nonce(&a.address()), Some(3));
+    assert_eq!(
+        order(&pool),
+        vec![(a.address(), 0), (a.address(), 1), (a.address(), 2)]
+    );
+}
+
+#[test]
+fn same_nonce_replaces() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    let first = pool.add(tx_with(&a, 0, 1, 0), rich(0)).unwrap();
+    let second = pool.add(tx_with(&a, 0, 2, 0), rich(0)).unwrap();
+    assert_eq!(second.replaced, Some(first.hash));
+    assert!(pool.get(&first.hash).is_none());
+    assert_eq!(pool.best().next().unwrap().hash, second.hash);
+    assert_eq!(pool.status().pending, 1);
+    assert_eq!(
+        pool.add(tx_with(&a, 0, 2, 0), rich(0)),
+        Err(PoolError::AlreadyKnown)
+    );
+}
+
+#[test]
+fn nonce_and_balance_are_checked() {
+    let pool = TxPool::new(PoolConfig {
+        max_nonce_gap: 4,
+        ..Default::default()
+    });
+    let a = signer(1);
+    assert_eq!(
+        pool.add(tx(&a, 2), rich(3)),
+        Err(PoolError::NonceTooLow { nonce: 2, state: 3 })
+    );
+    assert_eq!(
+        pool.add(tx(&a, 8), rich(3)),
+        Err(PoolError::NonceTooHigh {
+            nonce: 8,
+            state: 3,
+            max_gap: 4
+        })
+    );
+    assert!(pool.add(tx(&a, 7), rich(3)).is_ok());
+    let poor = SenderState {
+        nonce: 0,
+        balance: U256::ZERO,
+    };
+    assert_eq!(
+        pool.add(tx_with(&signer(2), 0, 5, 0), poor),
+        Err(PoolError::InsufficientFunds {
+            balance: U256::ZERO,
+            cost: U256::from(5u64)
+        })
+    );
+    // Zero-value transactions from empty accounts are free to send and accepted.
+    assert!(pool.add(tx_with(&signer(2), 0, 0, 0), poor).is_ok());
+}
+
+#[test]
+fn caps_refuse_instead_of_growing() {
+    let pool = TxPool::new(PoolConfig {
+        max_per_sender: 2,
+        max_txs: 4,
+        max_queued: 1,
+        ..Default::default()
+    });
+    let (a, b, c) = (signer(1), signer(2), signer(3));
+    pool.add(tx(&a, 0), rich(0)).unwrap();
+    pool.add(tx(&a, 1), rich(0)).unwrap();
+    assert!(matches!(
+        pool.add(tx(&a, 2), rich(0)),
+        Err(PoolError::SenderLimit { limit: 2, .. })
+    ));
+    // Replacing within the cap is still allowed.
+    assert!(pool.add(tx_with(&a, 1, 9, 0), rich(0)).is_ok());
+    pool.add(tx(&b, 5), rich(0)).unwrap();
+    assert_eq!(
+        pool.add(tx(&c, 3), rich(0)),
+        Err(PoolError::PoolFull("queued transaction limit reached"))
+    );
+    pool.add(tx(&c, 0), rich(0)).unwrap();
+    assert_eq!(
+        pool.add(tx(&c, 1), rich(0)),
+        Err(PoolError::PoolFull("transaction count limit reached"))
+    );
+
+    let small = TxPool::new(PoolConfig {
+        max_bytes: 300,
+        ..Default::default()
+    });
+    small.add(tx_with(&a, 0, 1, 100), rich(0)).unwrap();
+    assert_eq!(
+        small.add(tx_with(&b, 0, 1, 100), rich(0)),
+        Err(PoolError::PoolFull("size limit reached"))
+    );
+}
+
+#[test]
+fn best_follows_arrival_across_senders_and_nonce_within() {
+    let pool = TxPool::new(PoolConfig::default());
+    let (a, b) = (signer(1), signer(2));
+    pool.add(tx(&b, 0), rich(0)).unwrap();
+    pool.add(tx(&a, 1), rich(0)).unwrap(); // queued until nonce 0 arrives
+    pool.add(tx(&a, 0), rich(0)).unwrap();
+    pool.add(tx(&b, 1), rich(0)).unwrap();
+    assert_eq!(
+        order(&pool),
+        vec![
+            (b.address(), 0),
+            (a.address(), 0),
+            (a.address(), 1),
+            (b.address(), 1)
+        ]
+    );
+
+    let mut best = pool.best();
+    let first = best.next().unwrap();
+    best.skip_sender(first.sender());
+    assert_eq!(
+        best.map(|t| t.sender()).collect::<Vec<_>>(),
+        vec![a.address(), a.address()]
+    );
+}
+
+#[test]
+fn new_block_drops_included_and_promotes() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    for n in [0, 1, 3] {
+        pool.add(tx(&a, n), rich(0)).unwrap();
+    }
+    assert_eq!((pool.status().pending, pool.status().queued), (2, 1));
+    // Block included nonces 0..=2 (2 came from elsewhere): 3 becomes pending.
+    pool.on_new_block([(a.address(), 3)]);
+    assert_eq!((pool.status().pending, pool.status().queued), (1, 0));
+    assert_eq!(order(&pool), vec![(a.address(), 3)]);
+    pool.on_new_block([(a.address(), 4)]);
+    assert_eq!(pool.status(), PoolStatus::default());
+    assert_eq!(pool.pending_nonce(&a.address()), None);
+}
+
+#[test]
+fn removing_a_failed_tx_queues_the_later_ones() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    let hashes: Vec<_> = (0..3)
+        .map(|n| pool.add(tx(&a, n), rich(0)).unwrap().hash)
+        .collect();
+    pool.remove(&hashes[..1]);
+    assert_eq!((pool.status().pending, pool.status().queued), (0, 2));
+    assert!(pool.best().next().is_none());
+}
+
+#[test]
+fn expired_queued_transactions_are_evicted() {
+    let pool = TxPool::new(PoolConfig {
+        queued_lifetime: Duration::ZERO,
+        ..Default::default()
+    });
+    let a = signer(1);
+    pool.add(tx(&a, 0), rich(0)).unwrap();
+    pool.add(tx(&a, 5), rich(0)).unwrap();
+    pool.on_new_block([]);
+    // Pending transactions never expire; the queued one did.
+    assert_eq!((pool.status().pending, pool.status().queued), (1, 0));
+}
+
+#[test]
+fn content_splits_pending_and_queued() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    pool.add(tx(&a, 0), rich(0)).unwrap();
+    pool.add(tx(&a, 2), rich(0)).unwrap();
+    let content = pool.content();
+    assert_eq!(
+        content.pending[&a.address()].keys().collect::<Vec<_>>(),
+        vec![&0]
+    );
+    assert_eq!(
+        content.queued[&a.address()].keys().collect::<Vec<_>>(),
+        vec![&2]
+    );
+}
