@@ -1,1 +1,196 @@
+//! Durable chain storage on redb: blocks, receipts, the transaction index, current state with its
+//! Merkle-Patricia branch nodes, and per-block change history for reads at older blocks.
+//!
+//! A block and the state it produces are written in one transaction ([`BlockWriter`]), so after a
+//! crash the store holds exactly the blocks whose commit returned. A data dir is bound to the
+//! genesis of the chain spec it was created with and refuses any other.
 
+mod changes;
+mod codec;
+mod genesis;
+mod reader;
+mod tables;
+mod trie_source;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use aicoin_primitives::{ChainSpec, ChainSpecError};
+use alloy_primitives::B256;
+use alloy_trie::TrieAccount;
+use redb::{Database, ReadableDatabase, ReadableTable};
+
+pub use changes::{AccountChange, AccountInfo, StateChanges};
+pub use genesis::genesis_block;
+pub use reader::{Reader, StateView};
+pub use writer::BlockWriter;
+
+use tables::{HEADERS, META};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] redb::Error),
+    #[error("the data dir is corrupt: {0}")]
+    Corrupt(String),
+    #[error(
+        "{path} holds chain {stored_chain_id} with genesis {stored}, but this node is configured \
+         for chain {chain_id} with genesis {expected}; use another --data-dir, or start with the \
+         settings the data dir was created with"
+    )]
+    GenesisMismatch {
+        path: PathBuf,
+        stored_chain_id: String,
+        stored: B256,
+        chain_id: u64,
+        expected: B256,
+    },
+    #[error("expected block {expected} next, got block {got}")]
+    NotNextBlock { expected: u64, got: u64 },
+    #[error("invalid chain spec: {0}")]
+    Spec(#[from] ChainSpecError),
+    #[error("cannot create data dir {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("trie: {0}")]
+    Trie(String),
+}
+
+macro_rules! from_redb {
+    ($($e:ty),*) => {$(
+        impl From<$e> for StoreError {
+            fn from(e: $e) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
+
+pub(crate) fn decode_account(bytes: &[u8]) -> Result<TrieAccount, StoreError> {
+    alloy_rlp::Decodable::decode(&mut &bytes[..])
+        .map_err(|e| StoreError::Corrupt(format!("account: {e}")))
+}
+
+const META_GENESIS_HASH: &str = "genesis_hash";
+const META_CHAIN_SPEC: &str = "chain_spec";
+
+/// The chain database. Cheap to clone; readers run concurrently with the one writer.
+#[derive(Clone)]
+pub struct Store {
+    db: std::sync::Arc<Database>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the chain database in `dir`, creating it with `spec`'s genesis when new, and
+    /// refusing it when it was created for another genesis.
+    pub fn open(dir: &Path, spec: &ChainSpec) -> Result<Self, StoreError> {
+        spec.validate()?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let path = dir.join("chain.redb");
+        let db = Database::create(&path)?;
+        let store = Self {
+            db: std::sync::Arc::new(db),
+        };
+        let (genesis, state) = genesis_block(spec);
+        let genesis_hash = genesis.hash_slow();
+
+        let txn = store.db.begin_write()?;
+        let stored = {
+            let meta = txn.open_table(META)?;
+            let stored_hash = meta
+                .get(META_GENESIS_HASH)?
+                .map(|v| B256::from_slice(v.value()));
+            let stored_spec = meta.get(META_CHAIN_SPEC)?.map(|v| v.value().to_vec());
+            stored_hash.map(|h| (h, stored_spec))
+        };
+        match stored {
+            Some((stored, _)) if stored == genesis_hash => txn.abort()?,
+            Some((stored, spec_json)) => {
+                let stored_chain_id = spec_json
+                    .and_then(|j| serde_json::from_slice::<ChainSpec>(&j).ok())
+                    .map_or_else(|| "?".to_string(), |s| s.chain_id.to_string());
+                return Err(StoreError::GenesisMismatch {
+                    path: dir.to_path_buf(),
+                    stored_chain_id,
+                    stored,
+                    chain_id: spec.chain_id,
+                    expected: genesis_hash,
+                });
+            }
+            None => {
+                let mut writer = BlockWriter { txn, number: 0 };
+                let root = writer.apply_state(&state)?;
+                if root != genesis.state_root {
+                    return Err(StoreError::Trie(format!(
+                        "genesis state root {root} differs from the computed {}",
+                        genesis.state_root
+                    )));
+                }
+                writer.insert_block(
+                    &genesis,
+                    genesis_hash,
+                    &[],
+                    &[],
+                    &[],
+                    spec.genesis_supply(),
+                )?;
+                {
+                    let mut meta = writer.txn.open_table(META)?;
+                    meta.insert(META_GENESIS_HASH, genesis_hash.as_slice())?;
+                    let json = serde_json::to_vec(spec)
+                        .map_err(|e| StoreError::Corrupt(format!("chain spec: {e}")))?;
+                    meta.insert(META_CHAIN_SPEC, json.as_slice())?;
+                }
+                writer.commit()?;
+                tracing::info!(%genesis_hash, chain_id = spec.chain_id, "created chain database");
+            }
+        }
+        Ok(store)
+    }
+
+    /// A consistent read snapshot.
+    pub fn reader(&self) -> Result<Reader, StoreError> {
+        Ok(Reader {
+            txn: self.db.begin_read()?,
+        })
+    }
+
+    /// Starts writing block `number`, which must follow the current head.
+    pub fn begin_block(&self, number: u64) -> Result<BlockWriter, StoreError> {
+        let txn = self.db.begin_write()?;
+        let head = {
+            let headers = txn.open_table(HEADERS)?;
+            let last = headers.last()?;
+            last.map(|(k, _)| k.value())
+        };
+        let expected = head.map_or(0, |h| h + 1);
+        if number != expected {
+            return Err(StoreError::NotNextBlock {
+                expected,
+                got: number,
+            });
+        }
+        Ok(BlockWriter { txn, number })
+    }
+}
+
+#[cfg(test)]
+mod tests;

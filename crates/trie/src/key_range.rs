@@ -17,7 +17,7 @@ impl KeyRange {
         let mut end = B256::repeat_byte(0xff);
         for i in 0..prefix.len() {
             let nibble = prefix.get_unchecked(i);
-            let (byte, shift) = (i / 2, if i % 2 == 0 { 4 } else { 0 });
+            let (byte, shift) = (i / 2, if i.is_multiple_of(2) { 4 } else { 0 });
             start[byte] |= nibble << shift;
             end[byte] = (end[byte] & !(0xf << shift)) | (nibble << shift);
         }

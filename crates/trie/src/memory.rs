@@ -84,7 +84,7 @@ mod tests {
     /// Keys from a small space so histories revisit (update and delete) existing keys, with some
     /// sharing long prefixes so extension nodes appear.
     fn key(i: u16) -> B256 {
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             let mut k = B256::repeat_byte(0xab);
             k[31] = (i >> 8) as u8;
             k[30] = i as u8;

@@ -1,0 +1,164 @@
+//! Reading a consistent snapshot: blocks, receipts, transaction locations, and state at the head
+//! or at any earlier block. A [`Reader`] sees the chain as of when it was opened, whatever is
+//! committed meanwhile.
+
+use aicoin_primitives::TxReceipt;
+use alloy_consensus::{Header, TxEnvelope};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_trie::TrieAccount;
+use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
+
+use crate::{StoreError, decode_account, tables::*, writer::META_ISSUED};
+
+/// A read snapshot of the store.
+pub struct Reader {
+    pub(crate) txn: ReadTransaction,
+}
+
+fn decode_rlp<T: alloy_rlp::Decodable>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    T::decode(&mut &bytes[..]).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+impl Reader {
+    /// Number of the newest block (0 when only genesis exists).
+    pub fn head_number(&self) -> Result<u64, StoreError> {
+        let table = self.txn.open_table(HEADERS)?;
+        let last = table.last()?;
+        last.map(|(k, _)| k.value())
+            .ok_or_else(|| StoreError::Corrupt("no genesis block".into()))
+    }
+
+    pub fn header(&self, number: u64) -> Result<Option<Header>, StoreError> {
+        let table = self.txn.open_table(HEADERS)?;
+        let value = table.get(number)?;
+        value.map(|v| decode_rlp(v.value(), "header")).transpose()
+    }
+
+    pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StoreError> {
+        let table = self.txn.open_table(BLOCK_HASHES)?;
+        let value = table.get(number)?;
+        Ok(value.map(|v| B256::from(v.value())))
+    }
+
+    pub fn block_number(&self, hash: &B256) -> Result<Option<u64>, StoreError> {
+        let table = self.txn.open_table(BLOCK_NUMBERS)?;
+        let value = table.get(hash.0)?;
+        Ok(value.map(|v| v.value()))
+    }
+
+    pub fn transactions(&self, number: u64) -> Result<Vec<TxEnvelope>, StoreError> {
+        let table = self.txn.open_table(BODIES)?;
+        let value = table.get(number)?;
+        value.map_or(Ok(Vec::new()), |v| decode_rlp(v.value(), "block body"))
+    }
+
+    pub fn senders(&self, number: u64) -> Result<Vec<Address>, StoreError> {
+        let table = self.txn.open_table(SENDERS)?;
+        let value = table.get(number)?;
+        Ok(value.map_or_else(Vec::new, |v| {
+            v.value()
+                .chunks_exact(20)
+                .map(Address::from_slice)
+                .collect()
+        }))
+    }
+
+    pub fn receipts(&self, number: u64) -> Result<Vec<TxReceipt>, StoreError> {
+        let table = self.txn.open_table(RECEIPTS)?;
+        let value = table.get(number)?;
+        value.map_or(Ok(Vec::new()), |v| decode_rlp(v.value(), "receipts"))
+    }
+
+    /// The block number and index of a mined transaction.
+    pub fn transaction_location(&self, hash: &B256) -> Result<Option<(u64, u32)>, StoreError> {
+        let table = self.txn.open_table(TX_LOCATIONS)?;
+        let value = table.get(hash.0)?;
+        Ok(value.map(|v| v.value()))
+    }
+
+    /// Genesis allocations plus every block reward so far.
+    pub fn issued(&self) -> Result<U256, StoreError> {
+        let table = self.txn.open_table(META)?;
+        let value = table.get(META_ISSUED)?;
+        let bytes = value.ok_or_else(|| StoreError::Corrupt("issuance total missing".into()))?;
+        let bytes: [u8; 32] = bytes
+            .value()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("issuance total malformed".into()))?;
+        Ok(U256::from_be_bytes(bytes))
+    }
+
+    /// The state after block `at` (the head's state when `at` is the head or later).
+    pub fn state_at(&self, at: u64) -> Result<StateView, StoreError> {
+        let historical = at < self.head_number()?;
+        Ok(StateView {
+            accounts: self.txn.open_table(ACCOUNTS)?,
+            storage: self.txn.open_table(STORAGE)?,
+            code: self.txn.open_table(CODE)?,
+            history: match historical {
+                true => Some(History {
+                    block: at,
+                    accounts: self.txn.open_table(ACCOUNT_HISTORY)?,
+                    storage: self.txn.open_table(STORAGE_HISTORY)?,
+                }),
+                false => None,
+            },
+        })
+    }
+}
+
+struct History {
+    block: u64,
+    accounts: ReadOnlyTable<(Hashed, u64), &'static [u8]>,
+    storage: ReadOnlyTable<(Hashed, Hashed, u64), [u8; 32]>,
+}
+
+/// Account, storage and code reads against one block's state. Owns its tables, so it can be
+/// moved into an EVM database or across threads.
+pub struct StateView {
+    accounts: ReadOnlyTable<Hashed, &'static [u8]>,
+    storage: ReadOnlyTable<(Hashed, Hashed), [u8; 32]>,
+    code: ReadOnlyTable<[u8; 32], &'static [u8]>,
+    history: Option<History>,
+}
+
+impl StateView {
+    pub fn account(&self, address: &Address) -> Result<Option<TrieAccount>, StoreError> {
+        let h = keccak256(address).0;
+        if let Some(history) = &self.history {
+            let mut later = history
+                .accounts
+                .range((h, history.block + 1)..=(h, u64::MAX))?;
+            if let Some(entry) = later.next() {
+                let (_, before) = entry?;
+                let before = before.value();
+                return match before.is_empty() {
+                    true => Ok(None),
+                    false => decode_account(before).map(Some),
+                };
+            }
+        }
+        let value = self.accounts.get(h)?;
+        value.map(|v| decode_account(v.value())).transpose()
+    }
+
+    pub fn storage(&self, address: &Address, slot: &U256) -> Result<U256, StoreError> {
+        let h = keccak256(address).0;
+        let hs = keccak256(slot.to_be_bytes::<32>()).0;
+        if let Some(history) = &self.history {
+            let mut later = history
+                .storage
+                .range((h, hs, history.block + 1)..=(h, hs, u64::MAX))?;
+            if let Some(entry) = later.next() {
+                return Ok(U256::from_be_bytes(entry?.1.value()));
+            }
+        }
+        let value = self.storage.get((h, hs))?;
+        Ok(value.map_or(U256::ZERO, |v| U256::from_be_bytes(v.value())))
+    }
+
+    pub fn code(&self, hash: &B256) -> Result<Option<Bytes>, StoreError> {
+        let value = self.code.get(hash.0)?;
+        Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
+    }
+}

@@ -1,0 +1,323 @@
+use std::collections::BTreeMap;
+
+use aicoin_primitives::ChainSpec;
+use alloy_primitives::{Address, B256, U256};
+use alloy_trie::{KECCAK_EMPTY, TrieAccount, root};
+use proptest::prelude::*;
+
+use super::*;
+
+fn spec() -> ChainSpec {
+    ChainSpec::local(
+        2108,
+        Address::repeat_byte(0xaa),
+        &[Address::repeat_byte(0xbb)],
+    )
+}
+
+type Model = BTreeMap<Address, (AccountInfo, BTreeMap<U256, U256>)>;
+
+fn model_root(model: &Model) -> B256 {
+    root::state_root_unhashed(model.iter().map(|(a, (info, storage))| {
+        let storage_root = root::storage_root_unhashed(
+            storage
+                .iter()
+                .filter(|(_, v)| !v.is_zero())
+                .map(|(k, v)| (B256::from(k.to_be_bytes()), *v)),
+        );
+        (
+            *a,
+            TrieAccount::new(info.nonce, info.balance, storage_root, info.code_hash),
+        )
+    }))
+}
+
+fn genesis_model(spec: &ChainSpec) -> Model {
+    spec.genesis_accounts()
+        .into_iter()
+        .map(|(a, acc)| {
+            let info = AccountInfo {
+                nonce: acc.nonce,
+                balance: acc.balance,
+                code_hash: KECCAK_EMPTY,
+            };
+            (a, (info, BTreeMap::new()))
+        })
+        .collect()
+}
+
+/// Commits an empty-bodied block carrying `changes`; returns its state root.
+fn commit(store: &Store, number: u64, changes: &StateChanges) -> B256 {
+    let mut w = store.begin_block(number).unwrap();
+    let root = w.apply_state(changes).unwrap();
+    let header = alloy_consensus::Header {
+        number,
+        state_root: root,
+        ..Default::default()
+    };
+    w.insert_block(&header, header.hash_slow(), &[], &[], &[], U256::ZERO)
+        .unwrap();
+    w.commit().unwrap();
+    root
+}
+
+fn transfer(to: Address, balance: u64) -> AccountChange {
+    AccountChange {
+        address: to,
+        info: Some(AccountInfo {
+            nonce: 0,
+            balance: U256::from(balance),
+            code_hash: KECCAK_EMPTY,
+        }),
+        wipe_storage: false,
+        storage: vec![],
+    }
+}
+
+#[test]
+fn genesis_is_created_once_and_bound_to_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec();
+    let store = Store::open(dir.path(), &s).unwrap();
+    let reader = store.reader().unwrap();
+    assert_eq!(reader.head_number().unwrap(), 0);
+    let genesis = reader.header(0).unwrap().unwrap();
+    assert_eq!(genesis.state_root, model_root(&genesis_model(&s)));
+    assert_eq!(reader.issued().unwrap(), s.genesis_supply());
+    drop((reader, store));
+
+    assert!(Store::open(dir.path(), &s).is_ok());
+    let mut other = s.clone();
+    other.chain_id = 5;
+    let err = Store::open(dir.path(), &other).unwrap_err();
+    assert!(
+        matches!(err, StoreError::GenesisMismatch { chain_id: 5, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("holds chain 2108"), "{err}");
+}
+
+#[test]
+fn uncommitted_block_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &spec()).unwrap();
+    let mut w = store.begin_block(1).unwrap();
+    w.apply_state(&StateChanges {
+        accounts: vec![transfer(Address::repeat_byte(1), 5)],
+        code: vec![],
+    })
+    .unwrap();
+    drop(w);
+    let reader = store.reader().unwrap();
+    assert_eq!(reader.head_number().unwrap(), 0);
+    assert!(
+        reader
+            .state_at(0)
+            .unwrap()
+            .account(&Address::repeat_byte(1))
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        store.begin_block(2),
+        Err(StoreError::NotNextBlock {
+            expected: 1,
+            got: 2
+        })
+    ));
+}
+
+#[test]
+fn reads_at_older_blocks_see_older_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &spec()).unwrap();
+    let a = Address::repeat_byte(1);
+    let slot = U256::from(7u64);
+    for n in 1..=5u64 {
+        let mut change = transfer(a, n * 10);
+        // The slot is written at blocks 2 and 4 only, and deleted at 5.
+        match n {
+            2 | 4 => change.storage.push((slot, U256::from(n))),
+            5 => change.storage.push((slot, U256::ZERO)),
+            _ => {}
+        }
+        commit(
+            &store,
+            n,
+            &StateChanges {
+                accounts: vec![change],
+                code: vec![],
+            },
+        );
+    }
+    let reader = store.reader().unwrap();
+    for n in 0..=5u64 {
+        let state = reader.state_at(n).unwrap();
+        let balance = state.account(&a).unwrap().map(|acc| acc.balance);
+        assert_eq!(
+            balance,
+            (n > 0).then(|| U256::from(n * 10)),
+            "balance at {n}"
+        );
+        let expected_slot = match n {
+            0 | 1 | 5 => 0u64,
+            2 | 3 => 2,
+            _ => 4,
+        };
+        assert_eq!(
+            state.storage(&a, &slot).unwrap(),
+            U256::from(expected_slot),
+            "slot at {n}"
+        );
+    }
+}
+
+#[test]
+fn destroyed_account_loses_storage_but_history_keeps_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = spec();
+    let store = Store::open(dir.path(), &s).unwrap();
+    let mut model = genesis_model(&s);
+    let a = Address::repeat_byte(9);
+    let mut change = transfer(a, 1);
+    change.storage = (1..=20u64)
+        .map(|i| (U256::from(i), U256::from(i * 3)))
+        .collect();
+    let root1 = commit(
+        &store,
+        1,
+        &StateChanges {
+            accounts: vec![change.clone()],
+            code: vec![],
+        },
+    );
+    model.insert(
+        a,
+        (
+            change.info.unwrap(),
+            change.storage.iter().copied().collect(),
+        ),
+    );
+    assert_eq!(root1, model_root(&model));
+
+    let gone = AccountChange {
+        address: a,
+        info: None,
+        wipe_storage: true,
+        storage: vec![],
+    };
+    let root2 = commit(
+        &store,
+        2,
+        &StateChanges {
+            accounts: vec![gone],
+            code: vec![],
+        },
+    );
+    model.remove(&a);
+    assert_eq!(root2, model_root(&model));
+
+    // Re-created in a later block with one slot: the old storage must not reappear.
+    let mut again = transfer(a, 2);
+    again.wipe_storage = true;
+    again.storage = vec![(U256::from(1u64), U256::from(99u64))];
+    let root3 = commit(
+        &store,
+        3,
+        &StateChanges {
+            accounts: vec![again.clone()],
+            code: vec![],
+        },
+    );
+    model.insert(
+        a,
+        (again.info.unwrap(), again.storage.iter().copied().collect()),
+    );
+    assert_eq!(root3, model_root(&model));
+
+    let reader = store.reader().unwrap();
+    assert_eq!(
+        reader
+            .state_at(1)
+            .unwrap()
+            .storage(&a, &U256::from(5u64))
+            .unwrap(),
+        U256::from(15u64)
+    );
+    assert_eq!(
+        reader
+            .state_at(3)
+            .unwrap()
+            .storage(&a, &U256::from(5u64))
+            .unwrap(),
+        U256::ZERO
+    );
+    assert!(reader.state_at(2).unwrap().account(&a).unwrap().is_none());
+}
+
+#[derive(Debug, Clone)]
+struct Op {
+    account: u8,
+    balance: Option<u64>,
+    slots: Vec<(u8, u64)>,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    (
+        0u8..24,
+        prop::option::weighted(0.85, 0u64..1_000),
+        prop::collection::vec((0u8..16, 0u64..4), 0..4),
+    )
+        .prop_map(|(account, balance, slots)| Op {
+            account,
+            balance,
+            slots,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+    /// Over random histories of creations, updates, storage writes and deletions, the
+    /// incrementally maintained state root equals a from-scratch computation after every block.
+    #[test]
+    fn state_root_matches_from_scratch(blocks in prop::collection::vec(prop::collection::vec(op(), 0..12), 1..8)) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec();
+        let store = Store::open(dir.path(), &s).unwrap();
+        let mut model = genesis_model(&s);
+        for (i, ops) in blocks.into_iter().enumerate() {
+            let mut changes: BTreeMap<Address, AccountChange> = BTreeMap::new();
+            for op in ops {
+                let address = Address::with_last_byte(op.account);
+                let change = changes.entry(address).or_insert_with(|| AccountChange {
+                    address, info: None, wipe_storage: false, storage: vec![],
+                });
+                match op.balance {
+                    None => {
+                        *change = AccountChange { address, info: None, wipe_storage: true, storage: vec![] };
+                    }
+                    Some(b) => {
+                        let info = AccountInfo { nonce: 1, balance: U256::from(b), code_hash: KECCAK_EMPTY };
+                        change.info = Some(info);
+                        change.storage.retain(|(k, _)| !op.slots.iter().any(|(s, _)| U256::from(*s) == *k));
+                        change.storage.extend(op.slots.iter().map(|(s, v)| (U256::from(*s), U256::from(*v))));
+                    }
+                }
+            }
+            for change in changes.values() {
+                match change.info {
+                    None => { model.remove(&change.address); }
+                    Some(info) => {
+                        let entry = model.entry(change.address).or_insert_with(|| (info, BTreeMap::new()));
+                        if change.wipe_storage { entry.1.clear(); }
+                        entry.0 = info;
+                        for (k, v) in &change.storage { entry.1.insert(*k, *v); }
+                    }
+                }
+            }
+            let changes = StateChanges { accounts: changes.into_values().collect(), code: vec![] };
+            let root = commit(&store, i as u64 + 1, &changes);
+            prop_assert_eq!(root, model_root(&model));
+        }
+    }
+}
