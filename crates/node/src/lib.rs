@@ -1,1 +1,214 @@
+//! An AICoin node: storage, pool, block production and JSON-RPC wired together.
+//! [`spawn`] starts one in-process (as anvil's `spawn(NodeConfig)`), so tests and tools can run
+//! nodes without a shell; the `aicoin` binary is a thin command line over it.
 
+pub mod chain;
+mod config;
+mod key;
+mod producer;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+
+use aicoin_primitives::{ChainSpec, dev::dev_signers};
+use aicoin_rpc::ServerHandle;
+use aicoin_rpc::{RpcServerConfig, RpcState};
+use aicoin_storage::{Store, StoreError};
+use aicoin_txpool::TxPool;
+use alloy_primitives::{Address, B256};
+use alloy_signer_local::PrivateKeySigner;
+use tokio::{sync::watch, task::JoinHandle};
+
+pub use chain::{Chain, ChainError, NewBlock, Sealer};
+pub use config::{
+    DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role, default_data_dir,
+    parse_peers,
+};
+pub use key::{KeyError, VALIDATOR_KEY_FILE};
+pub use producer::unix_now;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "this node's validator {validator} is not an authority of the chain spec ({authorities:?}), so it cannot seal blocks"
+    )]
+    NotAuthority {
+        validator: Address,
+        authorities: Vec<Address>,
+    },
+    #[error("cannot derive the dev accounts: {0}")]
+    DevAccounts(String),
+    #[error("cannot serve JSON-RPC on {addr}: {source}")]
+    Rpc {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "--role {0} needs validator replication, which this version does not have yet; run a \
+         single node with --role leader (the default)"
+    )]
+    RoleUnsupported(&'static str),
+}
+
+/// A running node. Dropping it leaves the node running until the runtime ends; call
+/// [`NodeHandle::stop`] for an orderly shutdown.
+#[derive(Debug)]
+pub struct NodeHandle {
+    rpc_addr: SocketAddr,
+    validator: Address,
+    beneficiary: Address,
+    key_created: bool,
+    data_dir: PathBuf,
+    spec: Arc<ChainSpec>,
+    genesis_hash: B256,
+    dev_accounts: Vec<PrivateKeySigner>,
+    chain: Arc<Chain>,
+    pool: Arc<TxPool>,
+    server: ServerHandle,
+    shutdown: watch::Sender<bool>,
+    producer: JoinHandle<()>,
+}
+
+impl NodeHandle {
+    pub fn rpc_addr(&self) -> SocketAddr {
+        self.rpc_addr
+    }
+
+    pub fn rpc_url(&self) -> String {
+        format!("http://{}", self.rpc_addr)
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}", self.rpc_addr)
+    }
+
+    /// The address whose key seals this node's blocks.
+    pub fn validator(&self) -> Address {
+        self.validator
+    }
+
+    /// Where the miner share of block rewards goes.
+    pub fn beneficiary(&self) -> Address {
+        self.beneficiary
+    }
+
+    /// Whether this start created the validator key (a new data dir).
+    pub fn key_created(&self) -> bool {
+        self.key_created
+    }
+
+    pub fn data_dir(&self) -> &PathBuf {
+        &self.data_dir
+    }
+
+    pub fn spec(&self) -> &Arc<ChainSpec> {
+        &self.spec
+    }
+
+    pub fn genesis_hash(&self) -> B256 {
+        self.genesis_hash
+    }
+
+    /// The prefunded `--dev` accounts (empty without `--dev`).
+    pub fn dev_accounts(&self) -> &[PrivateKeySigner] {
+        &self.dev_accounts
+    }
+
+    pub fn chain(&self) -> &Arc<Chain> {
+        &self.chain
+    }
+
+    pub fn pool(&self) -> &Arc<TxPool> {
+        &self.pool
+    }
+
+    /// Stops producing, finishes the block in progress, and closes the RPC server.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.producer.await;
+        let _ = self.server.stop();
+        self.server.stopped().await;
+    }
+}
+
+/// Starts a node: opens (or creates) its data dir, starts JSON-RPC and block production.
+pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
+    config.validate().map_err(NodeError::Config)?;
+    if matches!(config.role, Role::Follower | Role::Full) {
+        return Err(NodeError::RoleUnsupported(config.role.as_str()));
+    }
+    let (key, key_created) = key::load_or_create(&config.data_dir)?;
+    let dev_accounts = match config.dev {
+        true => dev_signers().map_err(|e| NodeError::DevAccounts(e.to_string()))?,
+        false => Vec::new(),
+    };
+    let dev_addresses: Vec<Address> = dev_accounts.iter().map(|s| s.address()).collect();
+    let spec = Arc::new(match &config.chain_spec {
+        Some(spec) => spec.clone(),
+        None => ChainSpec::local(config.chain_id, key.address(), &dev_addresses),
+    });
+    if !spec.is_authority(&key.address()) {
+        return Err(NodeError::NotAuthority {
+            validator: key.address(),
+            authorities: spec.authorities.clone(),
+        });
+    }
+    let store = {
+        let (dir, spec) = (config.data_dir.clone(), spec.clone());
+        tokio::task::spawn_blocking(move || Store::open(&dir, &spec))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("opening the store panicked: {e}")))??
+    };
+    let genesis_hash = store.reader()?.block_hash(0)?.unwrap_or_default();
+    let pool = Arc::new(TxPool::new(config.pool.clone()));
+    let chain = Arc::new(Chain::new(store.clone(), spec.clone()));
+    let beneficiary = config.miner_address.unwrap_or(key.address());
+
+    let rpc_state = Arc::new(RpcState {
+        store,
+        pool: pool.clone(),
+        spec: spec.clone(),
+        coinbase: beneficiary,
+        block_gas_limit: config.gas_limit,
+        mining: true,
+    });
+    let addr = SocketAddr::new(config.host, config.rpc_port);
+    let (rpc_addr, server) = aicoin_rpc::start(rpc_state, &RpcServerConfig::new(addr))
+        .await
+        .map_err(|source| NodeError::Rpc { addr, source })?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let sealer = Sealer {
+        key: key.clone(),
+        beneficiary,
+        gas_limit: config.gas_limit,
+    };
+    let producer = tokio::spawn(producer::run(
+        chain.clone(),
+        pool.clone(),
+        sealer,
+        config.block_interval,
+        shutdown_rx,
+    ));
+    tracing::info!(%rpc_addr, validator = %key.address(), chain_id = spec.chain_id, "node started");
+    Ok(NodeHandle {
+        rpc_addr,
+        validator: key.address(),
+        beneficiary,
+        key_created,
+        data_dir: config.data_dir,
+        spec,
+        genesis_hash,
+        dev_accounts,
+        chain,
+        pool,
+        server,
+        shutdown,
+        producer,
+    })
+}

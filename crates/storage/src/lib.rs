@@ -54,6 +54,10 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{0} is in use by another process (is a node running on this data dir?)")]
+    InUse(PathBuf),
+    #[error("{0} holds no chain database")]
+    NoChain(PathBuf),
     #[error("trie: {0}")]
     Trie(String),
 }
@@ -74,6 +78,13 @@ from_redb!(
     redb::StorageError,
     redb::CommitError
 );
+
+fn in_use(e: redb::DatabaseError, dir: &Path) -> StoreError {
+    match e {
+        redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(dir.to_path_buf()),
+        other => other.into(),
+    }
+}
 
 pub(crate) fn decode_account(bytes: &[u8]) -> Result<TrieAccount, StoreError> {
     alloy_rlp::Decodable::decode(&mut &bytes[..])
@@ -105,7 +116,7 @@ impl Store {
             source,
         })?;
         let path = dir.join("chain.redb");
-        let db = Database::create(&path)?;
+        let db = Database::create(&path).map_err(|e| in_use(e, dir))?;
         let store = Self {
             db: std::sync::Arc::new(db),
         };
@@ -164,6 +175,26 @@ impl Store {
             }
         }
         Ok(store)
+    }
+
+    /// Opens the chain database already in `dir` with the chain spec it was created with.
+    pub fn open_existing(dir: &Path) -> Result<(Self, ChainSpec), StoreError> {
+        let path = dir.join("chain.redb");
+        if !path.exists() {
+            return Err(StoreError::NoChain(dir.to_path_buf()));
+        }
+        let db = Database::open(&path).map_err(|e| in_use(e, dir))?;
+        let spec = {
+            let txn = db.begin_read()?;
+            let meta = txn.open_table(META)?;
+            let json = meta
+                .get(META_CHAIN_SPEC)?
+                .ok_or_else(|| StoreError::Corrupt("chain spec missing".into()))?;
+            serde_json::from_slice::<ChainSpec>(json.value())
+                .map_err(|e| StoreError::Corrupt(format!("chain spec: {e}")))?
+        };
+        drop(db);
+        Ok((Self::open(dir, &spec)?, spec))
     }
 
     /// A consistent read snapshot.

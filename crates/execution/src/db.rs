@@ -1,0 +1,70 @@
+//! revm's view of stored state: a [`DatabaseRef`] over one block's [`StateView`], with block
+//! hashes for BLOCKHASH from the same snapshot.
+
+use aicoin_storage::{Reader, StateView, StoreError};
+use alloy_primitives::{Address, B256, U256};
+use revm::{
+    bytecode::Bytecode,
+    database_interface::{DBErrorMarker, DatabaseRef},
+    state::AccountInfo,
+};
+
+/// A storage failure surfaced through revm.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DbError(#[from] pub StoreError);
+
+impl DBErrorMarker for DbError {}
+
+/// State as of one block, read from a store snapshot.
+pub struct StateDb {
+    reader: Reader,
+    state: StateView,
+}
+
+impl std::fmt::Debug for StateDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateDb").finish_non_exhaustive()
+    }
+}
+
+impl StateDb {
+    /// The state after block `at`.
+    pub fn at(reader: Reader, at: u64) -> Result<Self, StoreError> {
+        let state = reader.state_at(at)?;
+        Ok(Self { reader, state })
+    }
+
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+}
+
+impl DatabaseRef for StateDb {
+    type Error = DbError;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, DbError> {
+        Ok(self.state.account(&address)?.map(|a| AccountInfo {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+            ..Default::default()
+        }))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, DbError> {
+        Ok(self
+            .state
+            .code(&code_hash)?
+            .map(Bytecode::new_raw)
+            .unwrap_or_default())
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, DbError> {
+        Ok(self.state.storage(&address, &index)?)
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, DbError> {
+        Ok(self.reader.block_hash(number)?.unwrap_or_default())
+    }
+}

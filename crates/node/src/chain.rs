@@ -1,0 +1,312 @@
+//! The chain engine: builds sealed blocks from pool transactions on top of the head, and imports
+//! blocks sealed elsewhere after checking their seal and re-executing them. Both paths commit a
+//! block with its state in one storage transaction and then announce the new head.
+
+use std::{collections::HashMap, sync::Arc};
+
+use aicoin_consensus::{HeaderError, header_template, seal_header, validate_header};
+use aicoin_execution::{
+    BlockBuilder, BuiltBlock, ExecError, StateDb, TxError, TxValidationError, block_env,
+    validate_transaction,
+};
+use aicoin_primitives::ChainSpec;
+use aicoin_storage::{Store, StoreError};
+use aicoin_txpool::BestTransactions;
+use alloy_consensus::{Header, TxEnvelope, proofs};
+use alloy_primitives::{Address, B256};
+use alloy_signer_local::PrivateKeySigner;
+use tokio::sync::broadcast;
+
+/// A block that became the new head.
+#[derive(Debug, Clone)]
+pub struct NewBlock {
+    pub header: Header,
+    pub hash: B256,
+    pub transactions: Vec<B256>,
+}
+
+/// How this node seals the blocks it produces.
+#[derive(Debug, Clone)]
+pub struct Sealer {
+    pub key: PrivateKeySigner,
+    /// Receives the miners' share of each block reward.
+    pub beneficiary: Address,
+    pub gas_limit: u64,
+}
+
+/// The outcome of one production round.
+#[derive(Debug)]
+pub struct Produced {
+    pub block: Arc<NewBlock>,
+    /// Senders whose transactions the block included, with their next nonce.
+    pub next_nonces: Vec<(Address, u64)>,
+    /// Pool transactions that cannot execute (and never will as they are).
+    pub rejected: Vec<(B256, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Exec(Box<ExecError>),
+    #[error("invalid header: {0}")]
+    Header(#[from] HeaderError),
+    #[error("sealing failed: {0}")]
+    Seal(#[from] aicoin_consensus::SealError),
+    #[error("invalid transaction {index}: {error}")]
+    Transaction {
+        index: usize,
+        error: TxValidationError,
+    },
+    #[error("block {number}: {field} is {got}, execution gives {expected}")]
+    Mismatch {
+        number: u64,
+        field: &'static str,
+        got: String,
+        expected: String,
+    },
+}
+
+/// The chain engine. Cheap to share; production and import must not run concurrently (the
+/// store refuses a second writer for the same height).
+#[derive(Debug)]
+pub struct Chain {
+    store: Store,
+    spec: Arc<ChainSpec>,
+    new_blocks: broadcast::Sender<Arc<NewBlock>>,
+}
+
+fn mismatch<T: std::fmt::Display>(
+    number: u64,
+    field: &'static str,
+    got: T,
+    expected: T,
+) -> ChainError {
+    ChainError::Mismatch {
+        number,
+        field,
+        got: got.to_string(),
+        expected: expected.to_string(),
+    }
+}
+
+impl Chain {
+    pub fn new(store: Store, spec: Arc<ChainSpec>) -> Self {
+        let (new_blocks, _) = broadcast::channel(256);
+        Self {
+            store,
+            spec,
+            new_blocks,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn spec(&self) -> &Arc<ChainSpec> {
+        &self.spec
+    }
+
+    /// New heads as they are committed.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<NewBlock>> {
+        self.new_blocks.subscribe()
+    }
+
+    /// Builds, seals and commits the next block from `candidates` at `timestamp` (seconds).
+    pub fn produce(
+        &self,
+        sealer: &Sealer,
+        timestamp: u64,
+        candidates: &mut BestTransactions,
+    ) -> Result<Produced, ChainError> {
+        let reader = self.store.reader()?;
+        let head = reader.head_number()?;
+        let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
+        let parent_hash = reader.block_hash(head)?.ok_or_else(|| missing(head))?;
+        let issued = reader.issued()?;
+        let vanity = format!("aicoin/v{}", env!("CARGO_PKG_VERSION"));
+        let header = header_template(
+            &parent,
+            parent_hash,
+            sealer.beneficiary,
+            timestamp,
+            sealer.gas_limit,
+            vanity.as_bytes(),
+        );
+        let mut builder = BlockBuilder::new(
+            StateDb::at(reader, head)?,
+            block_env(self.spec.chain_id, &header),
+        );
+
+        let mut rejected = Vec::new();
+        while let Some(candidate) = candidates.next() {
+            if builder.gas_left() < 21_000 {
+                break;
+            }
+            match builder.execute(candidate.tx.clone()) {
+                Ok(_) => {}
+                // Does not fit this block: the sender's transactions wait for the next one.
+                Err(ExecError::Tx {
+                    error: TxError::BlockGasExhausted { .. },
+                    ..
+                }) => {
+                    candidates.skip_sender(candidate.sender());
+                }
+                Err(ExecError::Tx {
+                    hash,
+                    error: TxError::Invalid(reason),
+                }) => {
+                    rejected.push((hash, reason.to_string()));
+                    candidates.skip_sender(candidate.sender());
+                }
+                Err(fatal) => return Err(fatal.into()),
+            }
+        }
+        let built = builder.finish(
+            &self.spec.tokenomics,
+            header.number,
+            issued,
+            self.spec.treasury,
+        )?;
+        let next_nonces = next_nonces(&built);
+        let block = self.commit(header, built, |header| {
+            Ok(seal_header(header, &sealer.key)?)
+        })?;
+        Ok(Produced {
+            block,
+            next_nonces,
+            rejected,
+        })
+    }
+
+    /// Verifies a block sealed elsewhere (seal, links, every transaction, and every root after
+    /// re-executing it) and commits it as the new head.
+    pub fn import(
+        &self,
+        header: Header,
+        transactions: Vec<TxEnvelope>,
+        now: u64,
+    ) -> Result<Arc<NewBlock>, ChainError> {
+        let reader = self.store.reader()?;
+        let head = reader.head_number()?;
+        let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
+        let parent_hash = reader.block_hash(head)?.ok_or_else(|| missing(head))?;
+        validate_header(&self.spec, &parent, parent_hash, &header, now)?;
+        let number = header.number;
+        let tx_root = proofs::calculate_transaction_root(&transactions);
+        if tx_root != header.transactions_root {
+            return Err(mismatch(
+                number,
+                "transactionsRoot",
+                header.transactions_root,
+                tx_root,
+            ));
+        }
+        let issued = reader.issued()?;
+        let mut builder = BlockBuilder::new(
+            StateDb::at(reader, head)?,
+            block_env(self.spec.chain_id, &header),
+        );
+        for (index, tx) in transactions.into_iter().enumerate() {
+            let tx = validate_transaction(tx, self.spec.chain_id, header.gas_limit)
+                .map_err(|error| ChainError::Transaction { index, error })?;
+            builder.execute(tx)?;
+        }
+        let built = builder.finish(&self.spec.tokenomics, number, issued, self.spec.treasury)?;
+        let checks: [(&str, String, String); 3] = [
+            (
+                "gasUsed",
+                header.gas_used.to_string(),
+                built.gas_used.to_string(),
+            ),
+            (
+                "receiptsRoot",
+                header.receipts_root.to_string(),
+                built.receipts_root.to_string(),
+            ),
+            (
+                "logsBloom",
+                header.logs_bloom.to_string(),
+                built.logs_bloom.to_string(),
+            ),
+        ];
+        if let Some((field, got, expected)) = checks.into_iter().find(|(_, g, e)| g != e) {
+            return Err(ChainError::Mismatch {
+                number,
+                field,
+                got,
+                expected,
+            });
+        }
+        let sealed = header.clone();
+        self.commit(header, built, move |computed| {
+            if computed.state_root != sealed.state_root {
+                return Err(mismatch(
+                    number,
+                    "stateRoot",
+                    sealed.state_root,
+                    computed.state_root,
+                ));
+            }
+            Ok(sealed)
+        })
+    }
+
+    /// Writes the block's state, completes the header with the results (`finalize` seals it, or
+    /// checks it against the header being imported), stores the block and commits.
+    fn commit(
+        &self,
+        mut header: Header,
+        built: BuiltBlock,
+        finalize: impl FnOnce(Header) -> Result<Header, ChainError>,
+    ) -> Result<Arc<NewBlock>, ChainError> {
+        let mut writer = self.store.begin_block(header.number)?;
+        header.state_root = writer.apply_state(&built.changes)?;
+        header.transactions_root = built.transactions_root;
+        header.receipts_root = built.receipts_root;
+        header.logs_bloom = built.logs_bloom;
+        header.gas_used = built.gas_used;
+        let header = finalize(header)?;
+        let hash = header.hash_slow();
+        writer.insert_block(
+            &header,
+            hash,
+            &built.transactions,
+            &built.senders,
+            &built.receipts,
+            built.issued,
+        )?;
+        writer.commit()?;
+        let transactions = built.transactions.iter().map(|tx| *tx.tx_hash()).collect();
+        let block = Arc::new(NewBlock {
+            header,
+            hash,
+            transactions,
+        });
+        // No subscriber is fine.
+        let _ = self.new_blocks.send(block.clone());
+        Ok(block)
+    }
+}
+
+impl From<ExecError> for ChainError {
+    fn from(e: ExecError) -> Self {
+        Self::Exec(Box::new(e))
+    }
+}
+
+fn missing(number: u64) -> ChainError {
+    StoreError::Corrupt(format!("block {number} is missing")).into()
+}
+
+fn next_nonces(built: &BuiltBlock) -> Vec<(Address, u64)> {
+    let mut next: HashMap<Address, u64> = HashMap::new();
+    for (tx, sender) in built.transactions.iter().zip(&built.senders) {
+        let nonce = alloy_consensus::Transaction::nonce(tx) + 1;
+        let entry = next.entry(*sender).or_default();
+        *entry = (*entry).max(nonce);
+    }
+    next.into_iter().collect()
+}

@@ -1,0 +1,239 @@
+//! Everything a node is started with, its defaults, and the checks that refuse a configuration
+//! that cannot work before anything is opened.
+
+use std::{
+    net::{IpAddr, Ipv4Addr},
+    path::PathBuf,
+    str::FromStr,
+    time::Duration,
+};
+
+use aicoin_primitives::{AICOIN_CHAIN_ID, ChainSpec, DEFAULT_GAS_LIMIT};
+use aicoin_txpool::PoolConfig;
+use alloy_primitives::Address;
+use serde::{Deserialize, Serialize};
+
+/// Default JSON-RPC port (the spec's).
+pub const DEFAULT_RPC_PORT: u16 = 8546;
+/// Default node-to-node port (the spec's).
+pub const DEFAULT_SYNC_PORT: u16 = 9551;
+/// Shortest block interval accepted.
+pub const MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A node's part in the cluster. `leader` and `follower` are the spec's names; they are the
+/// starting preference of a validator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A validator that prefers to produce blocks.
+    #[default]
+    Leader,
+    /// A validator that prefers to follow.
+    Follower,
+    /// A validator with no preference.
+    Validator,
+    /// A non-validator that syncs and serves.
+    Full,
+}
+
+impl Role {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Validator => "validator",
+            Role::Full => "full",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "leader" => Ok(Role::Leader),
+            "follower" => Ok(Role::Follower),
+            "validator" => Ok(Role::Validator),
+            "full" => Ok(Role::Full),
+            other => Err(format!(
+                "unknown role {other:?}: expected leader, follower, validator or full"
+            )),
+        }
+    }
+}
+
+/// One entry of `--peers` (the spec's JSON list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    pub node_id: String,
+    pub host: String,
+    pub sync_port: u16,
+    pub rpc_port: u16,
+    #[serde(default)]
+    pub role: Option<Role>,
+    #[serde(default)]
+    pub priority: u32,
+}
+
+/// Parses the spec's `--peers` JSON list.
+pub fn parse_peers(json: &str) -> Result<Vec<PeerConfig>, String> {
+    serde_json::from_str(json).map_err(|e| format!("--peers is not a valid peer list: {e}"))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeConfig {
+    pub host: IpAddr,
+    /// 0 picks a free port (reported by the node handle).
+    pub rpc_port: u16,
+    pub chain_id: u64,
+    /// Receives the miner share of block rewards; the validator address when unset.
+    pub miner_address: Option<Address>,
+    pub data_dir: PathBuf,
+    pub block_interval: Duration,
+    pub gas_limit: u64,
+    /// Prefund the ten standard test accounts.
+    pub dev: bool,
+    pub role: Role,
+    pub sync_port: u16,
+    pub node_id: Option<String>,
+    pub priority: u32,
+    pub peers: Vec<PeerConfig>,
+    pub pool: PoolConfig,
+    /// A chain spec to start from instead of the one built from the flags above (chain id,
+    /// `dev`) with this node's validator as the only authority.
+    pub chain_spec: Option<ChainSpec>,
+}
+
+impl NodeConfig {
+    /// The embedded defaults, with data under `data_dir`.
+    pub fn new(data_dir: PathBuf) -> Self {
+        Self {
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            rpc_port: DEFAULT_RPC_PORT,
+            chain_id: AICOIN_CHAIN_ID,
+            miner_address: None,
+            data_dir,
+            block_interval: Duration::from_secs(3),
+            gas_limit: DEFAULT_GAS_LIMIT,
+            dev: false,
+            role: Role::default(),
+            sync_port: DEFAULT_SYNC_PORT,
+            node_id: None,
+            priority: 1,
+            peers: Vec::new(),
+            pool: PoolConfig::default(),
+            chain_spec: None,
+        }
+    }
+
+    /// A `--dev` node on a free port, for tests and local development.
+    pub fn dev(data_dir: PathBuf) -> Self {
+        Self {
+            dev: true,
+            rpc_port: 0,
+            ..Self::new(data_dir)
+        }
+    }
+
+    /// Refuses settings that cannot work, with a message naming the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.block_interval < MIN_BLOCK_INTERVAL {
+            return Err(format!(
+                "--block-interval {:?} is below the minimum {:?}",
+                self.block_interval, MIN_BLOCK_INTERVAL
+            ));
+        }
+        if self.gas_limit < 21_000 {
+            return Err(format!(
+                "--gas-limit {} is below the 21000 a transfer needs",
+                self.gas_limit
+            ));
+        }
+        if self.chain_id == 0 {
+            return Err("--chain-id must not be 0".into());
+        }
+        if self.node_id.as_deref().is_some_and(str::is_empty) {
+            return Err("--node-id must not be empty".into());
+        }
+        let mut ids: Vec<&str> = self.peers.iter().map(|p| p.node_id.as_str()).collect();
+        ids.extend(self.node_id.as_deref());
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(format!("--peers: node id {:?} appears twice", w[0]));
+        }
+        if let Some(p) = self
+            .peers
+            .iter()
+            .find(|p| p.host.is_empty() || p.sync_port == 0)
+        {
+            return Err(format!(
+                "--peers: peer {:?} needs a host and a non-zero sync_port",
+                p.node_id
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a node keeps its data when `--data-dir` is not given: the platform's data directory
+/// (`~/.local/share/aicoin/…` on Linux), one folder per chain id, dev chains apart.
+pub fn default_data_dir(chain_id: u64, dev: bool) -> PathBuf {
+    let base = dirs::data_dir()
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("aicoin");
+    base.join(if dev {
+        format!("dev-{chain_id}")
+    } else {
+        chain_id.to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_peer_list_parses() {
+        let peers = parse_peers(
+            r#"[{"node_id":"node-8547","host":"acer.t.aicq.online","sync_port":9552,"rpc_port":8547,"role":"follower","priority":2}]"#,
+        )
+        .unwrap();
+        assert_eq!(peers[0].role, Some(Role::Follower));
+        assert_eq!(peers[0].priority, 2);
+        assert!(parse_peers(r#"[{"node_id":"x"}]"#).is_err());
+        assert!(parse_peers("not json").is_err());
+    }
+
+    #[test]
+    fn invalid_settings_are_refused() {
+        let ok = NodeConfig::new(PathBuf::from("/tmp/x"));
+        assert!(ok.validate().is_ok());
+        let bad = NodeConfig {
+            block_interval: Duration::from_millis(1),
+            ..ok.clone()
+        };
+        assert!(bad.validate().unwrap_err().contains("--block-interval"));
+        let bad = NodeConfig {
+            gas_limit: 100,
+            ..ok.clone()
+        };
+        assert!(bad.validate().unwrap_err().contains("--gas-limit"));
+        let peer = PeerConfig {
+            node_id: "a".into(),
+            host: "h".into(),
+            sync_port: 1,
+            rpc_port: 2,
+            role: None,
+            priority: 0,
+        };
+        let bad = NodeConfig {
+            peers: vec![peer.clone(), peer],
+            ..ok
+        };
+        assert!(bad.validate().unwrap_err().contains("appears twice"));
+        assert_eq!("LEADER".parse::<Role>(), Ok(Role::Leader));
+        assert!("boss".parse::<Role>().is_err());
+    }
+}

@@ -1,0 +1,64 @@
+//! The block production loop: one block every interval, empty or not, built from the pool's
+//! best transactions; afterwards the pool drops what was included or cannot execute.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use aicoin_txpool::TxPool;
+use tokio::{sync::watch, time::MissedTickBehavior};
+
+use crate::chain::{Chain, Sealer};
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Produces blocks until `shutdown` turns true.
+pub async fn run(
+    chain: Arc<Chain>,
+    pool: Arc<TxPool>,
+    sealer: Sealer,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let sealer = Arc::new(sealer);
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.changed() => break,
+        }
+        let (chain, sealer, mut best) = (chain.clone(), sealer.clone(), pool.best());
+        let started = std::time::Instant::now();
+        let produced =
+            tokio::task::spawn_blocking(move || chain.produce(&sealer, unix_now(), &mut best))
+                .await;
+        match produced {
+            Ok(Ok(produced)) => {
+                let rejected: Vec<_> = produced.rejected.iter().map(|(hash, _)| *hash).collect();
+                for (hash, reason) in &produced.rejected {
+                    tracing::info!(%hash, reason, "dropped transaction that cannot execute");
+                }
+                pool.remove(&rejected);
+                pool.on_new_block(produced.next_nonces);
+                let header = &produced.block.header;
+                tracing::info!(
+                    number = header.number,
+                    hash = %produced.block.hash,
+                    txs = produced.block.transactions.len(),
+                    gas_used = header.gas_used,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "produced block"
+                );
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "block production failed"),
+            Err(e) => tracing::error!(error = %e, "block production task failed"),
+        }
+    }
+}
