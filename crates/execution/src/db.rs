@@ -48,7 +48,9 @@ impl DatabaseRef for StateDb {
             balance: a.balance,
             nonce: a.nonce,
             code_hash: a.code_hash,
-            ..Default::default()
+            // Loaded lazily through `code_by_hash_ref`.
+            code: None,
+            account_id: None,
         }))
     }
 

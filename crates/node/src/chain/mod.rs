@@ -310,3 +310,6 @@ fn next_nonces(built: &BuiltBlock) -> Vec<(Address, u64)> {
     }
     next.into_iter().collect()
 }
+
+#[cfg(test)]
+mod tests;

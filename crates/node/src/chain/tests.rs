@@ -1,0 +1,497 @@
+//! Block production and import end to end on a real store: zero fees, contracts, rewards, the
+//! supply cap, and import's checks.
+
+use std::sync::Arc;
+
+use aicoin_primitives::{AIC, ChainSpec, dev::dev_signers};
+use aicoin_storage::Store;
+use aicoin_txpool::{PoolConfig, SenderState, TxPool};
+use alloy_consensus::{
+    SignableTransaction, TxEip1559, TxEnvelope, TxLegacy, transaction::Recovered,
+};
+use alloy_primitives::{Address, Bytes, TxKind, U256, hex};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, sol};
+
+use super::*;
+
+sol! {
+    function set(uint256 v);
+    function value() returns (uint256);
+    function deploy(bytes32 salt) returns (address);
+    function predict(bytes32 salt) returns (address);
+    function transfer(address to, uint256 value) returns (bool);
+    function balanceOf(address owner) returns (uint256);
+}
+
+fn bytecode(name: &str) -> Bytes {
+    let path = format!(
+        "{}/../../contracts/out/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    hex::decode(json["bytecode"].as_str().unwrap())
+        .unwrap()
+        .into()
+}
+
+struct Harness {
+    _dir: tempfile::TempDir,
+    chain: Chain,
+    pool: TxPool,
+    sealer: Sealer,
+    users: Vec<PrivateKeySigner>,
+    time: u64,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Self::with_spec(|spec| spec)
+    }
+
+    fn with_spec(edit: impl FnOnce(ChainSpec) -> ChainSpec) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PrivateKeySigner::random();
+        let users = dev_signers().unwrap();
+        let addresses: Vec<Address> = users.iter().map(|s| s.address()).collect();
+        let spec = edit(ChainSpec::local(2108, key.address(), &addresses));
+        let store = Store::open(dir.path(), &spec).unwrap();
+        let sealer = Sealer {
+            beneficiary: Address::repeat_byte(0xbe),
+            key,
+            gas_limit: 30_000_000,
+        };
+        Self {
+            _dir: dir,
+            chain: Chain::new(store, Arc::new(spec)),
+            pool: TxPool::new(PoolConfig::default()),
+            sealer,
+            users,
+            time: 1_000,
+        }
+    }
+
+    fn nonce(&self, who: Address) -> u64 {
+        let reader = self.chain.store().reader().unwrap();
+        let head = reader.head_number().unwrap();
+        reader
+            .state_at(head)
+            .unwrap()
+            .account(&who)
+            .unwrap()
+            .map_or(0, |a| a.nonce)
+    }
+
+    fn balance(&self, who: Address) -> U256 {
+        let reader = self.chain.store().reader().unwrap();
+        let head = reader.head_number().unwrap();
+        reader
+            .state_at(head)
+            .unwrap()
+            .account(&who)
+            .unwrap()
+            .map_or(U256::ZERO, |a| a.balance)
+    }
+
+    fn sign(
+        &self,
+        who: usize,
+        nonce: u64,
+        to: TxKind,
+        value: U256,
+        input: Bytes,
+    ) -> Recovered<TxEnvelope> {
+        let signer = &self.users[who];
+        let tx = TxEip1559 {
+            chain_id: 2108,
+            nonce,
+            gas_limit: 3_000_000,
+            max_fee_per_gas: 7_000_000_000,
+            max_priority_fee_per_gas: 2_000_000_000,
+            to,
+            value,
+            input,
+            access_list: Default::default(),
+        };
+        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+        Recovered::new_unchecked(TxEnvelope::Eip1559(tx.into_signed(sig)), signer.address())
+    }
+
+    /// A plain 21,000-gas legacy transfer of 1 wei.
+    fn transfer(&self, who: usize, nonce: u64) -> Recovered<TxEnvelope> {
+        let signer = &self.users[who];
+        let tx = TxLegacy {
+            chain_id: Some(2108),
+            nonce,
+            gas_price: 0,
+            gas_limit: 21_000,
+            to: TxKind::Call(Address::repeat_byte(0x42)),
+            value: U256::from(1u64),
+            input: Bytes::new(),
+        };
+        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+        Recovered::new_unchecked(TxEnvelope::Legacy(tx.into_signed(sig)), signer.address())
+    }
+
+    /// Pools `txs` and produces one block.
+    fn block(&mut self, txs: Vec<Recovered<TxEnvelope>>) -> Produced {
+        for tx in txs {
+            let state = SenderState {
+                nonce: self.nonce(tx.signer()),
+                balance: U256::MAX,
+            };
+            self.pool.add(tx, state).unwrap();
+        }
+        self.time += 3;
+        let produced = self
+            .chain
+            .produce(&self.sealer, self.time, &mut self.pool.best())
+            .unwrap();
+        self.pool.on_new_block(produced.next_nonces.clone());
+        assert!(
+            produced.rejected.is_empty(),
+            "rejected: {:?}",
+            produced.rejected
+        );
+        produced
+    }
+
+    fn receipts(&self, number: u64) -> Vec<TxReceipt> {
+        self.chain
+            .store()
+            .reader()
+            .unwrap()
+            .receipts(number)
+            .unwrap()
+    }
+
+    fn call(&self, to: Address, input: Vec<u8>) -> Bytes {
+        let reader = self.chain.store().reader().unwrap();
+        let head = reader.head_number().unwrap();
+        let header = reader.header(head).unwrap().unwrap();
+        let request = alloy_rpc_types_eth::TransactionRequest::default()
+            .to(to)
+            .input(input.into());
+        match aicoin_execution::call(
+            StateDb::at(reader, head).unwrap(),
+            block_env(2108, &header),
+            request,
+        )
+        .unwrap()
+        {
+            aicoin_execution::CallOutcome::Success { output, .. } => output,
+            other => panic!("call failed: {other:?}"),
+        }
+    }
+}
+
+use aicoin_primitives::TxReceipt;
+
+#[test]
+fn transfers_cost_nothing_but_the_value() {
+    let mut h = Harness::new();
+    let to = Address::repeat_byte(0x77);
+    let sender = h.users[0].address();
+    let before = h.balance(sender);
+    let value = AIC * U256::from(3u64);
+    let produced = h.block(vec![h.sign(0, 0, TxKind::Call(to), value, Bytes::new())]);
+    assert_eq!(produced.block.transactions.len(), 1);
+    assert_eq!(h.balance(to), value);
+    assert_eq!(
+        before - h.balance(sender),
+        value,
+        "nothing but the value is charged"
+    );
+    let receipt = &h.receipts(1)[0];
+    assert!(receipt.success);
+    assert_eq!(receipt.cumulative_gas_used, 21_000);
+}
+
+#[test]
+fn contracts_deploy_run_emit_and_create2() {
+    let mut h = Harness::new();
+    let probe = h.users[0].address().create(0);
+    h.block(vec![h.sign(
+        0,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        bytecode("Probe"),
+    )]);
+    assert!(h.receipts(1)[0].success, "deployment succeeds");
+
+    h.block(vec![
+        h.sign(
+            0,
+            1,
+            TxKind::Call(probe),
+            U256::ZERO,
+            setCall {
+                v: U256::from(42u64),
+            }
+            .abi_encode()
+            .into(),
+        ),
+    ]);
+    let receipt = &h.receipts(2)[0];
+    assert!(receipt.success);
+    assert_eq!(receipt.logs.len(), 1, "ValueSet is emitted");
+    assert_eq!(receipt.logs[0].address, probe);
+    let value = h.call(probe, valueCall {}.abi_encode());
+    assert_eq!(U256::from_be_slice(&value), U256::from(42u64));
+
+    let salt = alloy_primitives::B256::repeat_byte(5);
+    let predicted = h.call(probe, predictCall { salt }.abi_encode());
+    h.block(vec![h.sign(
+        0,
+        2,
+        TxKind::Call(probe),
+        U256::ZERO,
+        deployCall { salt }.abi_encode().into(),
+    )]);
+    assert!(h.receipts(3)[0].success);
+    let child = Address::from_slice(&predicted[12..]);
+    let reader = h.chain.store().reader().unwrap();
+    let account = reader
+        .state_at(3)
+        .unwrap()
+        .account(&child)
+        .unwrap()
+        .expect("CREATE2 child exists");
+    assert_ne!(account.code_hash, alloy_trie::KECCAK_EMPTY);
+}
+
+#[test]
+fn erc20_transfers_move_balances() {
+    let mut h = Harness::new();
+    let token = h.users[0].address().create(0);
+    let supply = AIC * U256::from(1_000u64);
+    let ctor = alloy_sol_types::SolValue::abi_encode_params(&(
+        "Test".to_string(),
+        "TST".to_string(),
+        supply,
+    ));
+    let mut init = bytecode("Token").to_vec();
+    init.extend(ctor);
+    h.block(vec![h.sign(0, 0, TxKind::Create, U256::ZERO, init.into())]);
+    let to = Address::repeat_byte(9);
+    h.block(vec![h.sign(
+        0,
+        1,
+        TxKind::Call(token),
+        U256::ZERO,
+        transferCall { to, value: AIC }.abi_encode().into(),
+    )]);
+    let balance = h.call(token, balanceOfCall { owner: to }.abi_encode());
+    assert_eq!(U256::from_be_slice(&balance), AIC);
+}
+
+#[test]
+fn rewards_split_80_20_and_stop_at_the_cap() {
+    // Leave exactly 70 AIC of room under the cap: 50, then 20, then nothing.
+    let mut h = Harness::with_spec(|mut spec| {
+        spec.tokenomics.max_supply = spec.genesis_supply() + AIC * U256::from(70u64);
+        spec
+    });
+    let (beneficiary, treasury) = (h.sealer.beneficiary, h.chain.spec().treasury);
+    let max_supply = h.chain.spec().tokenomics.max_supply;
+    h.block(vec![]);
+    assert_eq!(h.balance(beneficiary), AIC * U256::from(40u64));
+    assert_eq!(h.balance(treasury), AIC * U256::from(10u64));
+    h.block(vec![]);
+    assert_eq!(h.balance(beneficiary), AIC * U256::from(56u64));
+    assert_eq!(h.balance(treasury), AIC * U256::from(14u64));
+    for _ in 0..3 {
+        h.block(vec![]);
+    }
+    assert_eq!(
+        h.balance(beneficiary) + h.balance(treasury),
+        AIC * U256::from(70u64)
+    );
+    assert_eq!(
+        h.chain.store().reader().unwrap().issued().unwrap(),
+        max_supply
+    );
+}
+
+#[test]
+fn unexecutable_transactions_are_rejected_not_included() {
+    let h = Harness::new();
+    // Passes the pool (which is told the balance is unlimited) but cannot pay its value.
+    let too_much = AIC * U256::from(1_000_000u64);
+    let poor = h.sign(1, 0, TxKind::Call(Address::ZERO), too_much, Bytes::new());
+    let hash = *poor.tx_hash();
+    h.pool
+        .add(
+            poor,
+            SenderState {
+                nonce: 0,
+                balance: U256::MAX,
+            },
+        )
+        .unwrap();
+    let produced = h
+        .chain
+        .produce(&h.sealer, 2_000, &mut h.pool.best())
+        .unwrap();
+    assert!(produced.block.transactions.is_empty());
+    assert_eq!(produced.rejected.len(), 1);
+    assert_eq!(produced.rejected[0].0, hash);
+    assert!(
+        produced.rejected[0].1.contains("funds"),
+        "{}",
+        produced.rejected[0].1
+    );
+}
+
+#[test]
+fn reverted_transactions_are_mined_as_failed() {
+    let mut h = Harness::new();
+    let probe = h.users[0].address().create(0);
+    h.block(vec![h.sign(
+        0,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        bytecode("Probe"),
+    )]);
+    sol! { function fail(string reason); }
+    let input = failCall {
+        reason: "nope".into(),
+    }
+    .abi_encode();
+    h.block(vec![h.sign(
+        0,
+        1,
+        TxKind::Call(probe),
+        U256::ZERO,
+        input.into(),
+    )]);
+    let receipt = &h.receipts(2)[0];
+    assert!(!receipt.success);
+    assert!(receipt.cumulative_gas_used > 21_000);
+}
+
+#[test]
+fn full_blocks_carry_transactions_over() {
+    let mut h = Harness::new();
+    h.sealer.gas_limit = 50_000; // two transfers fit, not three
+    let txs = (0..3).map(|n| h.transfer(2, n)).collect();
+    let first = h.block(txs);
+    assert_eq!(first.block.transactions.len(), 2);
+    let second = h.block(vec![]);
+    assert_eq!(second.block.transactions.len(), 1);
+}
+
+/// Reads block `number` back as (header, transactions) for import elsewhere.
+fn stored_block(h: &Harness, number: u64) -> (Header, Vec<TxEnvelope>) {
+    let reader = h.chain.store().reader().unwrap();
+    (
+        reader.header(number).unwrap().unwrap(),
+        reader.transactions(number).unwrap(),
+    )
+}
+
+/// A second store with the same spec as `h`, ready to import its blocks.
+fn replica(h: &Harness) -> (tempfile::TempDir, Chain) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), h.chain.spec()).unwrap();
+    (dir, Chain::new(store, h.chain.spec().clone()))
+}
+
+#[test]
+fn import_reproduces_the_producers_chain() {
+    let mut h = Harness::new();
+    let probe = h.users[0].address().create(0);
+    h.block(vec![h.sign(
+        0,
+        0,
+        TxKind::Create,
+        U256::ZERO,
+        bytecode("Probe"),
+    )]);
+    h.block(vec![
+        h.sign(
+            0,
+            1,
+            TxKind::Call(probe),
+            U256::ZERO,
+            setCall {
+                v: U256::from(7u64),
+            }
+            .abi_encode()
+            .into(),
+        ),
+        h.sign(
+            3,
+            0,
+            TxKind::Call(Address::repeat_byte(1)),
+            AIC,
+            Bytes::new(),
+        ),
+    ]);
+    let (_dir, other) = replica(&h);
+    for n in 1..=2 {
+        let (header, txs) = stored_block(&h, n);
+        let expected = header.hash_slow();
+        let imported = other.import(header, txs, 5_000).unwrap();
+        assert_eq!(imported.hash, expected);
+    }
+}
+
+#[test]
+fn import_rejects_foreign_seals_and_wrong_contents() {
+    let mut h = Harness::new();
+    h.block(vec![h.sign(
+        0,
+        0,
+        TxKind::Call(Address::repeat_byte(1)),
+        AIC,
+        Bytes::new(),
+    )]);
+    let (header, txs) = stored_block(&h, 1);
+    let (_dir, other) = replica(&h);
+
+    let stranger = PrivateKeySigner::random();
+    let forged = aicoin_consensus::seal_header(header.clone(), &stranger).unwrap();
+    let err = other.import(forged, txs.clone(), 5_000).unwrap_err();
+    assert!(
+        matches!(err, ChainError::Header(HeaderError::UnknownSealer(a)) if a == stranger.address()),
+        "{err}"
+    );
+
+    // Sealed by the authority but claiming a different state: re-execution catches it.
+    let mut lying = header.clone();
+    lying.state_root = alloy_primitives::B256::repeat_byte(1);
+    let lying = aicoin_consensus::seal_header(lying, &h.sealer.key).unwrap();
+    let err = other.import(lying, txs.clone(), 5_000).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChainError::Mismatch {
+                field: "stateRoot",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Transactions that are not the ones the header commits to.
+    let err = other.import(header.clone(), vec![], 5_000).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChainError::Mismatch {
+                field: "transactionsRoot",
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Nothing was committed by the failures; the genuine block still imports.
+    assert_eq!(other.store().reader().unwrap().head_number().unwrap(), 0);
+    other.import(header, txs, 5_000).unwrap();
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs the end-to-end suites (ethers v6, web3.py) against a fresh `aicoin node --dev`.
+# Usage: e2e/run.sh [path/to/aicoin]   (default: target/debug/aicoin, built if missing)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+bin=${1:-$root/target/debug/aicoin}
+[ -x "$bin" ] || (cd "$root" && cargo build -p aicoin)
+
+work=$(mktemp -d)
+cleanup() { [ -n "${node_pid:-}" ] && kill "$node_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$bin" node --dev --data-dir "$work/data" --rpc-port 0 --block-interval 0.5 >"$work/out" 2>"$work/log" &
+node_pid=$!
+# Readiness: the banner prints the RPC URL once the server is bound.
+for _ in $(seq 1 600); do
+  url=$(grep -o 'http://[0-9.]*:[0-9]*' "$work/out" 2>/dev/null | head -1 || true)
+  [ -n "$url" ] && break
+  kill -0 "$node_pid" 2>/dev/null || { cat "$work/log"; echo "node exited" >&2; exit 1; }
+  sleep 0.1
+done
+[ -n "$url" ] || { echo "node did not start" >&2; exit 1; }
+export AICOIN_RPC_URL=$url
+echo "e2e: node at $url"
+
+status=0
+(cd "$here" && node --test ethers/) || status=1
+"$here/.venv/bin/python" -m pytest -q "$here/python" || status=1
+[ $status -eq 0 ] || { echo "--- node log (tail) ---"; tail -50 "$work/log"; }
+exit $status
