@@ -132,7 +132,11 @@ pub fn export(args: ExportArgs) -> eyre::Result<()> {
         out.write_all(&buf)?;
     }
     out.flush()?;
-    println!("exported blocks {from}..={to} to {}", args.file.display());
+    let count = (to + 1).saturating_sub(from);
+    println!(
+        "exported {count} blocks (#{from}..=#{to}) to {}",
+        args.file.display()
+    );
     Ok(())
 }
 

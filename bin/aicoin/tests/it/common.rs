@@ -1,0 +1,282 @@
+//! Starting `aicoin` processes and talking to them: readiness is the banner's RPC URL followed
+//! by a successful `eth_chainId`; waits poll with a deadline, never a fixed sleep.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use jsonrpsee::{
+    core::{
+        client::{ClientT, Error as ClientError},
+        params::ArrayParams,
+    },
+    http_client::{HttpClient, HttpClientBuilder},
+    types::ErrorObjectOwned,
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_aicoin");
+pub const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Key of dev account `i` (`test … junk`, m/44'/60'/0'/0/i).
+pub fn dev_key(i: usize) -> PrivateKeySigner {
+    const KEYS: [&str; 3] = [
+        "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+        "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+        "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    ];
+    KEYS[i].parse().unwrap()
+}
+
+/// A running `aicoin node` process.
+pub struct NodeProcess {
+    child: Child,
+    pub url: String,
+    pub stdout: Vec<String>,
+    pub client: HttpClient,
+}
+
+/// `aicoin` with `args`, HOME pointed at `home` so nothing escapes the test's directory.
+pub fn aicoin(home: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env("HOME", home)
+        .env("AICOIN_LOG", "info,aicoin_node::producer=warn");
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AICOIN_") && k != "AICOIN_LOG")
+    {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+impl NodeProcess {
+    /// A `--dev` node on a free port producing a block every 200 ms.
+    pub async fn dev(data_dir: &Path, extra: &[&str]) -> Self {
+        let dir = data_dir.to_str().unwrap();
+        let mut args = vec![
+            "node",
+            "--dev",
+            "--data-dir",
+            dir,
+            "--rpc-port",
+            "0",
+            "--block-interval",
+            "0.2",
+        ];
+        args.extend_from_slice(extra);
+        Self::start(aicoin(data_dir.parent().unwrap(), &args)).await
+    }
+
+    /// Starts `cmd` and waits until its RPC answers.
+    pub async fn start(mut cmd: Command) -> Self {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start aicoin");
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("[node] {line}");
+            }
+        });
+        let started = Instant::now();
+        let mut lines = Vec::new();
+        // The banner ends with the "Blocks:" line; the RPC URL is on the "RPC URL:" line.
+        let mut url = None;
+        while !lines
+            .last()
+            .is_some_and(|l: &String| l.trim_start().starts_with("Blocks:"))
+        {
+            let line = rx
+                .recv_timeout(DEADLINE.saturating_sub(started.elapsed()))
+                .unwrap_or_else(|_| {
+                    let status = child.try_wait().ok().flatten();
+                    panic!("node printed no banner (exit status {status:?}); stdout: {lines:?}")
+                });
+            if line.trim_start().starts_with("RPC URL:") {
+                url = line
+                    .split_whitespace()
+                    .find(|w| w.starts_with("http://"))
+                    .map(str::to_string);
+            }
+            lines.push(line);
+        }
+        let url = url.unwrap_or_else(|| panic!("no RPC URL in {lines:?}"));
+        // Keep collecting the rest of the banner without blocking on it.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        let client = HttpClientBuilder::default().build(&url).unwrap();
+        let node = Self {
+            child,
+            url,
+            stdout: lines,
+            client,
+        };
+        node.wait_until(|| async {
+            node.client
+                .request::<String, _>("eth_chainId", ArrayParams::new())
+                .await
+                .is_ok()
+        })
+        .await;
+        node
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "node exited with {status}");
+    }
+
+    pub async fn rpc<T: DeserializeOwned>(
+        &self,
+        method: &str,
+        params: Vec<Value>,
+    ) -> Result<T, ErrorObjectOwned> {
+        let mut p = ArrayParams::new();
+        for v in params {
+            p.insert(v).unwrap();
+        }
+        match self.client.request(method, p).await {
+            Ok(v) => Ok(v),
+            Err(ClientError::Call(e)) => Err(e),
+            Err(other) => panic!("{method}: transport error {other}"),
+        }
+    }
+
+    pub async fn ok<T: DeserializeOwned>(&self, method: &str, params: Vec<Value>) -> T {
+        self.rpc(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{method} failed: {e:?}"))
+    }
+
+    pub async fn block_number(&self) -> u64 {
+        let n: U256 = self.ok("eth_blockNumber", vec![]).await;
+        n.to()
+    }
+
+    pub async fn balance(&self, address: Address, block: &str) -> U256 {
+        self.ok(
+            "eth_getBalance",
+            vec![address.to_string().into(), block.into()],
+        )
+        .await
+    }
+
+    pub async fn nonce(&self, address: Address) -> u64 {
+        let n: U256 = self
+            .ok(
+                "eth_getTransactionCount",
+                vec![address.to_string().into(), "pending".into()],
+            )
+            .await;
+        n.to()
+    }
+
+    pub async fn send_raw(&self, raw: &Bytes) -> Result<B256, ErrorObjectOwned> {
+        self.rpc("eth_sendRawTransaction", vec![raw.to_string().into()])
+            .await
+    }
+
+    /// Polls until `check` holds, failing the test at the deadline.
+    pub async fn wait_until<F, Fut>(&self, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = Instant::now();
+        while !check().await {
+            assert!(
+                started.elapsed() < DEADLINE,
+                "condition not met within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub async fn receipt(&self, hash: B256) -> Value {
+        let started = Instant::now();
+        loop {
+            let r: Value = self
+                .ok("eth_getTransactionReceipt", vec![hash.to_string().into()])
+                .await;
+            if !r.is_null() {
+                return r;
+            }
+            assert!(started.elapsed() < DEADLINE, "no receipt for {hash}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A signed EIP-155 legacy transaction, raw.
+pub fn legacy(
+    signer: &PrivateKeySigner,
+    chain_id: u64,
+    nonce: u64,
+    to: Address,
+    value: U256,
+    gas: u64,
+) -> Bytes {
+    let tx = TxLegacy {
+        chain_id: Some(chain_id),
+        nonce,
+        gas_price: 0,
+        gas_limit: gas,
+        to: TxKind::Call(to),
+        value,
+        input: Bytes::new(),
+    };
+    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
+    TxEnvelope::Legacy(tx.into_signed(sig))
+        .encoded_2718()
+        .into()
+}
+
+pub fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256) -> Bytes {
+    legacy(signer, 2108, nonce, to, value, 21_000)
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+pub fn data_dir(tmp: &tempfile::TempDir) -> PathBuf {
+    tmp.path().join("data")
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real `aicoin` processes on free 127.0.0.1 ports, one file per feature.
+
+mod bad_input;
+mod blocks;
+mod common;
+mod config;
+mod restart;
+mod rewards;
