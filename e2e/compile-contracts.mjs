@@ -1,5 +1,7 @@
 // Compiles contracts/*.sol with solc-js into contracts/out/<Name>.json ({abi, bytecode}), the
-// artifacts Rust tests, benchmarks and the e2e suites load. Run: node e2e/compile-contracts.mjs
+// artifacts Rust tests, benchmarks and the e2e suites load.
+//   node e2e/compile-contracts.mjs          regenerate the artifacts
+//   node e2e/compile-contracts.mjs --check  fail if the committed artifacts are stale
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,11 +27,23 @@ if (errors.length) {
   for (const e of errors) console.error(e.formattedMessage);
   process.exit(1);
 }
+const check = process.argv.includes('--check');
 fs.mkdirSync(path.join(root, 'out'), { recursive: true });
+let stale = 0;
 for (const [file, contracts] of Object.entries(output.contracts)) {
   for (const [name, c] of Object.entries(contracts)) {
     const artifact = { contract: name, source: file, solc: solc.version(), abi: c.abi, bytecode: '0x' + c.evm.bytecode.object };
-    fs.writeFileSync(path.join(root, 'out', `${name}.json`), JSON.stringify(artifact, null, 2) + '\n');
-    console.log(`contracts/out/${name}.json`);
+    const target = path.join(root, 'out', `${name}.json`);
+    const text = JSON.stringify(artifact, null, 2) + '\n';
+    if (check) {
+      if (!fs.existsSync(target) || fs.readFileSync(target, 'utf8') !== text) {
+        console.error(`contracts/out/${name}.json is stale: run node e2e/compile-contracts.mjs`);
+        stale += 1;
+      }
+    } else {
+      fs.writeFileSync(target, text);
+      console.log(`contracts/out/${name}.json`);
+    }
   }
 }
+process.exit(stale ? 1 : 0);

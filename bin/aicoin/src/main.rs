@@ -1,5 +1,6 @@
 //! `aicoin`: the command line over the AICoin node library.
 
+mod bench;
 mod blocks;
 mod node;
 
@@ -31,6 +32,8 @@ enum Command {
     Export(blocks::ExportArgs),
     /// Print the chain spec a data dir was created with (JSON).
     ChainSpec(blocks::ChainSpecArgs),
+    /// Measure block production and transaction ingest.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -51,6 +54,7 @@ fn main() -> eyre::Result<()> {
             Command::Import(args) => blocks::import(args).await,
             Command::Export(args) => blocks::export(args),
             Command::ChainSpec(args) => blocks::chain_spec(args),
+            Command::Bench(args) => bench::run(args).await,
         }
     })
 }

@@ -18,7 +18,7 @@ use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::{sync::watch, task::JoinHandle};
 
-pub use chain::{Chain, ChainError, NewBlock, Sealer};
+pub use chain::{BlockTimings, Chain, ChainError, NewBlock, Produced, Sealer};
 pub use config::{
     DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role, default_data_dir,
     parse_peers,

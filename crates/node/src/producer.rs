@@ -35,7 +35,6 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
         let (chain, sealer, mut best) = (chain.clone(), sealer.clone(), pool.best());
-        let started = std::time::Instant::now();
         let produced =
             tokio::task::spawn_blocking(move || chain.produce(&sealer, unix_now(), &mut best))
                 .await;
@@ -53,7 +52,9 @@ pub async fn run(
                     hash = %produced.block.hash,
                     txs = produced.block.transactions.len(),
                     gas_used = header.gas_used,
-                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    exec_ms = produced.timings.execution.as_secs_f64() * 1e3,
+                    state_ms = produced.timings.state_root.as_secs_f64() * 1e3,
+                    commit_ms = produced.timings.commit.as_secs_f64() * 1e3,
                     "produced block"
                 );
             }

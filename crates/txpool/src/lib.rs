@@ -4,7 +4,8 @@
 //! account's state nonce is *pending* (executable now); anything after a gap is *queued*. Because
 //! sending is free on AICoin, fees cannot rank or price out spam; the pool's caps are the defence:
 //!
-//! - `max_nonce_gap`: a transaction more than this far ahead of its account's nonce is refused;
+//! - `max_nonce_gap`: a transaction more than this far ahead of its sender's next executable
+//!   nonce (the account nonce plus its pending run) is refused;
 //! - `max_per_sender`: pending + queued transactions one sender may hold;
 //! - `max_queued`: queued transactions across all senders (they cannot execute, so they get a
 //!   small share of the pool);
@@ -84,13 +85,9 @@ pub enum PoolError {
     #[error("nonce too low: next nonce {state}, tx nonce {nonce}")]
     NonceTooLow { nonce: u64, state: u64 },
     #[error(
-        "nonce too high: tx nonce {nonce} is more than {max_gap} ahead of the account nonce {state}"
+        "nonce too high: tx nonce {nonce} is more than {max_gap} ahead of the next executable nonce {next}"
     )]
-    NonceTooHigh {
-        nonce: u64,
-        state: u64,
-        max_gap: u64,
-    },
+    NonceTooHigh { nonce: u64, next: u64, max_gap: u64 },
     #[error("insufficient funds for gas * price + value: balance {balance}, tx cost {cost}")]
     InsufficientFunds { balance: U256, cost: U256 },
     #[error("sender {sender} already has {limit} transactions in the pool (per-sender limit)")]
@@ -235,13 +232,6 @@ impl TxPool {
                 state: state.nonce,
             });
         }
-        if nonce - state.nonce > cfg.max_nonce_gap {
-            return Err(PoolError::NonceTooHigh {
-                nonce,
-                state: state.nonce,
-                max_gap: cfg.max_nonce_gap,
-            });
-        }
         if state.balance < cost {
             return Err(PoolError::InsufficientFunds {
                 balance: state.balance,
@@ -263,6 +253,13 @@ impl TxPool {
             }
             None => (None, 0, state.nonce),
         };
+        if nonce - next_nonce.min(nonce) > cfg.max_nonce_gap {
+            return Err(PoolError::NonceTooHigh {
+                nonce,
+                next: next_nonce,
+                max_gap: cfg.max_nonce_gap,
+            });
+        }
         let queued = nonce > next_nonce;
         if replaced.is_none() {
             if held >= cfg.max_per_sender {

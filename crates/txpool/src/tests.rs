@@ -99,11 +99,20 @@ fn nonce_and_balance_are_checked() {
         pool.add(tx(&a, 8), rich(3)),
         Err(PoolError::NonceTooHigh {
             nonce: 8,
-            state: 3,
+            next: 3,
             max_gap: 4
         })
     );
     assert!(pool.add(tx(&a, 7), rich(3)).is_ok());
+    // The gap counts from the end of the sender's pending run, so a long run is no gap.
+    for n in 3..7 {
+        pool.add(tx(&a, n), rich(3)).unwrap();
+    }
+    assert!(pool.add(tx(&a, 12), rich(3)).is_ok());
+    assert!(matches!(
+        pool.add(tx(&a, 13), rich(3)),
+        Err(PoolError::NonceTooHigh { next: 8, .. })
+    ));
     let poor = SenderState {
         nonce: 0,
         balance: U256::ZERO,

@@ -87,7 +87,11 @@ async fn config_file_and_environment_set_every_flag_with_cli_and_env_winning() {
         21_000,
     );
     let err = node.send_raw(&far).await.unwrap_err();
-    assert!(err.message().contains("more than 3 ahead"), "{err:?}");
+    assert!(
+        err.message()
+            .contains("more than 3 ahead of the next executable nonce 0"),
+        "{err:?}"
+    );
     node.stop();
 
     // The command line beats the file.

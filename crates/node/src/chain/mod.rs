@@ -2,7 +2,11 @@
 //! blocks sealed elsewhere after checking their seal and re-executing them. Both paths commit a
 //! block with its state in one storage transaction and then announce the new head.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use aicoin_consensus::{HeaderError, header_template, seal_header, validate_header};
 use aicoin_execution::{
@@ -42,6 +46,18 @@ pub struct Produced {
     pub next_nonces: Vec<(Address, u64)>,
     /// Pool transactions that cannot execute (and never will as they are).
     pub rejected: Vec<(B256, String)>,
+    pub timings: BlockTimings,
+}
+
+/// Where a block's production time went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BlockTimings {
+    /// Running the transactions and paying the reward.
+    pub execution: Duration,
+    /// Writing the state changes and updating the state root.
+    pub state_root: Duration,
+    /// Storing the block and making it durable.
+    pub commit: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -135,6 +151,7 @@ impl Chain {
             sealer.gas_limit,
             vanity.as_bytes(),
         );
+        let started = Instant::now();
         let mut builder = BlockBuilder::new(
             StateDb::at(reader, head)?,
             block_env(self.spec.chain_id, &header),
@@ -170,14 +187,17 @@ impl Chain {
             issued,
             self.spec.treasury,
         )?;
+        let execution = started.elapsed();
         let next_nonces = next_nonces(&built);
-        let block = self.commit(header, built, |header| {
+        let (block, mut timings) = self.commit(header, built, |header| {
             Ok(seal_header(header, &sealer.key)?)
         })?;
+        timings.execution = execution;
         Ok(Produced {
             block,
             next_nonces,
             rejected,
+            timings,
         })
     }
 
@@ -241,7 +261,7 @@ impl Chain {
             });
         }
         let sealed = header.clone();
-        self.commit(header, built, move |computed| {
+        let (block, _) = self.commit(header, built, move |computed| {
             if computed.state_root != sealed.state_root {
                 return Err(mismatch(
                     number,
@@ -251,7 +271,8 @@ impl Chain {
                 ));
             }
             Ok(sealed)
-        })
+        })?;
+        Ok(block)
     }
 
     /// Writes the block's state, completes the header with the results (`finalize` seals it, or
@@ -261,9 +282,11 @@ impl Chain {
         mut header: Header,
         built: BuiltBlock,
         finalize: impl FnOnce(Header) -> Result<Header, ChainError>,
-    ) -> Result<Arc<NewBlock>, ChainError> {
+    ) -> Result<(Arc<NewBlock>, BlockTimings), ChainError> {
+        let started = Instant::now();
         let mut writer = self.store.begin_block(header.number)?;
         header.state_root = writer.apply_state(&built.changes)?;
+        let state_root = started.elapsed();
         header.transactions_root = built.transactions_root;
         header.receipts_root = built.receipts_root;
         header.logs_bloom = built.logs_bloom;
@@ -279,6 +302,11 @@ impl Chain {
             built.issued,
         )?;
         writer.commit()?;
+        let timings = BlockTimings {
+            state_root,
+            commit: started.elapsed() - state_root,
+            ..Default::default()
+        };
         let transactions = built.transactions.iter().map(|tx| *tx.tx_hash()).collect();
         let block = Arc::new(NewBlock {
             header,
@@ -287,7 +315,7 @@ impl Chain {
         });
         // No subscriber is fine.
         let _ = self.new_blocks.send(block.clone());
-        Ok(block)
+        Ok((block, timings))
     }
 }
 

@@ -1,0 +1,322 @@
+//! Block production benchmark: blocks of plain transfers and of ERC-20 transfers, produced by the
+//! real chain engine (pool order, revm execution, reward, incremental state root, redb commit),
+//! at a small and a large number of funded accounts. The incremental state root is what keeps
+//! the block time flat as accounts grow.
+
+use std::{sync::Arc, time::Duration};
+
+use aicoin_node::{Chain, Sealer};
+use aicoin_primitives::{AIC, ChainSpec, GenesisAccount};
+use aicoin_storage::Store;
+use aicoin_txpool::{PoolConfig, SenderState, TxPool};
+use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy, transaction::Recovered};
+use alloy_primitives::{Address, Bytes, TxKind, U256, hex, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, SolValue, sol};
+use clap::Args;
+
+use super::{median, ms};
+
+sol! {
+    function transfer(address to, uint256 value) returns (bool);
+}
+
+const TOKEN_ARTIFACT: &str = include_str!("../../../../contracts/out/Token.json");
+
+#[derive(Debug, Args)]
+pub struct ExecuteArgs {
+    /// Transactions per block.
+    #[arg(long, default_value_t = 1000)]
+    txs: usize,
+    /// Funded accounts in the genesis state, one run each.
+    #[arg(long, value_delimiter = ',', default_values_t = [10usize, 100_000])]
+    accounts: Vec<usize>,
+    /// Measured blocks per run (after one warm-up block).
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Workload {
+    Transfer,
+    Erc20,
+}
+
+struct Row {
+    workload: Workload,
+    accounts: usize,
+    total: Duration,
+    execution: Duration,
+    state_root: Duration,
+    commit: Duration,
+    gas: u64,
+}
+
+pub fn run(args: ExecuteArgs) -> eyre::Result<()> {
+    eyre::ensure!(
+        args.txs > 0 && args.rounds > 0,
+        "--txs and --rounds must be positive"
+    );
+    println!(
+        "block production: {} txs/block, median of {} blocks",
+        args.txs, args.rounds
+    );
+    let mut rows = Vec::new();
+    for workload in [Workload::Transfer, Workload::Erc20] {
+        for &accounts in &args.accounts {
+            rows.push(bench(workload, accounts, &args)?);
+        }
+    }
+    println!();
+    println!(
+        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>11} {:>10} {:>8}",
+        "workload",
+        "accounts",
+        "block ms",
+        "exec ms",
+        "root ms",
+        "commit ms",
+        "exec ns/tx",
+        "tx/s",
+        "Mgas/s"
+    );
+    for r in &rows {
+        let n = args.txs as f64;
+        println!(
+            "{:<9} {:>9} {:>10.2} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>10.0} {:>8.1}",
+            match r.workload {
+                Workload::Transfer => "transfer",
+                Workload::Erc20 => "erc20",
+            },
+            r.accounts,
+            ms(r.total),
+            ms(r.execution),
+            ms(r.state_root),
+            ms(r.commit),
+            r.execution.as_nanos() as f64 / n,
+            n / r.total.as_secs_f64(),
+            r.gas as f64 / r.execution.as_secs_f64() / 1e6,
+        );
+    }
+    let (fewest, most) = (
+        args.accounts.iter().min().copied().unwrap_or_default(),
+        args.accounts.iter().max().copied().unwrap_or_default(),
+    );
+    for workload in [Workload::Transfer, Workload::Erc20] {
+        let of = |a: usize| {
+            rows.iter()
+                .find(|r| r.workload == workload && r.accounts == a)
+        };
+        if let (Some(small), Some(large)) = (of(fewest), of(most))
+            && fewest != most
+        {
+            println!(
+                "{workload:?}: block time at {most} accounts / at {fewest} accounts = {:.2}",
+                large.total.as_secs_f64() / small.total.as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Deterministic keys for the senders; the other funded accounts need no key.
+fn sender_key(i: usize) -> PrivateKeySigner {
+    PrivateKeySigner::from_bytes(&keccak256((i as u64 + 1).to_be_bytes()))
+        .expect("keccak output is a valid key")
+}
+
+fn funded_address(i: usize) -> Address {
+    Address::from_slice(&keccak256((i as u64).to_le_bytes())[12..])
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    chain: Chain,
+    pool: TxPool,
+    sealer: Sealer,
+    senders: Vec<PrivateKeySigner>,
+    recipients: Vec<Address>,
+    nonces: Vec<u64>,
+    time: u64,
+    rng: u64,
+}
+
+impl Setup {
+    fn new(accounts: usize, txs: usize) -> eyre::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let validator = PrivateKeySigner::random();
+        let senders: Vec<_> = (0..accounts.min(txs)).map(sender_key).collect();
+        let mut recipients: Vec<Address> = senders.iter().map(|s| s.address()).collect();
+        recipients.extend((recipients.len()..accounts).map(funded_address));
+        let mut spec = ChainSpec::local(2108, validator.address(), &[]);
+        for address in &recipients {
+            let account = GenesisAccount {
+                balance: AIC,
+                ..Default::default()
+            };
+            spec.genesis.alloc.insert(*address, account);
+        }
+        let store = Store::open(dir.path(), &spec)?;
+        let pool = TxPool::new(PoolConfig {
+            max_txs: 10 * txs + 10,
+            max_per_sender: 10 * txs + 10,
+            max_nonce_gap: 10 * txs as u64,
+            ..Default::default()
+        });
+        let sealer = Sealer {
+            key: validator,
+            beneficiary: Address::repeat_byte(0xbe),
+            gas_limit: 2_000_000_000,
+        };
+        Ok(Self {
+            _dir: dir,
+            chain: Chain::new(store, Arc::new(spec)),
+            pool,
+            sealer,
+            nonces: vec![0; senders.len()],
+            senders,
+            recipients,
+            time: 1,
+            rng: 0x9e37_79b9_7f4a_7c15,
+        })
+    }
+
+    fn random_recipient(&mut self) -> Address {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.recipients[(self.rng % self.recipients.len() as u64) as usize]
+    }
+
+    fn sign(
+        &mut self,
+        sender: usize,
+        to: TxKind,
+        input: Bytes,
+        value: U256,
+        gas: u64,
+    ) -> Recovered<TxEnvelope> {
+        let tx = TxLegacy {
+            chain_id: Some(2108),
+            nonce: self.nonces[sender],
+            gas_price: 0,
+            gas_limit: gas,
+            to,
+            value,
+            input,
+        };
+        self.nonces[sender] += 1;
+        let key = &self.senders[sender];
+        let sig = key.sign_hash_sync(&tx.signature_hash()).expect("signing");
+        Recovered::new_unchecked(TxEnvelope::Legacy(tx.into_signed(sig)), key.address())
+    }
+
+    /// Pools `txs` and produces one block holding all of them.
+    fn block(&mut self, txs: Vec<Recovered<TxEnvelope>>) -> eyre::Result<aicoin_node::Produced> {
+        let count = txs.len();
+        for tx in txs {
+            self.pool.add(
+                tx,
+                SenderState {
+                    nonce: 0,
+                    balance: U256::MAX,
+                },
+            )?;
+        }
+        self.time += 1;
+        let produced = self
+            .chain
+            .produce(&self.sealer, self.time, &mut self.pool.best())?;
+        self.pool.on_new_block(produced.next_nonces.clone());
+        eyre::ensure!(
+            produced.block.transactions.len() == count && produced.rejected.is_empty(),
+            "block took {} of {count} transactions: {:?}",
+            produced.block.transactions.len(),
+            produced.rejected
+        );
+        Ok(produced)
+    }
+}
+
+fn bench(workload: Workload, accounts: usize, args: &ExecuteArgs) -> eyre::Result<Row> {
+    let mut s = Setup::new(accounts, args.txs)?;
+    let senders = s.senders.len();
+    let token = match workload {
+        Workload::Transfer => None,
+        Workload::Erc20 => {
+            let artifact: serde_json::Value = serde_json::from_str(TOKEN_ARTIFACT)?;
+            let mut init = hex::decode(artifact["bytecode"].as_str().unwrap_or_default())?;
+            init.extend(("Bench", "BNC", AIC * U256::from(1_000_000_000u64)).abi_encode_params());
+            let deploy = s.sign(0, TxKind::Create, init.into(), U256::ZERO, 3_000_000);
+            s.block(vec![deploy])?;
+            let token = s.senders[0].address().create(0);
+            // Give every sender tokens to spend.
+            let funding = (1..senders)
+                .map(|i| {
+                    let to = s.senders[i].address();
+                    let input = transferCall {
+                        to,
+                        value: AIC * U256::from(1_000_000u64),
+                    }
+                    .abi_encode();
+                    s.sign(0, TxKind::Call(token), input.into(), U256::ZERO, 100_000)
+                })
+                .collect();
+            s.block(funding)?;
+            Some(token)
+        }
+    };
+    let mut samples = Vec::new();
+    for round in 0..=args.rounds {
+        let txs = (0..args.txs)
+            .map(|i| {
+                let to = s.random_recipient();
+                match token {
+                    None => s.sign(
+                        i % senders,
+                        TxKind::Call(to),
+                        Bytes::new(),
+                        U256::from(1u64),
+                        21_000,
+                    ),
+                    Some(token) => {
+                        let input = transferCall {
+                            to,
+                            value: U256::from(1u64),
+                        }
+                        .abi_encode();
+                        s.sign(
+                            i % senders,
+                            TxKind::Call(token),
+                            input.into(),
+                            U256::ZERO,
+                            100_000,
+                        )
+                    }
+                }
+            })
+            .collect();
+        let produced = s.block(txs)?;
+        if round > 0 {
+            samples.push((produced.timings, produced.block.header.gas_used));
+        }
+    }
+    let pick = |f: fn(&aicoin_node::BlockTimings) -> Duration| {
+        median(samples.iter().map(|(t, _)| f(t)).collect())
+    };
+    let row = Row {
+        workload,
+        accounts,
+        total: pick(|t| t.execution + t.state_root + t.commit),
+        execution: pick(|t| t.execution),
+        state_root: pick(|t| t.state_root),
+        commit: pick(|t| t.commit),
+        gas: samples.first().map_or(0, |(_, gas)| *gas),
+    };
+    println!(
+        "  {workload:?} at {accounts} accounts: block {:.2} ms",
+        ms(row.total)
+    );
+    Ok(row)
+}

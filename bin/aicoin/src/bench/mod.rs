@@ -1,0 +1,41 @@
+//! `aicoin bench`: block production at different state sizes, and the ingest→receipt rate of a
+//! node over JSON-RPC (this one in-process, or any node with the dev accounts, e.g. anvil).
+//! Every figure is the median over rounds; run on a quiet machine and compare side by side.
+
+mod execute;
+mod ingest;
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: BenchCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Build, execute, root and commit blocks of transfers and ERC-20 transfers.
+    Execute(execute::ExecuteArgs),
+    /// Send signed transfers over JSON-RPC as fast as the node takes them; time until mined.
+    Ingest(ingest::IngestArgs),
+}
+
+pub async fn run(args: BenchArgs) -> eyre::Result<()> {
+    match args.command {
+        BenchCommand::Execute(a) => tokio::task::spawn_blocking(move || execute::run(a)).await?,
+        BenchCommand::Ingest(a) => ingest::run(a).await,
+    }
+}
+
+/// Median of `values` (upper median for even counts).
+fn median(mut values: Vec<Duration>) -> Duration {
+    values.sort_unstable();
+    values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
