@@ -5,7 +5,7 @@
 use aicoin_primitives::TxReceipt;
 use alloy_consensus::{Header, TxEnvelope};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use alloy_trie::TrieAccount;
+use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 
 use crate::{StoreError, decode_account, tables::*, writer::META_ISSUED};
@@ -86,6 +86,19 @@ impl Reader {
             .try_into()
             .map_err(|_| StoreError::Corrupt("issuance total malformed".into()))?;
         Ok(U256::from_be_bytes(bytes))
+    }
+
+    /// The head's state root recomputed from every stored account, ignoring the stored branch
+    /// nodes: a consistency check of the incremental trie, and what a node without one would pay
+    /// for every block. O(accounts).
+    pub fn rebuild_state_root(&self) -> Result<B256, StoreError> {
+        let accounts = self.txn.open_table(ACCOUNTS)?;
+        let mut builder = HashBuilder::default();
+        for entry in accounts.iter()? {
+            let (key, value) = entry?;
+            builder.add_leaf(Nibbles::unpack(key.value()), value.value());
+        }
+        Ok(builder.root())
     }
 
     /// The state after block `at` (the head's state when `at` is the head or later).

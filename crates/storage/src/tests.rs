@@ -318,6 +318,7 @@ proptest! {
             let changes = StateChanges { accounts: changes.into_values().collect(), code: vec![] };
             let root = commit(&store, i as u64 + 1, &changes);
             prop_assert_eq!(root, model_root(&model));
+            prop_assert_eq!(store.reader().unwrap().rebuild_state_root().unwrap(), root);
         }
     }
 }

@@ -1,9 +1,15 @@
 //! Block production benchmark: blocks of plain transfers and of ERC-20 transfers, produced by the
 //! real chain engine (pool order, revm execution, reward, incremental state root, redb commit),
-//! at a small and a large number of funded accounts. The incremental state root is what keeps
-//! the block time flat as accounts grow.
+//! at a small and a large number of funded accounts.
+//!
+//! Every run does the same work per block (the same senders paying fresh recipients), so the only
+//! difference between runs is how much state already exists. The incremental state root is what
+//! keeps the block time close to flat as accounts grow.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use aicoin_node::{Chain, Sealer};
 use aicoin_primitives::{AIC, ChainSpec, GenesisAccount};
@@ -29,9 +35,12 @@ pub struct ExecuteArgs {
     /// Transactions per block.
     #[arg(long, default_value_t = 1000)]
     txs: usize,
-    /// Funded accounts in the genesis state, one run each.
+    /// Funded accounts in the genesis state, one run each (at least `--senders`).
     #[arg(long, value_delimiter = ',', default_values_t = [10usize, 100_000])]
     accounts: Vec<usize>,
+    /// Funded accounts that send; each block's transactions are spread over them.
+    #[arg(long, default_value_t = 10)]
+    senders: usize,
     /// Measured blocks per run (after one warm-up block).
     #[arg(long, default_value_t = 10)]
     rounds: usize,
@@ -50,13 +59,20 @@ struct Row {
     execution: Duration,
     state_root: Duration,
     commit: Duration,
+    /// The same root rebuilt from every account, as a node without an incremental trie would.
+    full_root: Duration,
     gas: u64,
 }
 
 pub fn run(args: ExecuteArgs) -> eyre::Result<()> {
     eyre::ensure!(
-        args.txs > 0 && args.rounds > 0,
-        "--txs and --rounds must be positive"
+        args.txs > 0 && args.rounds > 0 && args.senders > 0,
+        "--txs, --rounds and --senders must be positive"
+    );
+    eyre::ensure!(
+        args.accounts.iter().all(|&a| a >= args.senders),
+        "every --accounts value must be at least --senders ({})",
+        args.senders
     );
     println!(
         "block production: {} txs/block, median of {} blocks",
@@ -70,13 +86,14 @@ pub fn run(args: ExecuteArgs) -> eyre::Result<()> {
     }
     println!();
     println!(
-        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>11} {:>10} {:>8}",
+        "{:<9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>13} {:>11} {:>10} {:>8}",
         "workload",
         "accounts",
         "block ms",
         "exec ms",
         "root ms",
         "commit ms",
+        "full root ms",
         "exec ns/tx",
         "tx/s",
         "Mgas/s"
@@ -84,7 +101,7 @@ pub fn run(args: ExecuteArgs) -> eyre::Result<()> {
     for r in &rows {
         let n = args.txs as f64;
         println!(
-            "{:<9} {:>9} {:>10.2} {:>9.2} {:>9.2} {:>9.2} {:>11.0} {:>10.0} {:>8.1}",
+            "{:<9} {:>9} {:>10.2} {:>9.2} {:>9.2} {:>9.2} {:>13.2} {:>11.0} {:>10.0} {:>8.1}",
             match r.workload {
                 Workload::Transfer => "transfer",
                 Workload::Erc20 => "erc20",
@@ -94,6 +111,7 @@ pub fn run(args: ExecuteArgs) -> eyre::Result<()> {
             ms(r.execution),
             ms(r.state_root),
             ms(r.commit),
+            ms(r.full_root),
             r.execution.as_nanos() as f64 / n,
             n / r.total.as_secs_f64(),
             r.gas as f64 / r.execution.as_secs_f64() / 1e6,
@@ -136,21 +154,21 @@ struct Setup {
     pool: TxPool,
     sealer: Sealer,
     senders: Vec<PrivateKeySigner>,
-    recipients: Vec<Address>,
     nonces: Vec<u64>,
     time: u64,
-    rng: u64,
+    /// Recipients handed out so far; each transaction pays a new one.
+    recipients: u64,
 }
 
 impl Setup {
-    fn new(accounts: usize, txs: usize) -> eyre::Result<Self> {
+    fn new(accounts: usize, sender_count: usize, txs: usize) -> eyre::Result<Self> {
         let dir = tempfile::tempdir()?;
         let validator = PrivateKeySigner::random();
-        let senders: Vec<_> = (0..accounts.min(txs)).map(sender_key).collect();
-        let mut recipients: Vec<Address> = senders.iter().map(|s| s.address()).collect();
-        recipients.extend((recipients.len()..accounts).map(funded_address));
+        let senders: Vec<_> = (0..sender_count).map(sender_key).collect();
+        let mut funded: Vec<Address> = senders.iter().map(|s| s.address()).collect();
+        funded.extend((funded.len()..accounts).map(funded_address));
         let mut spec = ChainSpec::local(2108, validator.address(), &[]);
-        for address in &recipients {
+        for address in &funded {
             let account = GenesisAccount {
                 balance: AIC,
                 ..Default::default()
@@ -176,17 +194,17 @@ impl Setup {
             sealer,
             nonces: vec![0; senders.len()],
             senders,
-            recipients,
             time: 1,
-            rng: 0x9e37_79b9_7f4a_7c15,
+            recipients: 0,
         })
     }
 
-    fn random_recipient(&mut self) -> Address {
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        self.recipients[(self.rng % self.recipients.len() as u64) as usize]
+    /// An address that holds nothing yet (and is none of the funded ones).
+    fn fresh_recipient(&mut self) -> Address {
+        self.recipients += 1;
+        Address::from_slice(
+            &keccak256([&b"recipient"[..], &self.recipients.to_be_bytes()].concat())[12..],
+        )
     }
 
     fn sign(
@@ -215,14 +233,15 @@ impl Setup {
     /// Pools `txs` and produces one block holding all of them.
     fn block(&mut self, txs: Vec<Recovered<TxEnvelope>>) -> eyre::Result<aicoin_node::Produced> {
         let count = txs.len();
+        let reader = self.chain.store().reader()?;
+        let state = reader.state_at(reader.head_number()?)?;
         for tx in txs {
-            self.pool.add(
-                tx,
-                SenderState {
-                    nonce: 0,
-                    balance: U256::MAX,
-                },
-            )?;
+            let account = state.account(&tx.signer())?.unwrap_or_default();
+            let sender = SenderState {
+                nonce: account.nonce,
+                balance: account.balance,
+            };
+            self.pool.add(tx, sender)?;
         }
         self.time += 1;
         let produced = self
@@ -240,7 +259,7 @@ impl Setup {
 }
 
 fn bench(workload: Workload, accounts: usize, args: &ExecuteArgs) -> eyre::Result<Row> {
-    let mut s = Setup::new(accounts, args.txs)?;
+    let mut s = Setup::new(accounts, args.senders, args.txs)?;
     let senders = s.senders.len();
     let token = match workload {
         Workload::Transfer => None,
@@ -271,7 +290,7 @@ fn bench(workload: Workload, accounts: usize, args: &ExecuteArgs) -> eyre::Resul
     for round in 0..=args.rounds {
         let txs = (0..args.txs)
             .map(|i| {
-                let to = s.random_recipient();
+                let to = s.fresh_recipient();
                 match token {
                     None => s.sign(
                         i % senders,
@@ -302,6 +321,20 @@ fn bench(workload: Workload, accounts: usize, args: &ExecuteArgs) -> eyre::Resul
             samples.push((produced.timings, produced.block.header.gas_used));
         }
     }
+    // What a node without the incremental trie would pay for this block's root, and a check
+    // that the incremental root is right.
+    let full_root = {
+        let reader = s.chain.store().reader()?;
+        let head = reader.header(reader.head_number()?)?;
+        let started = Instant::now();
+        let rebuilt = reader.rebuild_state_root()?;
+        let elapsed = started.elapsed();
+        eyre::ensure!(
+            head.map(|h| h.state_root) == Some(rebuilt),
+            "the incremental state root differs from a full rebuild"
+        );
+        elapsed
+    };
     let pick = |f: fn(&aicoin_node::BlockTimings) -> Duration| {
         median(samples.iter().map(|(t, _)| f(t)).collect())
     };
@@ -312,6 +345,7 @@ fn bench(workload: Workload, accounts: usize, args: &ExecuteArgs) -> eyre::Resul
         execution: pick(|t| t.execution),
         state_root: pick(|t| t.state_root),
         commit: pick(|t| t.commit),
+        full_root,
         gas: samples.first().map_or(0, |(_, gas)| *gas),
     };
     println!(

@@ -25,6 +25,10 @@ pub struct IngestArgs {
     /// Block interval of the in-process node, in seconds.
     #[arg(long, default_value_t = 1.0)]
     block_interval: f64,
+    /// Block gas limit of the in-process node. At the default 30M a block holds 1,428 transfers,
+    /// which caps ingest→receipt at 1,428 tx/s per second of block interval.
+    #[arg(long, default_value_t = aicoin_primitives::DEFAULT_GAS_LIMIT)]
+    gas_limit: u64,
 }
 
 pub async fn run(args: IngestArgs) -> eyre::Result<()> {
@@ -34,6 +38,7 @@ pub async fn run(args: IngestArgs) -> eyre::Result<()> {
             let dir = tempfile::tempdir()?;
             let mut config = NodeConfig::dev(dir.path().join("data"));
             config.block_interval = Duration::from_secs_f64(args.block_interval);
+            config.gas_limit = args.gas_limit;
             config.pool.max_per_sender = args.txs;
             config.pool.max_txs = args.txs * 2;
             let node = aicoin_node::spawn(config).await?;
