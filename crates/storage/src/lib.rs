@@ -8,6 +8,7 @@
 mod changes;
 mod codec;
 mod genesis;
+mod proof;
 mod reader;
 mod tables;
 mod trie_source;
@@ -22,6 +23,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 pub use changes::{AccountChange, AccountInfo, StateChanges};
 pub use genesis::genesis_block;
+pub use proof::{AccountProof, StorageProof};
 pub use reader::{Reader, StateView};
 pub use writer::BlockWriter;
 

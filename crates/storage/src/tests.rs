@@ -74,6 +74,68 @@ fn transfer(to: Address, balance: u64) -> AccountChange {
     }
 }
 
+/// Proofs of present and absent accounts and slots verify against the committed state root.
+#[test]
+fn proofs_verify_against_the_state_root() {
+    use alloy_primitives::keccak256;
+    use alloy_trie::{Nibbles, proof::verify_proof};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &spec()).unwrap();
+    let contract = Address::repeat_byte(0xcc);
+    let mut accounts: Vec<_> = (1..=50u8)
+        .map(|i| transfer(Address::repeat_byte(i), i as u64))
+        .collect();
+    accounts.push(AccountChange {
+        storage: (1..=20u64)
+            .map(|k| (U256::from(k), U256::from(k * 7)))
+            .collect(),
+        ..transfer(contract, 1)
+    });
+    let root = commit(
+        &store,
+        1,
+        &StateChanges {
+            accounts,
+            code: vec![],
+        },
+    );
+
+    let reader = store.reader().unwrap();
+    let slots = [B256::from(U256::from(3u64)), B256::from(U256::from(999u64))];
+    for address in [
+        contract,
+        Address::repeat_byte(7),
+        Address::repeat_byte(0xee),
+    ] {
+        let p = reader.proof(address, &slots).unwrap();
+        assert_eq!(p.state_root, root);
+        let leaf = p.account.map(|a| alloy_rlp::encode(a));
+        verify_proof(
+            root,
+            Nibbles::unpack(keccak256(address)),
+            leaf,
+            &p.account_proof,
+        )
+        .unwrap();
+        for sp in &p.storage {
+            let storage_root = p
+                .account
+                .map_or(alloy_trie::EMPTY_ROOT_HASH, |a| a.storage_root);
+            let value = (!sp.value.is_zero()).then(|| alloy_rlp::encode(sp.value));
+            verify_proof(
+                storage_root,
+                Nibbles::unpack(keccak256(sp.slot)),
+                value,
+                &sp.proof,
+            )
+            .unwrap();
+        }
+    }
+    let p = reader.proof(contract, &slots).unwrap();
+    assert_eq!(p.storage[0].value, U256::from(21u64));
+    assert_eq!(p.storage[1].value, U256::ZERO);
+}
+
 #[test]
 fn genesis_is_created_once_and_bound_to_the_spec() {
     let dir = tempfile::tempdir().unwrap();

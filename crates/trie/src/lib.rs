@@ -17,7 +17,7 @@ mod walk;
 pub use alloy_trie::{BranchNodeCompact, EMPTY_ROOT_HASH, HashBuilder, Nibbles, TrieMask};
 pub use key_range::KeyRange;
 pub use prefix_set::PrefixSet;
-pub use walk::{TrieUpdates, compute_root};
+pub use walk::{TrieUpdates, compute_proofs, compute_root};
 
 use alloy_primitives::B256;
 

@@ -1,8 +1,8 @@
 //! The incremental root walk: feeds a [`HashBuilder`] stored hashes for untouched subtrees and
 //! leaves for touched ones, in key order.
 
-use alloy_primitives::{B256, map::HashMap};
-use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles};
+use alloy_primitives::{B256, Bytes, map::HashMap};
+use alloy_trie::{BranchNodeCompact, HashBuilder, Nibbles, proof::ProofRetainer};
 
 use crate::{KeyRange, PrefixSet, TrieSource};
 
@@ -23,21 +23,45 @@ pub fn compute_root<S: TrieSource>(
     source: &mut S,
     changed: &PrefixSet,
 ) -> Result<(B256, TrieUpdates), S::Error> {
-    let mut walk = Walk {
-        source,
-        changed,
-        hb: HashBuilder::default().with_updates(true),
-        visited: Vec::new(),
-    };
-    walk.cover(Nibbles::default())?;
-    let root = walk.hb.root();
-    let visited = walk.visited;
-    let (_, updated) = walk.hb.split();
+    let hb = HashBuilder::default().with_updates(true);
+    let (mut hb, visited) = Walk::run(source, changed, hb)?;
+    let root = hb.root();
+    let (_, updated) = hb.split();
     let removed = visited
         .into_iter()
         .filter(|path| !updated.contains_key(path))
         .collect();
     Ok((root, TrieUpdates { updated, removed }))
+}
+
+/// The root of the trie in `source` and, for each of `targets`, the RLP-encoded nodes on its path
+/// from the root down (EIP-1186 `accountProof`/`storageProof`): an inclusion proof when the key
+/// exists, an exclusion proof when it does not.
+///
+/// The same walk as [`compute_root`] with the targets as the changed keys: their paths are
+/// rebuilt from leaves (so every node on them is produced and retained) and everything beside
+/// them enters as a stored hash, so the cost is O(targets × depth), not O(trie).
+pub fn compute_proofs<S: TrieSource>(
+    source: &mut S,
+    targets: &[B256],
+) -> Result<(B256, Vec<Vec<Bytes>>), S::Error> {
+    let paths: Vec<Nibbles> = targets.iter().map(|t| Nibbles::unpack(t)).collect();
+    let hb = HashBuilder::default().with_proof_retainer(ProofRetainer::new(paths.clone()));
+    let changed = PrefixSet::new(targets.iter().copied());
+    let (mut hb, _) = Walk::run(source, &changed, hb)?;
+    let root = hb.root();
+    let nodes = hb.take_proof_nodes();
+    let proofs = paths
+        .iter()
+        .map(|path| {
+            nodes
+                .matching_nodes_sorted(path)
+                .into_iter()
+                .map(|(_, node)| node)
+                .collect()
+        })
+        .collect();
+    Ok((root, proofs))
 }
 
 struct Walk<'a, S> {
@@ -49,7 +73,23 @@ struct Walk<'a, S> {
     visited: Vec<Nibbles>,
 }
 
-impl<S: TrieSource> Walk<'_, S> {
+impl<'a, S: TrieSource> Walk<'a, S> {
+    /// Walks the whole trie into `hb`; returns it with the stored branch paths visited.
+    fn run(
+        source: &'a mut S,
+        changed: &'a PrefixSet,
+        hb: HashBuilder,
+    ) -> Result<(HashBuilder, Vec<Nibbles>), S::Error> {
+        let mut walk = Walk {
+            source,
+            changed,
+            hb,
+            visited: Vec::new(),
+        };
+        walk.cover(Nibbles::default())?;
+        Ok((walk.hb, walk.visited))
+    }
+
     /// Feeds everything under `prefix` to the hash builder.
     fn cover(&mut self, prefix: Nibbles) -> Result<(), S::Error> {
         let range = KeyRange::under(&prefix);
