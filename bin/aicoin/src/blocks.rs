@@ -86,6 +86,10 @@ pub async fn import(args: ImportArgs) -> eyre::Result<()> {
         let block =
             ChainBlock::decode(&mut rest).wrap_err("the file is not a stream of RLP blocks")?;
         let number = block.header.number;
+        // AICoin blocks have neither uncles nor withdrawals (their header roots are fixed empty).
+        if !block.body.ommers.is_empty() || block.body.withdrawals.is_some_and(|w| !w.is_empty()) {
+            bail!("block {number} carries uncles or withdrawals, which AICoin blocks never have");
+        }
         let head = store.reader()?.head_number()?;
         if number <= head {
             let stored = store.reader()?.block_hash(number)?;

@@ -2,7 +2,7 @@
 //! secp256k1 signature (r ‖ s ‖ y-parity) over the keccak of the header RLP with the signature
 //! left out. The block hash covers the signature, so a sealed header cannot be re-signed.
 
-use alloy_consensus::Header;
+use alloy_consensus::{Header, crypto::secp256k1};
 use alloy_primitives::{Address, B256, Bytes, Signature, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
@@ -60,9 +60,10 @@ pub fn recover_sealer(header: &Header) -> Result<Address, SealError> {
             )));
         }
     };
-    Signature::from_bytes_and_parity(&seal[..64], parity)
-        .recover_address_from_prehash(&hash)
-        .map_err(|e| SealError::BadSignature(e.to_string()))
+    // alloy's recovery refuses a high `s`: with (r, n - s) and the flipped parity the same
+    // sealer would sign a second, differently hashed copy of the block.
+    let signature = Signature::from_bytes_and_parity(&seal[..64], parity);
+    secp256k1::recover_signer(&signature, hash).map_err(|e| SealError::BadSignature(e.to_string()))
 }
 
 #[cfg(test)]
@@ -86,6 +87,29 @@ mod tests {
         let mut tampered = sealed.clone();
         tampered.number = 8;
         assert_ne!(recover_sealer(&tampered).ok(), Some(signer.address()));
+    }
+
+    #[test]
+    fn high_s_twin_of_a_seal_is_rejected() {
+        let signer = PrivateKeySigner::random();
+        let sealed = seal_header(Header::default(), &signer).unwrap();
+        let seal = &sealed.extra_data[EXTRA_VANITY_LEN..];
+        let signature = Signature::from_bytes_and_parity(&seal[..64], seal[64] == 1);
+        // The malleated twin: s' = n - s with the other parity recovers the same key.
+        let n = alloy_consensus::crypto::SECP256K1N_HALF * alloy_primitives::U256::from(2)
+            + alloy_primitives::U256::from(1);
+        let twin = Signature::new(signature.r(), n - signature.s(), !signature.v());
+        let mut extra = sealed.extra_data[..EXTRA_VANITY_LEN].to_vec();
+        extra.extend_from_slice(&twin.as_rsy());
+        let twin_header = Header {
+            extra_data: extra.into(),
+            ..sealed.clone()
+        };
+        assert_ne!(twin_header.hash_slow(), sealed.hash_slow());
+        assert!(matches!(
+            recover_sealer(&twin_header),
+            Err(SealError::BadSignature(_))
+        ));
     }
 
     #[test]

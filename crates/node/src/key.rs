@@ -54,23 +54,45 @@ pub fn load_or_create(data_dir: &Path) -> Result<(PrivateKeySigner, bool), KeyEr
             Ok((key, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
             let key = PrivateKeySigner::random();
-            let tmp = data_dir.join(format!(".{VALIDATOR_KEY_FILE}.tmp"));
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(io("create", &tmp))?;
-            file.write_all(hex::encode(key.to_bytes()).as_bytes())
-                .map_err(io("write", &tmp))?;
-            file.sync_all().map_err(io("sync", &tmp))?;
-            fs::rename(&tmp, &path).map_err(io("rename", &path))?;
-            Ok((key, true))
+            match create(data_dir, &path, &key)? {
+                true => Ok((key, true)),
+                // Another process created it first: use theirs.
+                false => load_or_create(data_dir),
+            }
         }
         Err(e) => Err(io("read", &path)(e)),
+    }
+}
+
+/// Writes `key` to a private temporary file, then publishes it with a hard link, which fails
+/// if `path` exists, so two nodes starting at once on a new data dir cannot each keep a
+/// different key. Returns false if another process's key was there first.
+fn create(data_dir: &Path, path: &Path, key: &PrivateKeySigner) -> Result<bool, KeyError> {
+    fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
+    let tmp = data_dir.join(format!(".{VALIDATOR_KEY_FILE}.{}.tmp", std::process::id()));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(io("create", &tmp))?;
+    file.write_all(hex::encode(key.to_bytes()).as_bytes())
+        .map_err(io("write", &tmp))?;
+    file.sync_all().map_err(io("sync", &tmp))?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            // The new directory entry must survive a crash as surely as the chain it seals.
+            fs::File::open(data_dir)
+                .and_then(|dir| dir.sync_all())
+                .map_err(io("sync", data_dir))?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io("create", path)(e)),
     }
 }
 

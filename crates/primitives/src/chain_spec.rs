@@ -74,6 +74,8 @@ pub enum ChainSpecError {
     NoAuthorities,
     #[error("genesis gas limit {0} is below the 21000 a transfer needs")]
     GasLimitTooLow(u64),
+    #[error("genesis balances add up to more than 2^256 wei")]
+    GenesisSupplyOverflow,
     #[error(transparent)]
     Tokenomics(#[from] TokenomicsError),
 }
@@ -115,16 +117,25 @@ impl ChainSpec {
     pub fn genesis_accounts(&self) -> BTreeMap<Address, GenesisAccount> {
         let mut accounts = self.genesis.alloc.clone();
         let genesis = accounts.entry(self.genesis.genesis_address).or_default();
-        genesis.balance += self.tokenomics.genesis_allocation;
+        genesis.balance = genesis
+            .balance
+            .saturating_add(self.tokenomics.genesis_allocation);
         accounts
     }
 
-    /// Everything issued at genesis; counts against `max_supply`.
+    /// Everything issued at genesis; counts against `max_supply`. Saturates where the sum would
+    /// overflow, which [`ChainSpec::validate`] refuses.
     pub fn genesis_supply(&self) -> U256 {
-        self.genesis_accounts()
+        self.checked_genesis_supply().unwrap_or(U256::MAX)
+    }
+
+    fn checked_genesis_supply(&self) -> Option<U256> {
+        self.genesis
+            .alloc
             .values()
             .map(|a| a.balance)
-            .fold(U256::ZERO, |sum, b| sum + b)
+            .chain([self.tokenomics.genesis_allocation])
+            .try_fold(U256::ZERO, |sum, b| sum.checked_add(b))
     }
 
     /// Checks that the spec can start a chain whose issuance respects the cap.
@@ -138,7 +149,10 @@ impl ChainSpec {
         if self.genesis.gas_limit < 21_000 {
             return Err(ChainSpecError::GasLimitTooLow(self.genesis.gas_limit));
         }
-        self.tokenomics.validate(self.genesis_supply())?;
+        let supply = self
+            .checked_genesis_supply()
+            .ok_or(ChainSpecError::GenesisSupplyOverflow)?;
+        self.tokenomics.validate(supply)?;
         Ok(())
     }
 
@@ -194,5 +208,17 @@ mod tests {
             spec.validate(),
             Err(ChainSpecError::Tokenomics(_))
         ));
+        // Balances that would wrap the supply total are refused, not summed modulo 2^256.
+        spec.genesis.alloc.clear();
+        for i in 0..2 {
+            spec.genesis.alloc.insert(
+                Address::repeat_byte(i),
+                GenesisAccount {
+                    balance: U256::MAX,
+                    ..Default::default()
+                },
+            );
+        }
+        assert_eq!(spec.validate(), Err(ChainSpecError::GenesisSupplyOverflow));
     }
 }

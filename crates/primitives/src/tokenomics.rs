@@ -54,6 +54,8 @@ pub enum TokenomicsError {
     ZeroHalvingInterval,
     #[error("treasury_share_bps is {0}, above {BPS_DENOMINATOR} (100%)")]
     TreasuryShareTooLarge(u64),
+    #[error("max_supply {0} wei is above 2^128 wei")]
+    MaxSupplyTooLarge(U256),
     #[error("genesis allocations total {genesis} wei, above max_supply {max_supply} wei")]
     GenesisAboveCap { genesis: U256, max_supply: U256 },
     #[error(
@@ -91,6 +93,10 @@ impl Tokenomics {
             return Err(TokenomicsError::TreasuryShareTooLarge(
                 self.treasury_share_bps,
             ));
+        }
+        // Rewards are paid as u128 increments, and `reward * treasury_share_bps` must not wrap.
+        if self.max_supply > U256::from(u128::MAX) {
+            return Err(TokenomicsError::MaxSupplyTooLarge(self.max_supply));
         }
         if genesis_total > self.max_supply {
             return Err(TokenomicsError::GenesisAboveCap {
@@ -237,6 +243,14 @@ mod tests {
             bad.validate(U256::ZERO),
             Err(TokenomicsError::ZeroHalvingInterval)
         );
+        let bad = Tokenomics {
+            max_supply: U256::MAX,
+            ..t.clone()
+        };
+        assert!(matches!(
+            bad.validate(U256::ZERO),
+            Err(TokenomicsError::MaxSupplyTooLarge(_))
+        ));
         let bad = Tokenomics {
             treasury_share_bps: 10_001,
             ..t

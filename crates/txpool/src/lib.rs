@@ -88,7 +88,10 @@ pub enum PoolError {
         "nonce too high: tx nonce {nonce} is more than {max_gap} ahead of the next executable nonce {next}"
     )]
     NonceTooHigh { nonce: u64, next: u64, max_gap: u64 },
-    #[error("insufficient funds for gas * price + value: balance {balance}, tx cost {cost}")]
+    #[error(
+        "insufficient funds for gas * price + value: balance {balance}, needed {cost} for this \
+         and the sender's earlier pooled transactions"
+    )]
     InsufficientFunds { balance: U256, cost: U256 },
     #[error("sender {sender} already has {limit} transactions in the pool (per-sender limit)")]
     SenderLimit { sender: Address, limit: usize },
@@ -226,33 +229,56 @@ impl TxPool {
         if inner.by_hash.contains_key(&hash) {
             return Err(PoolError::AlreadyKnown);
         }
-        if nonce < state.nonce {
+        // `state` was read before the lock; the pool may already have seen a later block. Drop
+        // what that block made stale, then check against the newer of the two nonces.
+        let account_nonce = match inner.senders.get_mut(&sender) {
+            Some(s) => {
+                let stale = s.advance(state.nonce);
+                let account_nonce = s.state_nonce;
+                for tx in &stale {
+                    inner.remove_tx(tx);
+                }
+                inner.refresh(&sender);
+                account_nonce
+            }
+            None => state.nonce,
+        };
+        if nonce < account_nonce {
             return Err(PoolError::NonceTooLow {
                 nonce,
-                state: state.nonce,
-            });
-        }
-        if state.balance < cost {
-            return Err(PoolError::InsufficientFunds {
-                balance: state.balance,
-                cost,
+                state: account_nonce,
             });
         }
 
-        let (replaced, held, next_nonce) = match inner.senders.get(&sender) {
+        let (replaced, held, next_nonce, spent_before) = match inner.senders.get(&sender) {
             Some(s) => {
-                let base = s.state_nonce.max(state.nonce);
-                let held = s.txs.range(base..).count();
                 let run = s
                     .txs
-                    .range(base..)
-                    .zip(base..)
-                    .take_while(|((n, _), e)| *n == e)
+                    .keys()
+                    .zip(account_nonce..)
+                    .take_while(|(n, e)| **n == *e)
                     .count();
-                (s.txs.get(&nonce).cloned(), held, base + run as u64)
+                // What the sender's earlier pooled transactions will already have spent.
+                let spent_before = s
+                    .txs
+                    .range(..nonce)
+                    .fold(U256::ZERO, |sum, (_, tx)| sum.saturating_add(tx.tx.value()));
+                (
+                    s.txs.get(&nonce).cloned(),
+                    s.txs.len(),
+                    account_nonce + run as u64,
+                    spent_before,
+                )
             }
-            None => (None, 0, state.nonce),
+            None => (None, 0, account_nonce, U256::ZERO),
         };
+        let needed = spent_before.saturating_add(cost);
+        if state.balance < needed {
+            return Err(PoolError::InsufficientFunds {
+                balance: state.balance,
+                cost: needed,
+            });
+        }
         if nonce - next_nonce.min(nonce) > cfg.max_nonce_gap {
             return Err(PoolError::NonceTooHigh {
                 nonce,
@@ -289,22 +315,14 @@ impl TxPool {
             seq,
             added: Instant::now(),
         });
-        let stale = inner
-            .senders
-            .entry(sender)
-            .or_default()
-            .advance(state.nonce);
-        for tx in stale.iter().chain(&replaced) {
-            inner.remove_tx(tx);
+        if let Some(replaced) = &replaced {
+            inner.remove_tx(replaced);
         }
         inner.bytes += encoded_len;
         inner.by_hash.insert(hash, pooled.clone());
-        inner
-            .senders
-            .entry(sender)
-            .or_default()
-            .txs
-            .insert(nonce, pooled);
+        let entry = inner.senders.entry(sender).or_default();
+        entry.state_nonce = account_nonce;
+        entry.txs.insert(nonce, pooled);
         inner.refresh(&sender);
         drop(inner);
 

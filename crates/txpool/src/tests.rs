@@ -253,3 +253,46 @@ fn content_splits_pending_and_queued() {
         vec![&2]
     );
 }
+
+/// The RPC reads the sender's state before taking the pool's lock; a block processed in between
+/// must not let a mined nonce back in or break the sender's pending run.
+#[test]
+fn state_read_before_a_block_cannot_reinsert_a_mined_nonce() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    pool.add(tx(&a, 0), rich(0)).unwrap();
+    pool.add(tx(&a, 1), rich(0)).unwrap();
+    pool.on_new_block([(a.address(), 1)]);
+    // A resend of nonce 0 checked against the stale snapshot (nonce 0).
+    let resend = tx_with(&a, 0, 2, 0);
+    assert_eq!(
+        pool.add(resend, rich(0)),
+        Err(PoolError::NonceTooLow { nonce: 0, state: 1 })
+    );
+    assert_eq!(order(&pool), [(a.address(), 1)]);
+    let bytes = pool.status().bytes;
+    // Replacing the still-pooled nonce 1 with a stale snapshot frees its bytes exactly once.
+    pool.add(tx_with(&a, 1, 3, 0), rich(0)).unwrap();
+    assert_eq!(pool.status().bytes, bytes);
+    assert_eq!(pool.status().pending, 1);
+}
+
+/// A sender cannot queue more value than it holds by spreading it over several transactions.
+#[test]
+fn pooled_values_count_against_the_balance_together() {
+    let pool = TxPool::new(PoolConfig::default());
+    let a = signer(1);
+    let balance = SenderState {
+        nonce: 0,
+        balance: U256::from(10u64),
+    };
+    pool.add(tx_with(&a, 0, 6, 0), balance).unwrap();
+    assert!(matches!(
+        pool.add(tx_with(&a, 1, 6, 0), balance),
+        Err(PoolError::InsufficientFunds { .. })
+    ));
+    pool.add(tx_with(&a, 1, 4, 0), balance).unwrap();
+    // Replacing nonce 0 with a cheaper transaction only counts what comes before it.
+    pool.add(tx_with(&a, 0, 1, 0), balance).unwrap();
+    assert_eq!(pool.status().pending, 2);
+}
