@@ -3,10 +3,11 @@
 //!
 //! Precedence: command line, then environment, then the config file, then the embedded default.
 
-use std::{net::IpAddr, path::PathBuf, time::Duration};
+use std::{net::IpAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 
 use aicoin_node::{NodeConfig, Role, default_data_dir, parse_peers};
 use aicoin_primitives::ChainSpec;
+use aicoin_rpc::CorsOrigins;
 use alloy_primitives::{Address, hex};
 use clap::Args;
 use eyre::{WrapErr, bail};
@@ -80,6 +81,36 @@ pub struct NodeArgs {
     /// Pool: seconds a queued transaction may wait before eviction [default: 10800].
     #[arg(long, env = "AICOIN_TXPOOL_QUEUED_LIFETIME")]
     txpool_queued_lifetime: Option<u64>,
+    /// Origins browsers may call the RPC from: `*` or a comma-separated list [default: *].
+    #[arg(long, env = "AICOIN_RPC_CORS")]
+    rpc_cors: Option<String>,
+    /// Requests per second one client address may make; 0 for no limit [default: 0].
+    #[arg(long, env = "AICOIN_RPC_RATE_LIMIT")]
+    rpc_rate_limit: Option<u32>,
+    /// Most simultaneous RPC connections [default: 500].
+    #[arg(long, env = "AICOIN_RPC_MAX_CONNECTIONS")]
+    rpc_max_connections: Option<u32>,
+    /// Most calls in one JSON-RPC batch [default: 100].
+    #[arg(long, env = "AICOIN_RPC_MAX_BATCH")]
+    rpc_max_batch: Option<u32>,
+    /// Largest request body, in bytes [default: 5242880].
+    #[arg(long, env = "AICOIN_RPC_MAX_REQUEST_BYTES")]
+    rpc_max_request_bytes: Option<u32>,
+    /// Largest response body, in bytes [default: 104857600].
+    #[arg(long, env = "AICOIN_RPC_MAX_RESPONSE_BYTES")]
+    rpc_max_response_bytes: Option<u32>,
+    /// Most blocks one eth_getLogs may scan [default: 10000].
+    #[arg(long, env = "AICOIN_RPC_MAX_LOGS_RANGE")]
+    rpc_max_logs_range: Option<u64>,
+    /// Most logs one eth_getLogs may return [default: 20000].
+    #[arg(long, env = "AICOIN_RPC_MAX_LOGS")]
+    rpc_max_logs: Option<usize>,
+    /// The RPC URL the MetaMask page at GET / hands to wallets [default: the page's own origin].
+    #[arg(long, env = "AICOIN_PUBLIC_RPC_URL")]
+    public_rpc_url: Option<String>,
+    /// Serve Prometheus metrics at GET /metrics on this port of --host [default: off].
+    #[arg(long, env = "AICOIN_METRICS_PORT")]
+    metrics_port: Option<u16>,
 }
 
 macro_rules! prefer {
@@ -103,12 +134,20 @@ impl NodeArgs {
             prefer!(cli, file; host, rpc_port, chain_id, miner_address, data_dir, block_interval,
             gas_limit, chain, role, sync_port, node_id, priority, peers, txpool_max_txs,
             txpool_max_bytes, txpool_max_queued, txpool_max_per_sender, txpool_max_nonce_gap,
-            txpool_queued_lifetime),
+            txpool_queued_lifetime, rpc_cors, rpc_rate_limit, rpc_max_connections, rpc_max_batch,
+            rpc_max_request_bytes, rpc_max_response_bytes, rpc_max_logs_range, rpc_max_logs,
+            public_rpc_url, metrics_port),
         )
     }
 
     fn into_config(self) -> eyre::Result<NodeConfig> {
         let a = self.with_config_file()?;
+        if a.chain.is_some() && (a.dev || a.chain_id.is_some()) {
+            bail!(
+                "--chain gives the whole chain spec: it cannot be combined with --dev or \
+                 --chain-id (put prefunded accounts and the chain id in the spec file)"
+            );
+        }
         let chain_spec = match &a.chain {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -140,10 +179,12 @@ impl NodeArgs {
             c.rpc_port = v
         }
         if let Some(secs) = a.block_interval {
-            if !secs.is_finite() || secs <= 0.0 {
-                bail!("--block-interval must be a positive number of seconds, got {secs}");
-            }
-            c.block_interval = Duration::from_secs_f64(secs);
+            c.block_interval = Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    eyre::eyre!("--block-interval must be a positive number of seconds, got {secs}")
+                })?;
         }
         if let Some(v) = a.gas_limit {
             c.gas_limit = v
@@ -180,9 +221,54 @@ impl NodeArgs {
         if let Some(v) = a.txpool_queued_lifetime {
             p.queued_lifetime = Duration::from_secs(v)
         }
+        let r = &mut c.rpc;
+        if let Some(origins) = &a.rpc_cors {
+            r.cors = parse_cors(origins)?;
+        }
+        r.rate_limit = a.rpc_rate_limit.and_then(NonZeroU32::new);
+        if let Some(v) = a.rpc_max_connections {
+            r.max_connections = v
+        }
+        if let Some(v) = a.rpc_max_batch {
+            r.max_batch_len = v
+        }
+        if let Some(v) = a.rpc_max_request_bytes {
+            r.max_request_body_bytes = v
+        }
+        if let Some(v) = a.rpc_max_response_bytes {
+            r.max_response_body_bytes = v
+        }
+        r.public_url = a.public_rpc_url;
+        if let Some(v) = a.rpc_max_logs_range {
+            c.rpc_limits.max_logs_range = v
+        }
+        if let Some(v) = a.rpc_max_logs {
+            c.rpc_limits.max_logs = v
+        }
+        c.metrics_port = a.metrics_port;
         c.validate().map_err(|e| eyre::eyre!(e))?;
         Ok(c)
     }
+}
+
+/// `*` for any origin, or a comma-separated list of origins such as `https://app.example`.
+fn parse_cors(text: &str) -> eyre::Result<CorsOrigins> {
+    let origins: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    if origins.iter().any(|o| o == "*") {
+        return Ok(CorsOrigins::Any);
+    }
+    if let Some(bad) = origins
+        .iter()
+        .find(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'))
+    {
+        bail!("--rpc-cors: {bad:?} is not an origin such as https://app.example (or *)");
+    }
+    Ok(CorsOrigins::List(origins))
 }
 
 pub async fn run(args: NodeArgs) -> eyre::Result<()> {
@@ -209,11 +295,18 @@ fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u
         node.rpc_url(),
         node.ws_url()
     );
+    println!(
+        "  MetaMask:    {}/  (a page that adds this network)",
+        node.rpc_url()
+    );
     println!("  Chain id:    {} (0x{:x})", spec.chain_id, spec.chain_id);
     println!("  Validator:   {}{key_note}", node.validator());
     println!("  Rewards to:  {}", node.beneficiary());
     println!("  Genesis:     {}", node.genesis_hash());
     println!("  Data dir:    {}", node.data_dir().display());
+    if let Some(addr) = node.metrics_addr() {
+        println!("  Metrics:     http://{addr}/metrics");
+    }
     println!(
         "  Blocks:      every {:?}, gas limit {gas_limit}, zero fees",
         interval

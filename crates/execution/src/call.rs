@@ -1,19 +1,34 @@
-//! Read-only execution for `eth_call` and `eth_estimateGas`: a transaction request run against
-//! one block's state, with fees zeroed as in real execution and nothing written back.
+//! Read-only execution for RPC: `eth_call`, `eth_estimateGas` and `eth_createAccessList` run a
+//! transaction request against one block's state, optionally with state and block overrides,
+//! with fees zeroed as in real execution and nothing written back.
 
-use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory, rpc::TryIntoTxEnv};
-use alloy_primitives::{Bytes, Log};
-use alloy_rpc_types_eth::TransactionRequest;
-use revm::{
-    context::TxEnv,
-    context_interface::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction},
-    database::CacheDB,
+use alloy_eips::eip2930::AccessList;
+use alloy_evm::{
+    Evm, EvmEnv, EvmFactory,
+    eth::{EthEvmContext, EthEvmFactory},
+    overrides::{OverrideBlockHashes, StateOverrideError, apply_state_overrides},
+    rpc::TryIntoTxEnv,
 };
+use alloy_primitives::{Bytes, Log};
+use alloy_rpc_types_eth::{TransactionRequest, state::EvmOverrides};
+use revm::{
+    Inspector,
+    context::TxEnv,
+    context_interface::result::{
+        EVMError, ExecutionResult, HaltReason, InvalidTransaction, ResultAndState,
+    },
+    database::CacheDB,
+    inspector::NoOpInspector,
+};
+use revm_inspectors::access_list::AccessListInspector;
 
 use crate::{
     db::{DbError, StateDb},
     env::TX_GAS_LIMIT_CAP,
 };
+
+/// The state a call runs on: a block's state with the call's overrides on top.
+pub type CallDb = CacheDB<StateDb>;
 
 /// What a call did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,10 +44,38 @@ pub enum CallOutcome {
     Halt { reason: String, gas_used: u64 },
 }
 
+impl CallOutcome {
+    fn from_result(result: ExecutionResult) -> Self {
+        let gas_used = result.tx_gas_used();
+        match result {
+            ExecutionResult::Success { output, logs, .. } => Self::Success {
+                output: output.into_data(),
+                gas_used,
+                logs,
+            },
+            ExecutionResult::Revert { output, .. } => Self::Revert { output, gas_used },
+            ExecutionResult::Halt { reason, .. } => Self::Halt {
+                reason: halt_message(&reason),
+                gas_used,
+            },
+        }
+    }
+
+    pub fn gas_used(&self) -> u64 {
+        match self {
+            Self::Success { gas_used, .. }
+            | Self::Revert { gas_used, .. }
+            | Self::Halt { gas_used, .. } => *gas_used,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
     #[error("invalid transaction request: {0}")]
     Request(String),
+    #[error("invalid state override: {0}")]
+    StateOverride(String),
     #[error("{0}")]
     Invalid(InvalidTransaction),
     #[error("state read failed: {0}")]
@@ -47,58 +90,13 @@ pub enum CallError {
     Halted(String),
 }
 
-/// A call needs no nonce (the check is off) and pays nothing (fees are zeroed); its gas defaults
-/// to what one transaction may use in the block.
-fn call_env(mut env: EvmEnv) -> EvmEnv {
-    env.cfg_env.disable_nonce_check = true;
-    env
-}
-
-fn default_gas(env: &EvmEnv) -> u64 {
-    env.block_env.gas_limit.min(TX_GAS_LIMIT_CAP)
-}
-
-fn tx_env(env: &EvmEnv, mut request: TransactionRequest) -> Result<TxEnv, CallError> {
-    request.gas = Some(request.gas.unwrap_or_else(|| default_gas(env)));
-    let mut tx: TxEnv = request
-        .try_into_tx_env(env)
-        .map_err(|e| CallError::Request(e.to_string()))?;
-    tx.gas_price = 0;
-    tx.gas_priority_fee = tx.gas_priority_fee.map(|_| 0);
-    Ok(tx)
-}
-
-struct Caller {
-    evm: <EthEvmFactory as EvmFactory>::Evm<CacheDB<StateDb>, revm::inspector::NoOpInspector>,
-}
-
-impl Caller {
-    fn new(db: StateDb, env: EvmEnv) -> Self {
-        Self {
-            evm: EthEvmFactory::default().create_evm(CacheDB::new(db), call_env(env)),
+impl From<EVMError<DbError>> for CallError {
+    fn from(e: EVMError<DbError>) -> Self {
+        match e {
+            EVMError::Transaction(invalid) => Self::Invalid(invalid),
+            EVMError::Database(e) => Self::Db(e),
+            other => Self::Evm(other.to_string()),
         }
-    }
-
-    fn run(&mut self, tx: TxEnv) -> Result<CallOutcome, CallError> {
-        let result = match self.evm.transact(tx) {
-            Ok(r) => r.result,
-            Err(EVMError::Transaction(invalid)) => return Err(CallError::Invalid(invalid)),
-            Err(EVMError::Database(e)) => return Err(e.into()),
-            Err(other) => return Err(CallError::Evm(other.to_string())),
-        };
-        let gas_used = result.tx_gas_used();
-        Ok(match result {
-            ExecutionResult::Success { output, logs, .. } => CallOutcome::Success {
-                output: output.into_data(),
-                gas_used,
-                logs,
-            },
-            ExecutionResult::Revert { output, .. } => CallOutcome::Revert { output, gas_used },
-            ExecutionResult::Halt { reason, .. } => CallOutcome::Halt {
-                reason: halt_message(&reason),
-                gas_used,
-            },
-        })
     }
 }
 
@@ -109,27 +107,104 @@ fn halt_message(reason: &HaltReason) -> String {
     }
 }
 
-/// Executes `request` on `db` without keeping any change.
-pub fn call(
-    db: StateDb,
+/// One block's state and environment, prepared for read-only execution.
+pub struct CallEnv {
+    db: CallDb,
     env: EvmEnv,
-    request: TransactionRequest,
-) -> Result<CallOutcome, CallError> {
-    let tx = tx_env(&env, request)?;
-    Caller::new(db, env).run(tx)
+}
+
+impl CallEnv {
+    /// The state `db` and block `env` with `overrides` applied. A call needs no nonce (the check
+    /// is off) and pays nothing (fees are zeroed).
+    pub fn new(db: StateDb, mut env: EvmEnv, overrides: EvmOverrides) -> Result<Self, CallError> {
+        let mut db = CacheDB::new(db);
+        env.cfg_env.disable_nonce_check = true;
+        if let Some(block) = overrides.block {
+            db.apply_block_overrides(*block, &mut env.block_env);
+        }
+        if let Some(state) = overrides.state {
+            apply_state_overrides(state, &mut db).map_err(|e| match e {
+                StateOverrideError::Database(e) => CallError::Db(e),
+                other => CallError::StateOverride(other.to_string()),
+            })?;
+        }
+        Ok(Self { db, env })
+    }
+
+    /// A replay of mined transactions: the real nonce checks, no overrides.
+    pub fn replay(db: StateDb, env: EvmEnv) -> Self {
+        Self {
+            db: CacheDB::new(db),
+            env,
+        }
+    }
+
+    pub fn env(&self) -> &EvmEnv {
+        &self.env
+    }
+
+    /// The EVM transaction for `request`, its gas defaulting to what one transaction may use in
+    /// the block and every fee zeroed.
+    pub fn tx_env(&self, mut request: TransactionRequest) -> Result<TxEnv, CallError> {
+        let default_gas = self.env.block_env.gas_limit.min(TX_GAS_LIMIT_CAP);
+        request.gas = Some(request.gas.unwrap_or(default_gas));
+        let mut tx: TxEnv = request
+            .try_into_tx_env(&self.env)
+            .map_err(|e| CallError::Request(e.to_string()))?;
+        tx.gas_price = 0;
+        tx.gas_priority_fee = tx.gas_priority_fee.map(|_| 0);
+        Ok(tx)
+    }
+
+    /// Runs `tx` with `inspector` watching, without keeping its changes. Returns the result
+    /// with the inspector and the state as it was before `tx`, for tracers that need both.
+    pub fn inspect<I, T>(
+        &mut self,
+        tx: TxEnv,
+        inspector: I,
+        finish: impl FnOnce(&mut I, &TxEnv, &EvmEnv, &ResultAndState, &mut CallDb) -> T,
+    ) -> Result<T, CallError>
+    where
+        I: for<'a> Inspector<EthEvmContext<&'a mut CallDb>>,
+    {
+        let env = self.env.clone();
+        let mut evm = EthEvmFactory::default().create_evm_with_inspector(
+            &mut self.db,
+            env.clone(),
+            inspector,
+        );
+        let result = evm.transact(tx.clone())?;
+        let (db, inspector, _) = evm.components_mut();
+        Ok(finish(inspector, &tx, &env, &result, db))
+    }
+
+    /// Runs `tx` without keeping its changes.
+    pub fn run(&mut self, tx: TxEnv) -> Result<CallOutcome, CallError> {
+        self.inspect(tx, NoOpInspector, |_, _, _, result, _| {
+            CallOutcome::from_result(result.result.clone())
+        })
+    }
+
+    /// Runs `tx` and keeps its changes, as the next transaction of a replayed block sees them.
+    pub fn commit(&mut self, tx: TxEnv) -> Result<CallOutcome, CallError> {
+        let mut evm = EthEvmFactory::default().create_evm(&mut self.db, self.env.clone());
+        let result = evm.transact_commit(tx)?;
+        Ok(CallOutcome::from_result(result))
+    }
+}
+
+/// Executes `request` without keeping any change.
+pub fn call(env: &mut CallEnv, request: TransactionRequest) -> Result<CallOutcome, CallError> {
+    let tx = env.tx_env(request)?;
+    env.run(tx)
 }
 
 /// The smallest gas limit with which `request` succeeds, found by bisection between the gas the
 /// call used with the full allowance and that allowance.
-pub fn estimate_gas(
-    db: StateDb,
-    env: EvmEnv,
-    request: TransactionRequest,
-) -> Result<u64, CallError> {
-    let mut tx = tx_env(&env, request)?;
+pub fn estimate_gas(env: &mut CallEnv, request: TransactionRequest) -> Result<u64, CallError> {
+    let mut tx = env.tx_env(request)?;
     let allowance = tx.gas_limit;
-    let mut caller = Caller::new(db, env);
-    let used = match caller.run(tx.clone())? {
+    let used = match env.run(tx.clone())? {
         CallOutcome::Success { gas_used, .. } => gas_used,
         CallOutcome::Revert { output, .. } => return Err(CallError::Reverted(output)),
         CallOutcome::Halt { reason, .. } if reason == "out of gas" => {
@@ -139,11 +214,10 @@ pub fn estimate_gas(
     };
     // Gas refunds and the 63/64 rule mean the gas used can be less than the limit needed.
     let (mut lo, mut hi) = (used.saturating_sub(1), allowance);
-    let optimistic = (used + used / 63 + 2_300).min(hi);
-    let mut probe = optimistic;
+    let mut probe = (used + used / 63 + 2_300).min(hi);
     while lo + 1 < hi {
         tx.gas_limit = probe;
-        let ok = matches!(caller.run(tx.clone()), Ok(CallOutcome::Success { .. }));
+        let ok = matches!(env.run(tx.clone()), Ok(CallOutcome::Success { .. }));
         if ok {
             hi = probe
         } else {
@@ -152,4 +226,55 @@ pub fn estimate_gas(
         probe = lo + (hi - lo) / 2;
     }
     Ok(hi)
+}
+
+/// The access list `request` touches (every account and slot beyond the sender, the recipient
+/// and the precompiles) and the gas it uses with that list, as `eth_createAccessList` returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessListOutcome {
+    pub access_list: AccessList,
+    pub gas_used: u64,
+    /// Why the call failed with that list, if it did.
+    pub error: Option<String>,
+}
+
+/// Most rounds of "run with the list, collect what was touched" before giving up on a fixpoint
+/// (a call whose accesses depend on gas left can change its list every round).
+const ACCESS_LIST_ROUNDS: usize = 8;
+
+pub fn create_access_list(
+    env: &mut CallEnv,
+    mut request: TransactionRequest,
+) -> Result<AccessListOutcome, CallError> {
+    let mut list = request.access_list.take().unwrap_or_default();
+    for _ in 0..ACCESS_LIST_ROUNDS {
+        request.access_list = Some(list.clone());
+        let tx = env.tx_env(request.clone())?;
+        let (touched, outcome) = env.inspect(
+            tx,
+            AccessListInspector::new(list.clone()),
+            |inspector, _, _, result, _| {
+                (
+                    std::mem::take(inspector).into_access_list(),
+                    CallOutcome::from_result(result.result.clone()),
+                )
+            },
+        )?;
+        if touched == list {
+            let error = match &outcome {
+                CallOutcome::Success { .. } => None,
+                CallOutcome::Revert { .. } => Some("execution reverted".to_string()),
+                CallOutcome::Halt { reason, .. } => Some(reason.clone()),
+            };
+            return Ok(AccessListOutcome {
+                access_list: list,
+                gas_used: outcome.gas_used(),
+                error,
+            });
+        }
+        list = touched;
+    }
+    Err(CallError::Evm(format!(
+        "the access list did not settle after {ACCESS_LIST_ROUNDS} rounds"
+    )))
 }

@@ -9,6 +9,7 @@ use std::{
 };
 
 use aicoin_primitives::{AICOIN_CHAIN_ID, ChainSpec, DEFAULT_GAS_LIMIT};
+use aicoin_rpc::{RpcLimits, RpcServerConfig};
 use aicoin_txpool::PoolConfig;
 use alloy_primitives::Address;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,8 @@ pub const DEFAULT_RPC_PORT: u16 = 8546;
 pub const DEFAULT_SYNC_PORT: u16 = 9551;
 /// Shortest block interval accepted.
 pub const MIN_BLOCK_INTERVAL: Duration = Duration::from_millis(50);
+/// Longest block interval accepted.
+pub const MAX_BLOCK_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// A node's part in the cluster. `leader` and `follower` are the spec's names; they are the
 /// starting preference of a validator.
@@ -101,6 +104,12 @@ pub struct NodeConfig {
     pub priority: u32,
     pub peers: Vec<PeerConfig>,
     pub pool: PoolConfig,
+    /// JSON-RPC server limits, CORS, rate limit and the MetaMask page's public URL.
+    pub rpc: RpcServerConfig,
+    /// What one RPC request may cost (log ranges, filters).
+    pub rpc_limits: RpcLimits,
+    /// Serve Prometheus metrics on this port of `host` (0 picks a free one); off when `None`.
+    pub metrics_port: Option<u16>,
     /// A chain spec to start from instead of the one built from the flags above (chain id,
     /// `dev`) with this node's validator as the only authority.
     pub chain_spec: Option<ChainSpec>,
@@ -124,6 +133,9 @@ impl NodeConfig {
             priority: 1,
             peers: Vec::new(),
             pool: PoolConfig::default(),
+            rpc: RpcServerConfig::default(),
+            rpc_limits: RpcLimits::default(),
+            metrics_port: None,
             chain_spec: None,
         }
     }
@@ -139,10 +151,10 @@ impl NodeConfig {
 
     /// Refuses settings that cannot work, with a message naming the flag.
     pub fn validate(&self) -> Result<(), String> {
-        if self.block_interval < MIN_BLOCK_INTERVAL {
+        if !(MIN_BLOCK_INTERVAL..=MAX_BLOCK_INTERVAL).contains(&self.block_interval) {
             return Err(format!(
-                "--block-interval {:?} is below the minimum {:?}",
-                self.block_interval, MIN_BLOCK_INTERVAL
+                "--block-interval {:?} is outside {:?}..={:?}",
+                self.block_interval, MIN_BLOCK_INTERVAL, MAX_BLOCK_INTERVAL
             ));
         }
         if self.gas_limit < 21_000 {

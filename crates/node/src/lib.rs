@@ -5,25 +5,27 @@
 pub mod chain;
 mod config;
 mod key;
+mod metrics;
 mod producer;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use aicoin_primitives::{ChainSpec, dev::dev_signers};
-use aicoin_rpc::ServerHandle;
-use aicoin_rpc::{RpcServerConfig, RpcState};
+use aicoin_rpc::{RpcState, ServerHandle};
 use aicoin_storage::{Store, StoreError};
 use aicoin_txpool::TxPool;
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::{sync::watch, task::JoinHandle};
 
-pub use chain::{BlockTimings, Chain, ChainError, NewBlock, Produced, Sealer};
+pub use aicoin_primitives::NewBlock;
+pub use chain::{BlockTimings, Chain, ChainError, Produced, Sealer};
 pub use config::{
     DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role, default_data_dir,
     parse_peers,
 };
 pub use key::{KeyError, VALIDATOR_KEY_FILE};
+pub use metrics::NodeMetrics;
 pub use producer::unix_now;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +50,11 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot serve metrics on {addr}: {source}")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(
         "--role {0} needs validator replication, which this version does not have yet; run a \
          single node with --role leader (the default)"
@@ -60,6 +67,8 @@ pub enum NodeError {
 #[derive(Debug)]
 pub struct NodeHandle {
     rpc_addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
+    metrics: Arc<NodeMetrics>,
     validator: Address,
     beneficiary: Address,
     key_created: bool,
@@ -77,6 +86,15 @@ pub struct NodeHandle {
 impl NodeHandle {
     pub fn rpc_addr(&self) -> SocketAddr {
         self.rpc_addr
+    }
+
+    /// Where `GET /metrics` is served, when `--metrics-port` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    pub fn metrics(&self) -> &Arc<NodeMetrics> {
+        &self.metrics
     }
 
     pub fn rpc_url(&self) -> String {
@@ -168,21 +186,36 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let pool = Arc::new(TxPool::new(config.pool.clone()));
     let chain = Arc::new(Chain::new(store.clone(), spec.clone()));
     let beneficiary = config.miner_address.unwrap_or(key.address());
+    let metrics = Arc::new(NodeMetrics::new(store.clone(), pool.clone()));
+    let (shutdown, shutdown_rx) = watch::channel(false);
 
     let rpc_state = Arc::new(RpcState {
         store,
         pool: pool.clone(),
         spec: spec.clone(),
+        new_blocks: chain.new_blocks(),
         coinbase: beneficiary,
         block_gas_limit: config.gas_limit,
         mining: true,
+        signers: dev_accounts.clone(),
+        limits: config.rpc_limits.clone(),
     });
     let addr = SocketAddr::new(config.host, config.rpc_port);
-    let (rpc_addr, server) = aicoin_rpc::start(rpc_state, &RpcServerConfig::new(addr))
+    let rpc = aicoin_rpc::start(rpc_state, addr, &config.rpc, Some(metrics.rpc.clone()))
         .await
         .map_err(|source| NodeError::Rpc { addr, source })?;
+    let rpc_addr = rpc.addr;
+    let metrics_addr = match config.metrics_port {
+        Some(port) => {
+            let addr = SocketAddr::new(config.host, port);
+            let bound = metrics::serve(metrics.clone(), addr, shutdown_rx.clone())
+                .await
+                .map_err(|source| NodeError::Metrics { addr, source })?;
+            Some(bound)
+        }
+        None => None,
+    };
 
-    let (shutdown, shutdown_rx) = watch::channel(false);
     let sealer = Sealer {
         key: key.clone(),
         beneficiary,
@@ -193,11 +226,14 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         pool.clone(),
         sealer,
         config.block_interval,
+        metrics.clone(),
         shutdown_rx,
     ));
     tracing::info!(%rpc_addr, validator = %key.address(), chain_id = spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,
+        metrics_addr,
+        metrics,
         validator: key.address(),
         beneficiary,
         key_created,
@@ -207,7 +243,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         dev_accounts,
         chain,
         pool,
-        server,
+        server: rpc.handle,
         shutdown,
         producer,
     })

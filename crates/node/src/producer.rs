@@ -9,7 +9,10 @@ use std::{
 use aicoin_txpool::TxPool;
 use tokio::{sync::watch, time::MissedTickBehavior};
 
-use crate::chain::{Chain, Sealer};
+use crate::{
+    chain::{Chain, Sealer},
+    metrics::NodeMetrics,
+};
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
@@ -24,6 +27,7 @@ pub async fn run(
     pool: Arc<TxPool>,
     sealer: Sealer,
     interval: Duration,
+    metrics: Arc<NodeMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut ticker = tokio::time::interval(interval);
@@ -46,6 +50,10 @@ pub async fn run(
                 }
                 pool.remove(&rejected);
                 pool.on_new_block(produced.next_nonces);
+                let t = produced.timings;
+                metrics
+                    .block_build
+                    .observe((t.execution + t.state_root + t.commit).as_secs_f64());
                 let header = &produced.block.header;
                 tracing::info!(
                     number = header.number,

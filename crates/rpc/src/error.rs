@@ -1,11 +1,11 @@
 //! RPC errors and their JSON-RPC codes: -32602 for arguments that cannot be used, -32000 for
-//! requests the node refuses (as geth), 3 with the revert data for reverted calls, -32603 when
-//! the node itself fails.
+//! requests the node refuses (as geth), 3 with the revert data for reverted calls, -32005 when a
+//! client exceeds its request rate or a result limit, -32603 when the node itself fails.
 
-use aicoin_execution::{CallError, TxValidationError};
+use aicoin_execution::{CallError, TraceError, TxValidationError};
 use aicoin_storage::StoreError;
 use aicoin_txpool::PoolError;
-use alloy_primitives::{Bytes, hex};
+use alloy_primitives::{Address, Bytes, hex};
 use jsonrpsee::types::{
     ErrorObjectOwned,
     error::{CALL_EXECUTION_FAILED_CODE, INTERNAL_ERROR_CODE, INVALID_PARAMS_CODE},
@@ -13,6 +13,9 @@ use jsonrpsee::types::{
 
 /// The code geth and every client use for a reverted call, with the revert data in `data`.
 pub const EXECUTION_REVERTED_CODE: i32 = 3;
+
+/// EIP-1474's "limit exceeded".
+pub const LIMIT_EXCEEDED_CODE: i32 = -32005;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
@@ -28,6 +31,12 @@ pub enum RpcError {
     Reverted(Bytes),
     #[error("{0}")]
     Call(String),
+    #[error("unknown account {0}: this node holds no key for it (only `--dev` unlocks accounts)")]
+    UnknownAccount(Address),
+    #[error("filter not found")]
+    FilterNotFound,
+    #[error("{0}")]
+    LimitExceeded(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -44,8 +53,18 @@ impl From<CallError> for RpcError {
         match e {
             CallError::Reverted(data) => Self::Reverted(data),
             CallError::Request(msg) => Self::InvalidParams(msg),
+            CallError::StateOverride(_) => Self::InvalidParams(e.to_string()),
             CallError::Db(e) => Self::from(e.0),
             other => Self::Call(other.to_string()),
+        }
+    }
+}
+
+impl From<TraceError> for RpcError {
+    fn from(e: TraceError) -> Self {
+        match e {
+            TraceError::Call(e) => (*e).into(),
+            TraceError::Tracer(msg) => Self::InvalidParams(msg),
         }
     }
 }
@@ -60,25 +79,27 @@ fn revert_message(data: &Bytes) -> String {
 impl From<RpcError> for ErrorObjectOwned {
     fn from(e: RpcError) -> Self {
         let message = e.to_string();
-        match e {
+        let code = match &e {
             RpcError::InvalidParams(_) | RpcError::Transaction(TxValidationError::Decode(_)) => {
-                ErrorObjectOwned::owned(INVALID_PARAMS_CODE, message, None::<()>)
+                INVALID_PARAMS_CODE
             }
-            RpcError::Reverted(data) => ErrorObjectOwned::owned(
-                EXECUTION_REVERTED_CODE,
-                message,
-                Some(hex::encode_prefixed(&data)),
-            ),
-            RpcError::Internal(_) => {
-                ErrorObjectOwned::owned(INTERNAL_ERROR_CODE, message, None::<()>)
+            RpcError::Reverted(data) => {
+                return ErrorObjectOwned::owned(
+                    EXECUTION_REVERTED_CODE,
+                    message,
+                    Some(hex::encode_prefixed(data)),
+                );
             }
+            RpcError::LimitExceeded(_) => LIMIT_EXCEEDED_CODE,
+            RpcError::Internal(_) => INTERNAL_ERROR_CODE,
             RpcError::HeaderNotFound
             | RpcError::Transaction(_)
             | RpcError::Pool(_)
-            | RpcError::Call(_) => {
-                ErrorObjectOwned::owned(CALL_EXECUTION_FAILED_CODE, message, None::<()>)
-            }
-        }
+            | RpcError::Call(_)
+            | RpcError::UnknownAccount(_)
+            | RpcError::FilterNotFound => CALL_EXECUTION_FAILED_CODE,
+        };
+        ErrorObjectOwned::owned(code, message, None::<()>)
     }
 }
 

@@ -1,15 +1,22 @@
-//! Ethereum JSON-RPC for AICoin on jsonrpsee: the `eth_`, `net_` and `web3_` namespaces over
-//! HTTP and WebSocket on one port.
+//! Ethereum JSON-RPC for AICoin on jsonrpsee: the `eth_`, `net_`, `web3_`, `debug_`,
+//! `txpool_` and `personal_sign` methods over HTTP and WebSocket on one port, with the MetaMask
+//! page, CORS, gzip, rate limits and metrics.
 
 mod block_id;
 mod convert;
+mod debug;
 mod error;
 mod eth;
 mod net;
 mod server;
+mod state;
+mod txpool;
 
-pub use error::{EXECUTION_REVERTED_CODE, RpcError};
-pub use eth::{EthApiServer, EthRpc, RpcState};
+pub use error::{EXECUTION_REVERTED_CODE, LIMIT_EXCEEDED_CODE, RpcError};
 pub use jsonrpsee::server::ServerHandle;
 pub use net::client_version;
-pub use server::{RpcServerConfig, rpc_module, start};
+pub use server::{
+    ClientIp, CorsOrigins, NetworkInfo, RpcMetrics, RpcServer, RpcServerConfig, render_page,
+    rpc_module, start,
+};
+pub use state::{RpcLimits, RpcState};

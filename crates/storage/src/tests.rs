@@ -109,7 +109,7 @@ fn proofs_verify_against_the_state_root() {
     ] {
         let p = reader.proof(address, &slots).unwrap();
         assert_eq!(p.state_root, root);
-        let leaf = p.account.map(|a| alloy_rlp::encode(a));
+        let leaf = p.account.map(alloy_rlp::encode);
         verify_proof(
             root,
             Nibbles::unpack(keccak256(address)),

@@ -13,21 +13,13 @@ use aicoin_execution::{
     BlockBuilder, BuiltBlock, ExecError, StateDb, TxError, TxValidationError, block_env,
     validate_transaction,
 };
-use aicoin_primitives::ChainSpec;
+use aicoin_primitives::{ChainSpec, NewBlock};
 use aicoin_storage::{Store, StoreError};
 use aicoin_txpool::BestTransactions;
 use alloy_consensus::{Header, TxEnvelope, proofs};
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::sync::broadcast;
-
-/// A block that became the new head.
-#[derive(Debug, Clone)]
-pub struct NewBlock {
-    pub header: Header,
-    pub hash: B256,
-    pub transactions: Vec<B256>,
-}
 
 /// How this node seals the blocks it produces.
 #[derive(Debug, Clone)]
@@ -128,6 +120,11 @@ impl Chain {
     /// New heads as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<NewBlock>> {
         self.new_blocks.subscribe()
+    }
+
+    /// The channel new heads are announced on, for components that subscribe later.
+    pub fn new_blocks(&self) -> broadcast::Sender<Arc<NewBlock>> {
+        self.new_blocks.clone()
     }
 
     /// Builds, seals and commits the next block from `candidates` at `timestamp` (seconds).

@@ -174,13 +174,13 @@ impl Harness {
         let request = alloy_rpc_types_eth::TransactionRequest::default()
             .to(to)
             .input(input.into());
-        match aicoin_execution::call(
+        let mut env = aicoin_execution::CallEnv::new(
             StateDb::at(reader, head).unwrap(),
             block_env(2108, &header),
-            request,
+            Default::default(),
         )
-        .unwrap()
-        {
+        .unwrap();
+        match aicoin_execution::call(&mut env, request).unwrap() {
             aicoin_execution::CallOutcome::Success { output, .. } => output,
             other => panic!("call failed: {other:?}"),
         }

@@ -1,0 +1,185 @@
+//! `eth_subscribe`/`eth_unsubscribe` over WebSocket: `newHeads`, `logs` (with a filter) and
+//! `newPendingTransactions` (hashes, or full transactions with `true`), fed by the chain's and
+//! the pool's announcements. Subscription ids are 0x-prefixed random hex, as geth's.
+
+use std::sync::Arc;
+
+use alloy_primitives::B128;
+use alloy_rpc_types_eth::{
+    Filter,
+    pubsub::{Params, SubscriptionKind},
+};
+use jsonrpsee::{
+    PendingSubscriptionSink, SubscriptionMessage, SubscriptionSink,
+    core::SubscriptionResult,
+    proc_macros::rpc,
+    server::IdProvider,
+    types::{ErrorObjectOwned, SubscriptionId, error::INVALID_PARAMS_CODE},
+};
+use serde::Serialize;
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+
+use crate::{
+    convert::{StoredBlock, pending_transaction, rpc_header},
+    state::RpcState,
+};
+
+#[rpc(server, namespace = "eth")]
+pub trait EthPubSubApi {
+    #[subscription(
+        name = "subscribe" => "subscription",
+        unsubscribe = "unsubscribe",
+        item = serde_json::Value
+    )]
+    async fn subscribe(&self, kind: SubscriptionKind, params: Option<Params>)
+    -> SubscriptionResult;
+}
+
+/// Subscription ids as geth makes them: `0x` and 32 random hex digits.
+#[derive(Debug, Clone, Copy)]
+pub struct HexIdProvider;
+
+impl IdProvider for HexIdProvider {
+    fn next_id(&self) -> SubscriptionId<'static> {
+        SubscriptionId::Str(B128::from(rand::random::<[u8; 16]>()).to_string().into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EthPubSub {
+    state: Arc<RpcState>,
+}
+
+impl EthPubSub {
+    pub fn new(state: Arc<RpcState>) -> Self {
+        Self { state }
+    }
+}
+
+/// Sends one notification; false once the subscriber is gone.
+async fn send(sink: &SubscriptionSink, item: &impl Serialize) -> bool {
+    let Ok(message) = SubscriptionMessage::new(sink.method_name(), sink.subscription_id(), item)
+    else {
+        return false;
+    };
+    sink.send(message).await.is_ok()
+}
+
+/// The next announcement, skipping over any the subscriber was too slow to receive; `None`
+/// once the channel closes or the subscriber leaves.
+async fn next<T: Clone>(sink: &SubscriptionSink, rx: &mut Receiver<T>) -> Option<T> {
+    loop {
+        tokio::select! {
+            _ = sink.closed() => return None,
+            item = rx.recv() => match item {
+                Ok(item) => return Some(item),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::debug!(missed, "subscriber lagged behind announcements");
+                }
+                Err(RecvError::Closed) => return None,
+            },
+        }
+    }
+}
+
+impl EthPubSub {
+    async fn new_heads(&self, sink: SubscriptionSink) {
+        let mut blocks = self.state.new_blocks.subscribe();
+        while let Some(block) = next(&sink, &mut blocks).await {
+            let header = rpc_header(block.header.clone(), block.hash, None);
+            if !send(&sink, &header).await {
+                return;
+            }
+        }
+    }
+
+    async fn logs(&self, sink: SubscriptionSink, filter: Filter) {
+        let mut blocks = self.state.new_blocks.subscribe();
+        while let Some(block) = next(&sink, &mut blocks).await {
+            if !filter.matches_bloom(block.header.logs_bloom) {
+                continue;
+            }
+            let (state, number, filter) = (self.state.clone(), block.header.number, filter.clone());
+            let logs = tokio::task::spawn_blocking(move || {
+                let reader = state.reader().ok()?;
+                let stored = StoredBlock::load(&reader, number).ok()??;
+                let receipts = reader.receipts(number).ok()?;
+                Some(
+                    stored
+                        .logs(&receipts)
+                        .into_iter()
+                        .filter(|l| filter.matches(&l.inner))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .await;
+            for log in logs.ok().flatten().unwrap_or_default() {
+                if !send(&sink, &log).await {
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn pending_transactions(&self, sink: SubscriptionSink, full: bool) {
+        let mut hashes = self.state.pool.subscribe();
+        while let Some(hash) = next(&sink, &mut hashes).await {
+            let sent = match full {
+                false => send(&sink, &hash).await,
+                true => match self.state.pool.get(&hash) {
+                    Some(pooled) => send(&sink, &pending_transaction(pooled.tx.clone())).await,
+                    // Already mined or dropped: nothing to show in full.
+                    None => true,
+                },
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+}
+
+#[jsonrpsee::core::async_trait]
+impl EthPubSubApiServer for EthPubSub {
+    async fn subscribe(
+        &self,
+        pending: PendingSubscriptionSink,
+        kind: SubscriptionKind,
+        params: Option<Params>,
+    ) -> SubscriptionResult {
+        let params = params.unwrap_or_default();
+        match (kind, params) {
+            (SubscriptionKind::NewHeads, Params::None) => {
+                self.new_heads(pending.accept().await?).await
+            }
+            (SubscriptionKind::Logs, Params::None) => {
+                self.logs(pending.accept().await?, Filter::default()).await
+            }
+            (SubscriptionKind::Logs, Params::Logs(filter)) => {
+                self.logs(pending.accept().await?, *filter).await
+            }
+            (SubscriptionKind::NewPendingTransactions, Params::None) => {
+                self.pending_transactions(pending.accept().await?, false)
+                    .await
+            }
+            (SubscriptionKind::NewPendingTransactions, Params::Bool(full)) => {
+                self.pending_transactions(pending.accept().await?, full)
+                    .await
+            }
+            (kind, params) => {
+                let message = format!(
+                    "unsupported subscription {kind:?} with {params:?}: AICoin serves newHeads, \
+                     logs (optionally with a filter) and newPendingTransactions (optionally true)"
+                );
+                pending
+                    .reject(ErrorObjectOwned::owned(
+                        INVALID_PARAMS_CODE,
+                        message,
+                        None::<()>,
+                    ))
+                    .await;
+            }
+        }
+        Ok(())
+    }
+}

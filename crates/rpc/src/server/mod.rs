@@ -1,0 +1,237 @@
+//! The JSON-RPC server: HTTP and WebSocket on one port, with CORS for browser wallets, gzip,
+//! the MetaMask page, limits on request and response size, batch length, connections and
+//! subscriptions, a per-client request-rate limit and call metrics.
+//!
+//! The accept loop is ours (jsonrpsee's low-level API) so each connection's requests carry the
+//! client's address, which the rate limit keys on.
+
+mod guard;
+mod http;
+mod metrics;
+
+use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
+
+use ::http::{HeaderValue, Method, header::CONTENT_TYPE};
+use jsonrpsee::{
+    Methods, RpcModule,
+    core::middleware::RpcServiceBuilder,
+    server::{
+        BatchRequestConfig, Server, ServerConfig, ServerHandle, serve_with_graceful_shutdown,
+        stop_channel,
+    },
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower_http::{
+    add_extension::AddExtension,
+    compression::{CompressionLayer, predicate::SizeAbove},
+    cors::{AllowOrigin, Any, CorsLayer},
+};
+
+pub use guard::ClientIp;
+pub use http::{NetworkInfo, render_page};
+pub use metrics::RpcMetrics;
+
+use crate::{
+    debug::{DebugApiServer, DebugRpc},
+    eth::{
+        EthBlocksApiServer, EthCallApiServer, EthFilters, EthFiltersApiServer, EthInfoApiServer,
+        EthPubSub, EthPubSubApiServer, EthRpc, EthSendApiServer, EthStateApiServer, HexIdProvider,
+        PersonalApiServer,
+    },
+    net::{NetApiServer, NetRpc, Web3ApiServer, Web3Rpc},
+    state::RpcState,
+    txpool::{TxPoolApiServer, TxPoolRpc},
+};
+use guard::GuardLayer;
+use http::PageLayer;
+
+/// Which origins browsers may call the RPC from.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CorsOrigins {
+    /// Any origin (`*`), the default: public chains are read from dApps on any site.
+    #[default]
+    Any,
+    /// Only these, e.g. `https://app.example`.
+    List(Vec<String>),
+}
+
+/// Server settings and limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcServerConfig {
+    pub max_request_body_bytes: u32,
+    pub max_response_body_bytes: u32,
+    pub max_connections: u32,
+    pub max_batch_len: u32,
+    pub max_subscriptions_per_connection: u32,
+    pub cors: CorsOrigins,
+    /// Requests per second one client address may make; unlimited when `None`.
+    pub rate_limit: Option<NonZeroU32>,
+    /// The URL the MetaMask page hands to wallets (behind a proxy, the public one).
+    pub public_url: Option<String>,
+}
+
+impl Default for RpcServerConfig {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: 5 * 1024 * 1024,
+            max_response_body_bytes: 100 * 1024 * 1024,
+            max_connections: 500,
+            max_batch_len: 100,
+            max_subscriptions_per_connection: 1024,
+            cors: CorsOrigins::Any,
+            rate_limit: None,
+            public_url: None,
+        }
+    }
+}
+
+/// Every namespace the node serves, in one module.
+pub fn rpc_module(state: Arc<RpcState>) -> RpcModule<()> {
+    let eth = EthRpc::new(state.clone());
+    let parts = [
+        EthStateApiServer::into_rpc(eth.clone()).remove_context(),
+        EthBlocksApiServer::into_rpc(eth.clone()).remove_context(),
+        EthCallApiServer::into_rpc(eth.clone()).remove_context(),
+        EthInfoApiServer::into_rpc(eth.clone()).remove_context(),
+        EthSendApiServer::into_rpc(eth.clone()).remove_context(),
+        PersonalApiServer::into_rpc(eth).remove_context(),
+        EthFilters::spawn(state.clone()).into_rpc().remove_context(),
+        EthPubSub::new(state.clone()).into_rpc().remove_context(),
+        DebugRpc::new(state.clone()).into_rpc().remove_context(),
+        TxPoolRpc::new(state.pool.clone())
+            .into_rpc()
+            .remove_context(),
+        NetRpc {
+            chain_id: state.chain_id(),
+        }
+        .into_rpc()
+        .remove_context(),
+        Web3Rpc.into_rpc().remove_context(),
+    ];
+    let mut module = RpcModule::new(());
+    for part in parts {
+        // Distinct traits register distinct names; a clash is a programming error caught by
+        // every test that starts a server.
+        if let Err(e) = module.merge(part) {
+            panic!("RPC method registered twice: {e}");
+        }
+    }
+    module
+}
+
+fn cors(origins: &CorsOrigins) -> CorsLayer {
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(Any)
+        .max_age(Duration::from_secs(86_400));
+    match origins {
+        CorsOrigins::Any => layer.allow_origin(Any),
+        CorsOrigins::List(list) => layer.allow_origin(AllowOrigin::list(
+            list.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+        )),
+    }
+}
+
+/// Compress JSON responses of 1 KiB or more, for clients that accept gzip (never the
+/// WebSocket upgrade, whose response has no body).
+fn compression() -> CompressionLayer<impl tower_http::compression::Predicate> {
+    let json = |_: ::http::StatusCode,
+                _: ::http::Version,
+                headers: &::http::HeaderMap,
+                _: &::http::Extensions| {
+        headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"))
+    };
+    use tower_http::compression::Predicate as _;
+    CompressionLayer::new()
+        .gzip(true)
+        .compress_when(SizeAbove::new(1024).and(json))
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct RpcServer {
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+}
+
+/// Binds the server and starts serving; it runs until the handle is stopped.
+pub async fn start(
+    state: Arc<RpcState>,
+    addr: SocketAddr,
+    config: &RpcServerConfig,
+    metrics: Option<RpcMetrics>,
+) -> std::io::Result<RpcServer> {
+    let listener = TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let module = rpc_module(state.clone());
+    let guard = GuardLayer::new(
+        config.rate_limit,
+        metrics,
+        module.method_names(),
+        config.max_response_body_bytes,
+    );
+    let methods: Methods = module.into();
+    let server_config = ServerConfig::builder()
+        .max_request_body_size(config.max_request_body_bytes)
+        .max_response_body_size(config.max_response_body_bytes)
+        .max_connections(config.max_connections)
+        .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
+        .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
+        .set_id_provider(HexIdProvider)
+        .build();
+    let http_middleware = tower::ServiceBuilder::new()
+        .layer(cors(&config.cors))
+        .layer(compression())
+        .layer(PageLayer::new(&NetworkInfo {
+            chain_id: state.chain_id(),
+            public_rpc_url: config.public_url.clone(),
+        }));
+    let services = Server::builder()
+        .set_config(server_config)
+        .set_http_middleware(http_middleware)
+        .set_rpc_middleware(RpcServiceBuilder::new().layer(guard.clone()))
+        .to_service_builder();
+
+    let (stop, handle) = stop_channel();
+    let connections = Arc::new(Semaphore::new(config.max_connections as usize));
+    tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            // At the connection limit, stop accepting: new clients wait in the kernel's backlog.
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break,
+                },
+                _ = stop.clone().shutdown() => break,
+            };
+            let (socket, remote) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accepting an RPC connection failed");
+                        continue;
+                    }
+                },
+                _ = sweep.tick() => {
+                    guard.forget_idle_clients();
+                    continue;
+                }
+                _ = stop.clone().shutdown() => break,
+            };
+            let service = services.clone().build(methods.clone(), stop.clone());
+            let service = AddExtension::new(service, ClientIp(remote.ip()));
+            let stopped = stop.clone().shutdown();
+            tokio::spawn(async move {
+                if let Err(e) = serve_with_graceful_shutdown(socket, service, stopped).await {
+                    tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
+                }
+                drop(permit);
+            });
+        }
+    });
+    Ok(RpcServer { addr, handle })
+}

@@ -1,0 +1,126 @@
+//! What every RPC namespace reads and writes: the store, the pool, the chain's announcements,
+//! this node's facts and limits, and the one path by which transactions enter the pool.
+
+use std::{sync::Arc, time::Duration};
+
+use aicoin_execution::{CallEnv, StateDb, block_env, decode_and_validate};
+use aicoin_primitives::{ChainSpec, NewBlock};
+use aicoin_storage::{Reader, Store};
+use aicoin_txpool::{SenderState, TxPool};
+use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
+use alloy_eips::BlockId;
+use alloy_primitives::{Address, B256};
+use alloy_rpc_types_eth::state::EvmOverrides;
+use alloy_signer_local::PrivateKeySigner;
+use tokio::sync::broadcast;
+
+use crate::{
+    block_id::state_block,
+    error::{RpcError, RpcResult},
+};
+
+/// Limits on what one request may cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcLimits {
+    /// Most blocks one `eth_getLogs`/`eth_getFilterLogs` may scan.
+    pub max_logs_range: u64,
+    /// Most logs one such call may return.
+    pub max_logs: usize,
+    /// Installed filters that nobody polls for this long are removed.
+    pub filter_timeout: Duration,
+    /// Most filters installed at once.
+    pub max_filters: usize,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        Self {
+            max_logs_range: 10_000,
+            max_logs: 20_000,
+            filter_timeout: Duration::from_secs(300),
+            max_filters: 10_000,
+        }
+    }
+}
+
+/// The node as the RPC sees it.
+#[derive(Debug)]
+pub struct RpcState {
+    pub store: Store,
+    pub pool: Arc<TxPool>,
+    pub spec: Arc<ChainSpec>,
+    /// New heads, as the chain announces them.
+    pub new_blocks: broadcast::Sender<Arc<NewBlock>>,
+    /// The address this node's blocks pay their reward to.
+    pub coinbase: Address,
+    /// The gas limit of the blocks this node builds; larger transactions are refused.
+    pub block_gas_limit: u64,
+    /// Whether this node produces blocks.
+    pub mining: bool,
+    /// Accounts this node signs for (`eth_sendTransaction`, `eth_sign`): the dev accounts under
+    /// `--dev`, none otherwise.
+    pub signers: Vec<PrivateKeySigner>,
+    pub limits: RpcLimits,
+}
+
+impl RpcState {
+    pub fn chain_id(&self) -> u64 {
+        self.spec.chain_id
+    }
+
+    pub fn reader(&self) -> RpcResult<Reader> {
+        Ok(self.store.reader()?)
+    }
+
+    /// The account fields of `address` after the block `block` names.
+    pub fn account(&self, address: &Address, block: Option<BlockId>) -> RpcResult<SenderState> {
+        let reader = self.reader()?;
+        let number = state_block(&reader, block)?;
+        let account = reader.state_at(number)?.account(address)?;
+        Ok(account.map_or_else(SenderState::default, |a| SenderState {
+            nonce: a.nonce,
+            balance: a.balance,
+        }))
+    }
+
+    /// The state and environment of the block `block` names, with `overrides` on top, for
+    /// read-only execution.
+    pub fn call_env(&self, block: Option<BlockId>, overrides: EvmOverrides) -> RpcResult<CallEnv> {
+        let reader = self.reader()?;
+        let number = state_block(&reader, block)?;
+        let header = reader.header(number)?.ok_or(RpcError::HeaderNotFound)?;
+        let env = block_env(self.chain_id(), &header);
+        Ok(CallEnv::new(StateDb::at(reader, number)?, env, overrides)?)
+    }
+
+    /// The state before block `number` and its environment, to replay the block.
+    pub fn replay_env(&self, reader: Reader, header: &Header) -> RpcResult<CallEnv> {
+        let parent = header.number.checked_sub(1).ok_or_else(|| {
+            RpcError::InvalidParams("the genesis block has no transactions to replay".into())
+        })?;
+        let env = block_env(self.chain_id(), header);
+        Ok(CallEnv::replay(StateDb::at(reader, parent)?, env))
+    }
+
+    /// Decodes, checks and pools a signed transaction.
+    pub fn submit_raw(&self, raw: &[u8]) -> RpcResult<B256> {
+        let tx = decode_and_validate(raw, self.chain_id(), self.block_gas_limit)?;
+        self.submit(tx)
+    }
+
+    /// Pools an already checked transaction.
+    pub fn submit(&self, tx: Recovered<TxEnvelope>) -> RpcResult<B256> {
+        let sender = self.account(&tx.signer(), None)?;
+        let added = self.pool.add(tx, sender)?;
+        tracing::debug!(hash = %added.hash, queued = added.queued, "transaction accepted");
+        Ok(added.hash)
+    }
+
+    /// The key of `address` if this node signs for it.
+    pub fn signer(&self, address: &Address) -> RpcResult<&PrivateKeySigner> {
+        self.signers
+            .iter()
+            .find(|s| s.address() == *address)
+            .ok_or(RpcError::UnknownAccount(*address))
+    }
+}
