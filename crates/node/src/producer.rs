@@ -30,7 +30,8 @@ pub async fn run(
     metrics: Arc<NodeMetrics>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let mut ticker = tokio::time::interval(interval);
+    // The first block comes one interval after start, like every later one.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let sealer = Arc::new(sealer);
     loop {

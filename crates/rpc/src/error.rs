@@ -69,10 +69,16 @@ impl From<TraceError> for RpcError {
     }
 }
 
+/// geth's wording: `execution reverted: <reason>` for `Error(string)` and for a decoded
+/// `Panic(uint256)`; plain `execution reverted` for custom errors (their data is in `data`).
 fn revert_message(data: &Bytes) -> String {
-    match alloy_sol_types::decode_revert_reason(data) {
-        Some(reason) => format!("execution reverted: {reason}"),
-        None => "execution reverted".to_string(),
+    use alloy_sol_types::{Panic, Revert, SolError};
+    if let Ok(revert) = Revert::abi_decode(data) {
+        format!("execution reverted: {}", revert.reason)
+    } else if let Ok(panic) = Panic::abi_decode(data) {
+        format!("execution reverted: {panic}")
+    } else {
+        "execution reverted".to_string()
     }
 }
 

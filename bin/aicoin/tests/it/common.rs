@@ -60,19 +60,14 @@ pub fn aicoin(home: &Path, args: &[&str]) -> Command {
 }
 
 impl NodeProcess {
-    /// A `--dev` node on a free port producing a block every 200 ms.
+    /// A `--dev` node on a free port producing a block every 200 ms (unless `extra` sets
+    /// another `--block-interval`).
     pub async fn dev(data_dir: &Path, extra: &[&str]) -> Self {
         let dir = data_dir.to_str().unwrap();
-        let mut args = vec![
-            "node",
-            "--dev",
-            "--data-dir",
-            dir,
-            "--rpc-port",
-            "0",
-            "--block-interval",
-            "0.2",
-        ];
+        let mut args = vec!["node", "--dev", "--data-dir", dir, "--rpc-port", "0"];
+        if !extra.contains(&"--block-interval") {
+            args.extend(["--block-interval", "0.2"]);
+        }
         args.extend_from_slice(extra);
         Self::start(aicoin(data_dir.parent().unwrap(), &args)).await
     }
@@ -223,6 +218,44 @@ impl NodeProcess {
         }
     }
 
+    /// The value after `label:` on the start-up banner.
+    pub fn banner_value(&self, label: &str) -> String {
+        let line = self
+            .stdout
+            .iter()
+            .find(|l| l.trim_start().starts_with(label));
+        line.unwrap_or_else(|| panic!("no {label} in {:?}", self.stdout))
+            .split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .to_string()
+    }
+
+    /// Sends `tx` (a JSON transaction request) with `eth_sendTransaction` and waits for its
+    /// receipt.
+    pub async fn send_and_mine(&self, tx: Value) -> Value {
+        let hash: B256 = self.ok("eth_sendTransaction", vec![tx]).await;
+        self.receipt(hash).await
+    }
+
+    /// Deploys the compiled contract `name` from `contracts/out` with dev account 0; returns its
+    /// address.
+    pub async fn deploy(&self, name: &str) -> Address {
+        let receipt = self
+            .send_and_mine(serde_json::json!({
+                "from": dev_key(0).address(),
+                "data": artifact_bytecode(name),
+            }))
+            .await;
+        assert_eq!(receipt["status"], "0x1", "deploying {name}: {receipt}");
+        receipt["contractAddress"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+
     pub async fn receipt(&self, hash: B256) -> Value {
         let started = Instant::now();
         loop {
@@ -271,6 +304,16 @@ pub fn legacy(
 
 pub fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256) -> Bytes {
     legacy(signer, 2108, nonce, to, value, 21_000)
+}
+
+/// The creation bytecode of `contracts/out/<name>.json`.
+pub fn artifact_bytecode(name: &str) -> String {
+    let path = format!(
+        "{}/../../contracts/out/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let artifact: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    artifact["bytecode"].as_str().unwrap().to_string()
 }
 
 pub fn tempdir() -> tempfile::TempDir {

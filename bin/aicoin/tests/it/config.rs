@@ -7,19 +7,6 @@ use alloy_primitives::U256;
 
 use crate::common::*;
 
-fn banner_value(node: &NodeProcess, label: &str) -> String {
-    let line = node
-        .stdout
-        .iter()
-        .find(|l| l.trim_start().starts_with(label));
-    line.unwrap_or_else(|| panic!("no {label} in {:?}", node.stdout))
-        .split_once(':')
-        .unwrap()
-        .1
-        .trim()
-        .to_string()
-}
-
 #[tokio::test]
 async fn no_flags_starts_a_chain_on_embedded_defaults_and_keeps_its_key() {
     let tmp = tempdir();
@@ -33,13 +20,13 @@ async fn no_flags_starts_a_chain_on_embedded_defaults_and_keeps_its_key() {
     let chain_id: U256 = node.ok("eth_chainId", vec![]).await;
     assert_eq!(chain_id, U256::from(2108u64));
     let data_dir = tmp.path().join(".local/share/aicoin/2108");
-    assert_eq!(Path::new(&banner_value(&node, "Data dir")), data_dir);
+    assert_eq!(Path::new(&node.banner_value("Data dir")), data_dir);
     let key = data_dir.join("validator.key");
     assert_eq!(
         fs::metadata(&key).unwrap().permissions().mode() & 0o777,
         0o600
     );
-    let validator = banner_value(&node, "Validator");
+    let validator = node.banner_value("Validator");
     assert!(validator.ends_with("(new key created)"), "{validator}");
     node.wait_until(|| async { node.block_number().await >= 1 })
         .await;
@@ -47,7 +34,7 @@ async fn no_flags_starts_a_chain_on_embedded_defaults_and_keeps_its_key() {
 
     let node = start().await;
     assert_eq!(
-        format!("{} (new key created)", banner_value(&node, "Validator")),
+        format!("{} (new key created)", node.banner_value("Validator")),
         validator
     );
 }

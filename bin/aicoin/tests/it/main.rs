@@ -6,3 +6,7 @@ mod common;
 mod config;
 mod restart;
 mod rewards;
+mod rpc_debug;
+mod rpc_eth;
+mod rpc_protocol;
+mod subscriptions;

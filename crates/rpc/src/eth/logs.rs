@@ -26,6 +26,14 @@ pub fn filter_range(reader: &Reader, filter: &Filter) -> RpcResult<Option<(u64, 
             from_block,
             to_block,
         } => {
+            if let (Some(BlockNumberOrTag::Number(from)), Some(BlockNumberOrTag::Number(to))) =
+                (from_block, to_block)
+                && from > to
+            {
+                return Err(RpcError::InvalidParams(format!(
+                    "invalid block range: fromBlock {from} is after toBlock {to}"
+                )));
+            }
             let head = reader.head_number()?;
             let resolve = |tag: Option<BlockNumberOrTag>| -> RpcResult<u64> {
                 Ok(match tag.unwrap_or_default() {

@@ -8,7 +8,7 @@ use aicoin_execution::{decode_and_validate, estimate_gas};
 use alloy_consensus::SignableTransaction;
 use alloy_dyn_abi::TypedData;
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Encodable2718};
-use alloy_primitives::{Address, B256, Bytes};
+use alloy_primitives::{Address, B256, Bytes, TxKind};
 use alloy_rpc_types_eth::{TransactionRequest, state::EvmOverrides};
 use alloy_signer::SignerSync;
 use jsonrpsee::proc_macros::rpc;
@@ -58,6 +58,8 @@ impl EthRpc {
             )));
         }
         request.chain_id = Some(chain_id);
+        // No recipient is a contract creation.
+        request.to.get_or_insert(TxKind::Create);
         if request.nonce.is_none() {
             let pending = Some(BlockId::Number(BlockNumberOrTag::Pending));
             request.nonce = Some(self.transaction_count(from, pending)?.to());
