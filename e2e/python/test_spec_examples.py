@@ -98,3 +98,81 @@ def test_payment_watching(w3):
         import time
         time.sleep(0.2)
     assert w3.eth.get_balance(merchant) - initial_balance == expected
+
+
+def test_check_payment_and_gateway(w3):
+    """The spec's "Direct Transfer" check and "E-Commerce Integration" gateway, as written
+    there, with the dev account as merchant key."""
+
+    def check_payment(receiving_address, expected_amount_aic):
+        """Check if a payment has been received."""
+        balance_wei = w3.eth.get_balance(receiving_address)
+        balance_aic = w3.from_wei(balance_wei, 'ether')
+        return balance_aic >= expected_amount_aic
+
+    class AICPaymentGateway:
+        """Simple AIC payment gateway for e-commerce."""
+
+        def __init__(self, merchant_private_key):
+            self.account = Account.from_key(merchant_private_key)
+            self.w3 = w3
+
+        def create_invoice(self, amount_aic, order_id):
+            """Create a payment invoice."""
+            return {
+                "order_id": order_id,
+                "amount": amount_aic,
+                "currency": "AIC",
+                "receive_address": self.account.address,
+                "chain_id": 2108,
+                "rpc_url": RPC_URL,
+                "status": "pending",
+            }
+
+        def check_payment(self, amount_aic, initial_balance=None):
+            """Check if payment has been received."""
+            current = self.w3.eth.get_balance(self.account.address)
+            if initial_balance is None:
+                return current >= w3.to_wei(amount_aic, 'ether')
+            return (current - initial_balance) >= w3.to_wei(amount_aic, 'ether')
+
+    merchant = Account.create()
+    customer = Account.from_key(DEV_KEY)
+    gateway = AICPaymentGateway(merchant.key)
+    invoice = gateway.create_invoice(10.0, "ORDER-001")
+    assert invoice["receive_address"] == merchant.address
+    assert not check_payment(merchant.address, 10.0)
+    initial = w3.eth.get_balance(merchant.address)
+    assert not gateway.check_payment(10.0, initial)
+
+    signed = customer.sign_transaction({
+        "nonce": w3.eth.get_transaction_count(customer.address, "pending"),
+        "to": invoice["receive_address"], "value": w3.to_wei(invoice["amount"], "ether"),
+        "gas": 21000, "gasPrice": 0, "chainId": invoice["chain_id"],
+    })
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60, poll_latency=0.2
+    )
+    assert receipt.status == 1
+    assert check_payment(merchant.address, 10.0)
+    assert gateway.check_payment(10.0, initial)
+    assert gateway.check_payment(10.0)
+
+
+def test_filters_and_logs(w3):
+    """web3.py's own filter API (eth_newBlockFilter, eth_getFilterChanges) and get_logs."""
+    blocks = w3.eth.filter("latest")
+    payer = Account.from_key(DEV_KEY)
+    signed = payer.sign_transaction({
+        "nonce": w3.eth.get_transaction_count(payer.address, "pending"),
+        "to": Account.create().address, "value": 1, "gas": 21000, "gasPrice": 0,
+        "chainId": 2108,
+    })
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(signed.raw_transaction), timeout=60, poll_latency=0.2
+    )
+    new_blocks = blocks.get_new_entries()
+    assert receipt.blockHash in new_blocks
+    assert w3.eth.uninstall_filter(blocks.filter_id)
+    # A plain transfer logs nothing.
+    assert w3.eth.get_logs({"fromBlock": receipt.blockNumber, "toBlock": receipt.blockNumber}) == []

@@ -76,7 +76,7 @@ pub enum CallError {
     Request(String),
     #[error("invalid state override: {0}")]
     StateOverride(String),
-    #[error("{0}")]
+    #[error("{}", invalid_message(.0))]
     Invalid(InvalidTransaction),
     #[error("state read failed: {0}")]
     Db(#[from] DbError),
@@ -97,6 +97,16 @@ impl From<EVMError<DbError>> for CallError {
             EVMError::Database(e) => Self::Db(e),
             other => Self::Evm(other.to_string()),
         }
+    }
+}
+
+/// revm's reason in geth's words where clients look for them.
+fn invalid_message(invalid: &InvalidTransaction) -> String {
+    match invalid {
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
+            format!("insufficient funds for gas * price + value: have {balance} want {fee}")
+        }
+        other => other.to_string(),
     }
 }
 
