@@ -2,9 +2,16 @@
 
 mod bench;
 mod blocks;
+mod docs;
 mod node;
 
 use clap::{Parser, Subcommand};
+
+/// jemalloc, as reth uses: under concurrent RPC load glibc's malloc cost ~12% of the node's CPU
+/// and throughput was 0.71x anvil's; with jemalloc it is 0.87x at a flat ~25 MiB RSS
+/// (`aicoin bench rpc`, README "Benchmarks").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
@@ -32,8 +39,10 @@ enum Command {
     Export(blocks::ExportArgs),
     /// Print the chain spec a data dir was created with (JSON).
     ChainSpec(blocks::ChainSpecArgs),
-    /// Measure block production and transaction ingest.
+    /// Measure block production, transaction ingest and RPC load.
     Bench(bench::BenchArgs),
+    /// Print documentation generated from the code (the JSON-RPC method table).
+    Docs(docs::DocsArgs),
 }
 
 fn main() -> eyre::Result<()> {
@@ -55,6 +64,7 @@ fn main() -> eyre::Result<()> {
             Command::Export(args) => blocks::export(args),
             Command::ChainSpec(args) => blocks::chain_spec(args),
             Command::Bench(args) => bench::run(args).await,
+            Command::Docs(args) => docs::run(args).await,
         }
     })
 }

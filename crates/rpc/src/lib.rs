@@ -17,6 +17,6 @@ pub use jsonrpsee::server::ServerHandle;
 pub use net::client_version;
 pub use server::{
     ClientIp, CorsOrigins, NetworkInfo, RpcMetrics, RpcServer, RpcServerConfig, render_page,
-    rpc_module, start,
+    rpc_module, rpc_parts, start,
 };
 pub use state::{RpcLimits, RpcState};

@@ -1,9 +1,11 @@
-//! `aicoin bench`: block production at different state sizes, and the ingest→receipt rate of a
-//! node over JSON-RPC (this one in-process, or any node with the dev accounts, e.g. anvil).
+//! `aicoin bench`: block production at different state sizes, the ingest→receipt rate of a node
+//! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
+//! accounts, e.g. anvil).
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
 
 mod execute;
 mod ingest;
+mod rpc;
 
 use std::time::Duration;
 
@@ -21,12 +23,15 @@ enum BenchCommand {
     Execute(execute::ExecuteArgs),
     /// Send signed transfers over JSON-RPC as fast as the node takes them; time until mined.
     Ingest(ingest::IngestArgs),
+    /// Mixed JSON-RPC reads from many concurrent clients: req/s, latency, server memory.
+    Rpc(rpc::RpcLoadArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
     match args.command {
         BenchCommand::Execute(a) => tokio::task::spawn_blocking(move || execute::run(a)).await?,
         BenchCommand::Ingest(a) => ingest::run(a).await,
+        BenchCommand::Rpc(a) => rpc::run(a).await,
     }
 }
 

@@ -14,26 +14,26 @@ use crate::{
 
 #[rpc(server, namespace = "eth")]
 pub trait EthBlocksApi {
-    #[method(name = "blockNumber", blocking)]
+    #[method(name = "blockNumber")]
     fn block_number(&self) -> RpcResult<U64>;
 
-    #[method(name = "getBlockByNumber", blocking)]
+    #[method(name = "getBlockByNumber")]
     fn block_by_number(&self, number: BlockNumberOrTag, full: bool) -> RpcResult<Option<Block>>;
 
-    #[method(name = "getBlockByHash", blocking)]
+    #[method(name = "getBlockByHash")]
     fn block_by_hash(&self, hash: B256, full: bool) -> RpcResult<Option<Block>>;
 
-    #[method(name = "getBlockTransactionCountByNumber", blocking)]
+    #[method(name = "getBlockTransactionCountByNumber")]
     fn block_transaction_count_by_number(&self, number: BlockNumberOrTag)
     -> RpcResult<Option<U64>>;
 
-    #[method(name = "getBlockTransactionCountByHash", blocking)]
+    #[method(name = "getBlockTransactionCountByHash")]
     fn block_transaction_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
 
-    #[method(name = "getUncleCountByBlockNumber", blocking)]
+    #[method(name = "getUncleCountByBlockNumber")]
     fn uncle_count_by_number(&self, number: BlockNumberOrTag) -> RpcResult<Option<U64>>;
 
-    #[method(name = "getUncleCountByBlockHash", blocking)]
+    #[method(name = "getUncleCountByBlockHash")]
     fn uncle_count_by_hash(&self, hash: B256) -> RpcResult<Option<U64>>;
 
     #[method(name = "getUncleByBlockNumberAndIndex")]
@@ -49,27 +49,27 @@ pub trait EthBlocksApi {
     #[method(name = "getBlockReceipts", blocking)]
     fn block_receipts(&self, block: BlockId) -> RpcResult<Option<Vec<TransactionReceipt>>>;
 
-    #[method(name = "getTransactionByHash", blocking)]
+    #[method(name = "getTransactionByHash")]
     fn transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Transaction>>;
 
-    #[method(name = "getRawTransactionByHash", blocking)]
+    #[method(name = "getRawTransactionByHash")]
     fn raw_transaction_by_hash(&self, hash: B256) -> RpcResult<Option<Bytes>>;
 
-    #[method(name = "getTransactionByBlockNumberAndIndex", blocking)]
+    #[method(name = "getTransactionByBlockNumberAndIndex")]
     fn transaction_by_number_and_index(
         &self,
         number: BlockNumberOrTag,
         index: Index,
     ) -> RpcResult<Option<Transaction>>;
 
-    #[method(name = "getTransactionByBlockHashAndIndex", blocking)]
+    #[method(name = "getTransactionByBlockHashAndIndex")]
     fn transaction_by_hash_and_index(
         &self,
         hash: B256,
         index: Index,
     ) -> RpcResult<Option<Transaction>>;
 
-    #[method(name = "getTransactionReceipt", blocking)]
+    #[method(name = "getTransactionReceipt")]
     fn transaction_receipt(&self, hash: B256) -> RpcResult<Option<TransactionReceipt>>;
 }
 

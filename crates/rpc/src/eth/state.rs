@@ -19,16 +19,16 @@ const MAX_PROOF_SLOTS: usize = 1024;
 
 #[rpc(server, namespace = "eth")]
 pub trait EthStateApi {
-    #[method(name = "getBalance", blocking)]
+    #[method(name = "getBalance")]
     fn balance(&self, address: Address, block: Option<BlockId>) -> RpcResult<U256>;
 
-    #[method(name = "getTransactionCount", blocking)]
+    #[method(name = "getTransactionCount")]
     fn transaction_count(&self, address: Address, block: Option<BlockId>) -> RpcResult<U64>;
 
-    #[method(name = "getCode", blocking)]
+    #[method(name = "getCode")]
     fn code(&self, address: Address, block: Option<BlockId>) -> RpcResult<Bytes>;
 
-    #[method(name = "getStorageAt", blocking)]
+    #[method(name = "getStorageAt")]
     fn storage_at(
         &self,
         address: Address,

@@ -85,31 +85,64 @@ impl Default for RpcServerConfig {
     }
 }
 
+/// Every method the node serves, by concern (one jsonrpsee trait each), with a label.
+pub fn rpc_parts(state: Arc<RpcState>) -> Vec<(&'static str, RpcModule<()>)> {
+    let eth = EthRpc::new(state.clone());
+    let net = NetRpc {
+        chain_id: state.chain_id(),
+    };
+    vec![
+        (
+            "Account state",
+            EthStateApiServer::into_rpc(eth.clone()).remove_context(),
+        ),
+        (
+            "Blocks, transactions, receipts",
+            EthBlocksApiServer::into_rpc(eth.clone()).remove_context(),
+        ),
+        (
+            "Calls",
+            EthCallApiServer::into_rpc(eth.clone()).remove_context(),
+        ),
+        (
+            "Chain and fees",
+            EthInfoApiServer::into_rpc(eth.clone()).remove_context(),
+        ),
+        (
+            "Sending and signing",
+            EthSendApiServer::into_rpc(eth.clone()).remove_context(),
+        ),
+        (
+            "Signing (personal)",
+            PersonalApiServer::into_rpc(eth).remove_context(),
+        ),
+        (
+            "Logs and filters",
+            EthFilters::spawn(state.clone()).into_rpc().remove_context(),
+        ),
+        (
+            "Subscriptions (WebSocket)",
+            EthPubSub::new(state.clone()).into_rpc().remove_context(),
+        ),
+        (
+            "Tracing and raw data",
+            DebugRpc::new(state.clone()).into_rpc().remove_context(),
+        ),
+        (
+            "Transaction pool",
+            TxPoolRpc::new(state.pool.clone())
+                .into_rpc()
+                .remove_context(),
+        ),
+        ("Network", net.into_rpc().remove_context()),
+        ("Client", Web3Rpc.into_rpc().remove_context()),
+    ]
+}
+
 /// Every namespace the node serves, in one module.
 pub fn rpc_module(state: Arc<RpcState>) -> RpcModule<()> {
-    let eth = EthRpc::new(state.clone());
-    let parts = [
-        EthStateApiServer::into_rpc(eth.clone()).remove_context(),
-        EthBlocksApiServer::into_rpc(eth.clone()).remove_context(),
-        EthCallApiServer::into_rpc(eth.clone()).remove_context(),
-        EthInfoApiServer::into_rpc(eth.clone()).remove_context(),
-        EthSendApiServer::into_rpc(eth.clone()).remove_context(),
-        PersonalApiServer::into_rpc(eth).remove_context(),
-        EthFilters::spawn(state.clone()).into_rpc().remove_context(),
-        EthPubSub::new(state.clone()).into_rpc().remove_context(),
-        DebugRpc::new(state.clone()).into_rpc().remove_context(),
-        TxPoolRpc::new(state.pool.clone())
-            .into_rpc()
-            .remove_context(),
-        NetRpc {
-            chain_id: state.chain_id(),
-        }
-        .into_rpc()
-        .remove_context(),
-        Web3Rpc.into_rpc().remove_context(),
-    ];
     let mut module = RpcModule::new(());
-    for part in parts {
+    for (_, part) in rpc_parts(state) {
         // Distinct traits register distinct names; a clash is a programming error caught by
         // every test that starts a server.
         if let Err(e) = module.merge(part) {
