@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 bin=${1:-$root/target/debug/aicoin}
 [ -x "$bin" ] || (cd "$root" && cargo build -p aicoin)
+bin=$(realpath "$bin")
 
 work=$(mktemp -d)
 cleanup() { [ -n "${node_pid:-}" ] && kill "$node_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
@@ -23,7 +24,7 @@ for _ in $(seq 1 600); do
   sleep 0.1
 done
 [ -n "$url" ] || { echo "node did not start" >&2; exit 1; }
-export AICOIN_RPC_URL=$url
+export AICOIN_RPC_URL=$url AICOIN_BIN=$bin
 echo "e2e: node at $url"
 
 failed=()

@@ -4,6 +4,10 @@ mod bench;
 mod blocks;
 mod docs;
 mod node;
+mod pay;
+mod wallet;
+
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
@@ -43,10 +47,25 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Print documentation generated from the code (the JSON-RPC method table).
     Docs(docs::DocsArgs),
+    /// Create, import and use a wallet (BIP-39/BIP-44 accounts, v3 keystores).
+    Wallet(wallet::WalletArgs),
+    /// Request and watch for AIC payments.
+    Pay(pay::PayArgs),
 }
 
-fn main() -> eyre::Result<()> {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The cause chain, one line, as people read it; no source locations or backtraces.
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> eyre::Result<()> {
     let filter = EnvFilter::try_new(&cli.log)?;
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -65,6 +84,8 @@ fn main() -> eyre::Result<()> {
             Command::ChainSpec(args) => blocks::chain_spec(args),
             Command::Bench(args) => bench::run(args).await,
             Command::Docs(args) => docs::run(args).await,
+            Command::Wallet(args) => wallet::run(args).await,
+            Command::Pay(args) => pay::run(args).await,
         }
     })
 }

@@ -12,3 +12,4 @@ mod rpc_eth;
 mod rpc_load;
 mod rpc_protocol;
 mod subscriptions;
+mod wallet;
