@@ -1,0 +1,207 @@
+//! One sequence's generation: the prompt fed in chunks (prefill), then one token per step, each
+//! sampled, checked against the end-of-turn tokens, decoded incrementally (a multi-byte
+//! character split over tokens is released only once whole) and passed through the stop
+//! sequences.
+
+use std::sync::Arc;
+
+use candle_core::Tensor;
+
+use crate::{
+    InferenceError, Result, Sampler, SamplingParams, StopMatcher,
+    text::{SequenceState, TextModel},
+};
+
+/// Prompt tokens fed to the model per forward pass: bounds the attention matrix of a long
+/// prompt (chunk × context) instead of materialising prompt × prompt at once.
+const PREFILL_CHUNK: usize = 512;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateParams {
+    /// Most tokens to generate; `None` lets the sequence run to the end of the context.
+    pub max_tokens: Option<usize>,
+    pub sampling: SamplingParams,
+    pub stop: Vec<String>,
+}
+
+impl Default for GenerateParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: None,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinishReason {
+    /// An end-of-turn token or a stop sequence.
+    Stop,
+    /// `max_tokens` or the end of the context.
+    Length,
+}
+
+impl FinishReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Stop => "stop",
+            Self::Length => "length",
+        }
+    }
+}
+
+/// What one step produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The sampled token (`None` only if the sequence had already finished).
+    pub token: Option<u32>,
+    /// Text released by this step (possibly empty: a partial character or a possible stop
+    /// sequence is held back).
+    pub text: String,
+    pub finished: Option<FinishReason>,
+}
+
+/// Incremental detokenization state (tokenizers' `DecodeStream`, kept outside the borrow).
+#[derive(Debug, Default)]
+struct Detokenizer {
+    ids: Vec<u32>,
+    prefix: String,
+    prefix_index: usize,
+}
+
+pub struct Sequence {
+    model: Arc<TextModel>,
+    state: SequenceState,
+    tokens: Vec<u32>,
+    prompt_len: usize,
+    /// Tokens already in the KV cache.
+    fed: usize,
+    max_tokens: usize,
+    sampler: Sampler,
+    stop: StopMatcher,
+    detokenizer: Detokenizer,
+    finished: Option<FinishReason>,
+}
+
+impl Sequence {
+    /// Checks the request against the model's context and prepares the sequence.
+    pub fn new(model: Arc<TextModel>, prompt: Vec<u32>, params: GenerateParams) -> Result<Self> {
+        params.sampling.validate()?;
+        if prompt.is_empty() {
+            return Err(InferenceError::InvalidRequest("the prompt is empty".into()));
+        }
+        let room = model.context_length.saturating_sub(prompt.len());
+        let max_tokens = match params.max_tokens {
+            Some(0) => {
+                return Err(InferenceError::InvalidRequest(
+                    "max_tokens must be at least 1".into(),
+                ));
+            }
+            Some(n) if n > room => {
+                return Err(InferenceError::ContextOverflow {
+                    prompt: prompt.len(),
+                    max_tokens: n,
+                    context: model.context_length,
+                });
+            }
+            Some(n) => n,
+            None if room == 0 => {
+                return Err(InferenceError::ContextOverflow {
+                    prompt: prompt.len(),
+                    max_tokens: 1,
+                    context: model.context_length,
+                });
+            }
+            None => room,
+        };
+        Ok(Self {
+            state: model.new_state(),
+            prompt_len: prompt.len(),
+            tokens: prompt,
+            fed: 0,
+            max_tokens,
+            sampler: Sampler::new(params.sampling),
+            stop: StopMatcher::new(params.stop),
+            detokenizer: Detokenizer::default(),
+            finished: None,
+            model,
+        })
+    }
+
+    pub fn prompt_tokens(&self) -> usize {
+        self.prompt_len
+    }
+
+    pub fn completion_tokens(&self) -> usize {
+        self.tokens.len() - self.prompt_len
+    }
+
+    pub fn finished(&self) -> Option<FinishReason> {
+        self.finished
+    }
+
+    /// Whether the next step processes the prompt.
+    pub fn in_prefill(&self) -> bool {
+        self.fed == 0
+    }
+
+    /// Runs the model over what it has not seen and samples the next token.
+    pub fn step(&mut self) -> Result<Step> {
+        if self.finished.is_some() {
+            return Ok(Step {
+                token: None,
+                text: String::new(),
+                finished: self.finished,
+            });
+        }
+        let device = self.model.device().clone();
+        let mut logits = None;
+        while self.fed < self.tokens.len() {
+            let end = (self.fed + PREFILL_CHUNK).min(self.tokens.len());
+            let input = Tensor::new(&self.tokens[self.fed..end], &device)?.unsqueeze(0)?;
+            logits = Some(self.state.forward(&input, self.fed)?);
+            self.fed = end;
+        }
+        let logits = logits.ok_or_else(|| {
+            InferenceError::InvalidRequest("no new tokens to run the model on".into())
+        })?;
+        let token = self.sampler.sample(&logits, &self.tokens)?;
+        self.tokens.push(token);
+
+        let (text, finished) = if self.model.is_end(token) {
+            (self.stop.finish(), Some(FinishReason::Stop))
+        } else {
+            let piece = self.decode(token)?;
+            let (mut text, stopped) = self.stop.push(&piece);
+            if stopped {
+                (text, Some(FinishReason::Stop))
+            } else if self.completion_tokens() >= self.max_tokens {
+                text.push_str(&self.stop.finish());
+                (text, Some(FinishReason::Length))
+            } else {
+                (text, None)
+            }
+        };
+        self.finished = finished;
+        Ok(Step {
+            token: Some(token),
+            text,
+            finished,
+        })
+    }
+
+    fn decode(&mut self, token: u32) -> Result<String> {
+        let d = &mut self.detokenizer;
+        let piece = tokenizers::tokenizer::step_decode_stream(
+            self.model.tokenizer(),
+            vec![token],
+            true,
+            &mut d.ids,
+            &mut d.prefix,
+            &mut d.prefix_index,
+        )
+        .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+        Ok(piece.unwrap_or_default())
+    }
+}
