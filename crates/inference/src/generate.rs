@@ -16,22 +16,12 @@ use crate::{
 /// prompt (chunk × context) instead of materialising prompt × prompt at once.
 const PREFILL_CHUNK: usize = 512;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct GenerateParams {
     /// Most tokens to generate; `None` lets the sequence run to the end of the context.
     pub max_tokens: Option<usize>,
     pub sampling: SamplingParams,
     pub stop: Vec<String>,
-}
-
-impl Default for GenerateParams {
-    fn default() -> Self {
-        Self {
-            max_tokens: None,
-            sampling: SamplingParams::default(),
-            stop: Vec::new(),
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
