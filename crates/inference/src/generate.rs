@@ -12,9 +12,11 @@ use crate::{
     text::{SequenceState, TextModel},
 };
 
-/// Prompt tokens fed to the model per forward pass: bounds the attention matrix of a long
-/// prompt (chunk × context) instead of materialising prompt × prompt at once.
-const PREFILL_CHUNK: usize = 512;
+/// Prompt tokens fed to the model per step. Bounds the attention matrix of a long prompt
+/// (chunk × context, not prompt × prompt), and lets a scheduler interleave other sequences'
+/// decoding with a long prefill. (Per-token cost does not depend on the chunk size on CPU:
+/// candle's quantized matmul costs the same per row at any row count.)
+const PREFILL_CHUNK: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GenerateParams {
@@ -44,7 +46,7 @@ impl FinishReason {
 /// What one step produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
-    /// The sampled token (`None` only if the sequence had already finished).
+    /// The sampled token (`None` while the prompt is still being read, or once finished).
     pub token: Option<u32>,
     /// Text released by this step (possibly empty: a partial character or a possible stop
     /// sequence is held back).
@@ -52,12 +54,29 @@ pub struct Step {
     pub finished: Option<FinishReason>,
 }
 
-/// Incremental detokenization state (tokenizers' `DecodeStream`, kept outside the borrow).
+/// Incremental detokenization (tokenizers' `DecodeStream`, its state kept here so a sequence
+/// can own it): text is released only once it is whole UTF-8, so a character whose bytes span
+/// several tokens comes out in one piece.
 #[derive(Debug, Default)]
 struct Detokenizer {
     ids: Vec<u32>,
     prefix: String,
     prefix_index: usize,
+}
+
+impl Detokenizer {
+    fn step(&mut self, tokenizer: &tokenizers::Tokenizer, token: u32) -> Result<String> {
+        let piece = tokenizers::tokenizer::step_decode_stream(
+            tokenizer,
+            vec![token],
+            true,
+            &mut self.ids,
+            &mut self.prefix,
+            &mut self.prefix_index,
+        )
+        .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+        Ok(piece.unwrap_or_default())
+    }
 }
 
 pub struct Sequence {
@@ -136,7 +155,8 @@ impl Sequence {
         self.fed == 0
     }
 
-    /// Runs the model over what it has not seen and samples the next token.
+    /// Runs the model over the next chunk of what it has not seen; once the prompt is in,
+    /// samples the next token (a step that only advances the prefill returns no token).
     pub fn step(&mut self) -> Result<Step> {
         if self.finished.is_some() {
             return Ok(Step {
@@ -145,17 +165,18 @@ impl Sequence {
                 finished: self.finished,
             });
         }
-        let device = self.model.device().clone();
-        let mut logits = None;
-        while self.fed < self.tokens.len() {
-            let end = (self.fed + PREFILL_CHUNK).min(self.tokens.len());
-            let input = Tensor::new(&self.tokens[self.fed..end], &device)?.unsqueeze(0)?;
-            logits = Some(self.state.forward(&input, self.fed)?);
-            self.fed = end;
+        let end = (self.fed + PREFILL_CHUNK).min(self.tokens.len());
+        let input = Tensor::new(&self.tokens[self.fed..end], self.model.device())?.unsqueeze(0)?;
+        let logits = self.state.forward(&input, self.fed)?;
+        self.fed = end;
+        if self.fed < self.tokens.len() {
+            // More of the prompt to go: the next step continues the prefill.
+            return Ok(Step {
+                token: None,
+                text: String::new(),
+                finished: None,
+            });
         }
-        let logits = logits.ok_or_else(|| {
-            InferenceError::InvalidRequest("no new tokens to run the model on".into())
-        })?;
         let token = self.sampler.sample(&logits, &self.tokens)?;
         self.tokens.push(token);
 
@@ -182,16 +203,35 @@ impl Sequence {
     }
 
     fn decode(&mut self, token: u32) -> Result<String> {
-        let d = &mut self.detokenizer;
-        let piece = tokenizers::tokenizer::step_decode_stream(
-            self.model.tokenizer(),
-            vec![token],
-            true,
-            &mut d.ids,
-            &mut d.prefix,
-            &mut d.prefix_index,
+        self.detokenizer.step(self.model.tokenizer(), token)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{WeightFormat, testing::write_tiny_llama};
+
+    #[test]
+    fn characters_split_over_tokens_are_released_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_llama(&path, 1).unwrap();
+        let model = TextModel::load_gguf(
+            &path,
+            "tiny",
+            &candle_core::Device::Cpu,
+            WeightFormat::AsShipped,
         )
-        .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
-        Ok(piece.unwrap_or_default())
+        .unwrap();
+        // "é😀" is 2 + 4 bytes: six byte-level tokens.
+        let ids = model.encode("aé😀b").unwrap();
+        assert_eq!(ids.len(), 8);
+        let mut detokenizer = Detokenizer::default();
+        let pieces: Vec<String> = ids
+            .iter()
+            .map(|&id| detokenizer.step(model.tokenizer(), id).unwrap())
+            .collect();
+        assert_eq!(pieces, ["a", "", "é", "", "", "", "😀", "b"]);
     }
 }

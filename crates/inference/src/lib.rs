@@ -7,6 +7,8 @@ mod generate;
 mod sampling;
 mod stop;
 mod template;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod text;
 mod tokenizer;
 
@@ -16,5 +18,5 @@ pub use generate::{FinishReason, GenerateParams, Sequence, Step};
 pub use sampling::{Sampler, SamplingParams};
 pub use stop::StopMatcher;
 pub use template::{ChatTemplate, Message};
-pub use text::{Architecture, SequenceState, TextModel};
+pub use text::{Architecture, SequenceState, TextModel, WeightFormat};
 pub use tokenizer::from_gguf as tokenizer_from_gguf;

@@ -7,6 +7,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use aicoin_inference::{
     EmbeddingModel, FinishReason, GenerateParams, Message, SamplingParams, Sequence, TextModel,
+    WeightFormat,
 };
 use candle_core::Device;
 
@@ -16,9 +17,9 @@ fn models_dir() -> PathBuf {
     )
 }
 
-fn smollm2() -> Arc<TextModel> {
+fn smollm2(weights: WeightFormat) -> Arc<TextModel> {
     let path = models_dir().join("smollm2-135m-instruct/model.gguf");
-    Arc::new(TextModel::load_gguf(&path, "smollm2-135m-instruct", &Device::Cpu).unwrap())
+    Arc::new(TextModel::load_gguf(&path, "smollm2-135m-instruct", &Device::Cpu, weights).unwrap())
 }
 
 fn greedy(max_tokens: usize) -> GenerateParams {
@@ -48,7 +49,8 @@ fn run(sequence: &mut Sequence) -> (Vec<u32>, String, FinishReason) {
 #[test]
 #[ignore = "needs the fetched models (AICOIN_MODELS_DIR)"]
 fn smollm2_greedy_known_answer() {
-    let model = smollm2();
+    // The reference ids were measured on the file as shipped.
+    let model = smollm2(WeightFormat::AsShipped);
     let prompt = model
         .encode("Once upon a time, there was a little robot who")
         .unwrap();
@@ -64,7 +66,8 @@ fn smollm2_greedy_known_answer() {
 #[test]
 #[ignore = "needs the fetched models (AICOIN_MODELS_DIR)"]
 fn smollm2_chat_knows_the_capital_of_france() {
-    let model = smollm2();
+    // The default (re-quantized) weights still answer right.
+    let model = smollm2(WeightFormat::FastKernels);
     let messages = [Message {
         role: "user".into(),
         content: "What is the capital of France? Answer in one sentence.".into(),
