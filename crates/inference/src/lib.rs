@@ -1,10 +1,15 @@
 //! Running transformer models on candle: GGUF chat/completion models and BERT embedding models,
-//! their tokenizers and chat templates, sampling, and generation with a KV cache per sequence.
+//! their tokenizers and chat templates, sampling, generation with a KV cache per sequence, a
+//! scheduler that serves many requests on one model, metrics, and the catalog of fetchable
+//! models.
 
+mod catalog;
 mod embed;
 mod error;
 mod generate;
+mod metrics;
 mod sampling;
+mod scheduler;
 mod stop;
 mod template;
 #[cfg(any(test, feature = "testing"))]
@@ -12,10 +17,15 @@ pub mod testing;
 mod text;
 mod tokenizer;
 
+pub use catalog::{
+    KNOWN_MODELS, KnownModel, LocalModel, ModelKind, PackagedFile, discover, identify, known_model,
+};
 pub use embed::EmbeddingModel;
 pub use error::{InferenceError, Result};
 pub use generate::{FinishReason, GenerateParams, Sequence, Step};
+pub use metrics::InferenceMetrics;
 pub use sampling::{Sampler, SamplingParams};
+pub use scheduler::{Event, Scheduler, SchedulerConfig, SubmitError, Usage};
 pub use stop::StopMatcher;
 pub use template::{ChatTemplate, Message};
 pub use text::{Architecture, SequenceState, TextModel, WeightFormat};
