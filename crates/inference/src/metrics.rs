@@ -89,10 +89,10 @@ impl InferenceMetrics {
         }
     }
 
-    /// Creates the metrics and registers them under `aicoin_inference_*`.
+    /// Creates the metrics and registers them in `registry` (its root) as `aicoin_inference_*`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::new();
-        let r = registry.sub_registry_with_prefix("inference");
+        let r = registry.sub_registry_with_prefix("aicoin_inference");
         r.register(
             "queue_depth",
             "Requests waiting for a model",
@@ -143,5 +143,24 @@ impl InferenceMetrics {
                 outcome,
             })
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_metric_is_exported() {
+        let mut registry = Registry::default();
+        let metrics = InferenceMetrics::register(&mut registry);
+        let label = ModelLabel { model: "m".into() };
+        metrics.tokens_per_second.get_or_create(&label).set(2.5);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("aicoin_inference_tokens_per_second{model=\"m\"} 2.5"),
+            "{text}"
+        );
     }
 }

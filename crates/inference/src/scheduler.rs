@@ -110,6 +110,16 @@ impl Scheduler {
             .max_active
             .min(model.max_concurrent_sequences())
             .max(1);
+        // Every series exists from the start, so dashboards see zeros rather than gaps (the
+        // text encoder leaves out empty families).
+        let label = ModelLabel {
+            model: model.id.clone(),
+        };
+        metrics.queue_depth.get_or_create(&label).set(0);
+        metrics.active_sequences.get_or_create(&label).set(0);
+        metrics.prompt_tokens.get_or_create(&label).inc_by(0);
+        metrics.completion_tokens.get_or_create(&label).inc_by(0);
+        metrics.tokens_per_second.get_or_create(&label).set(0.0);
         let worker = Worker {
             label: ModelLabel {
                 model: model.id.clone(),
