@@ -100,6 +100,7 @@ pub async fn completions(
             frequency_penalty: request.frequency_penalty.unwrap_or(0.0),
         })?,
         stop: stops(request.stop)?,
+        ignore_eos: request.ignore_eos.unwrap_or(false),
     };
     if params.max_tokens == Some(0) {
         return Err(ApiError::invalid(

@@ -81,6 +81,8 @@ pub struct ChatCompletionRequest {
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    /// vLLM's extension: keep generating past end-of-sequence tokens (for benchmarks).
+    pub ignore_eos: Option<bool>,
     pub seed: Option<u64>,
     pub stop: Option<OneOrMany<String>>,
     pub logprobs: Option<bool>,
@@ -121,6 +123,8 @@ pub struct CompletionRequest {
     pub presence_penalty: Option<f32>,
     pub frequency_penalty: Option<f32>,
     pub repetition_penalty: Option<f32>,
+    /// vLLM's extension: keep generating past end-of-sequence tokens (for benchmarks).
+    pub ignore_eos: Option<bool>,
     pub seed: Option<u64>,
     pub stop: Option<OneOrMany<String>>,
     pub logprobs: Option<u32>,

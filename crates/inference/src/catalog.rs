@@ -97,37 +97,47 @@ pub struct LocalModel {
     pub path: PathBuf,
 }
 
-/// What `path` holds: a GGUF file (text), or a directory with `config.json`,
-/// `model.safetensors` and `tokenizer.json` (embeddings), or a directory holding `model.gguf`.
+/// What `path` holds: a GGUF file or a directory holding `model.gguf` (text), or a Hugging Face
+/// directory (`config.json`, `tokenizer.json`, `*.safetensors`): BERT models embed, the rest
+/// generate text.
 pub fn identify(path: &Path, id: Option<&str>) -> Option<LocalModel> {
-    let id = |fallback: &Path| {
-        id.map(str::to_string).unwrap_or_else(|| {
-            fallback
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_lowercase())
-                .unwrap_or_else(|| "model".into())
+    // A file named by `model fetch`'s layout (`<id>/model.gguf`) goes by its directory's name.
+    let named = match path.file_stem() {
+        Some(stem) if stem == "model" => path.parent().and_then(Path::file_name),
+        stem => stem,
+    };
+    let id = id.map(str::to_string).unwrap_or_else(|| {
+        named
+            .map(|s| s.to_string_lossy().to_lowercase())
+            .unwrap_or_else(|| "model".into())
+    });
+    let model = |kind, path: PathBuf| {
+        Some(LocalModel {
+            id: id.clone(),
+            kind,
+            path,
         })
     };
     if path.is_file() && path.extension().is_some_and(|e| e == "gguf") {
-        return Some(LocalModel {
-            id: id(path),
-            kind: ModelKind::Text,
-            path: path.to_path_buf(),
-        });
+        return model(ModelKind::Text, path.to_path_buf());
     }
     if path.join("model.gguf").is_file() {
-        return Some(LocalModel {
-            id: id(path),
-            kind: ModelKind::Text,
-            path: path.join("model.gguf"),
-        });
+        return model(ModelKind::Text, path.join("model.gguf"));
     }
-    let has = |name: &str| path.join(name).is_file();
-    (has("config.json") && has("model.safetensors") && has("tokenizer.json")).then(|| LocalModel {
-        id: id(path),
-        kind: ModelKind::Embedding,
-        path: path.to_path_buf(),
-    })
+    let has_weights = std::fs::read_dir(path)
+        .ok()?
+        .filter_map(Result::ok)
+        .any(|e| e.path().extension().is_some_and(|x| x == "safetensors"));
+    if !(has_weights && path.join("tokenizer.json").is_file()) {
+        return None;
+    }
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(path.join("config.json")).ok()?).ok()?;
+    let kind = match config.get("model_type").and_then(|t| t.as_str()) {
+        Some("bert") => ModelKind::Embedding,
+        _ => ModelKind::Text,
+    };
+    model(kind, path.to_path_buf())
 }
 
 /// Every model fetched into `models_dir`, by directory name.
@@ -159,9 +169,16 @@ mod tests {
         std::fs::write(text.join("model.gguf"), b"").unwrap();
         let embed = dir.path().join("vectors");
         std::fs::create_dir_all(&embed).unwrap();
-        for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        for f in ["model.safetensors", "tokenizer.json"] {
             std::fs::write(embed.join(f), b"{}").unwrap();
         }
+        std::fs::write(embed.join("config.json"), br#"{"model_type": "bert"}"#).unwrap();
+        let causal = dir.path().join("writer");
+        std::fs::create_dir_all(&causal).unwrap();
+        for f in ["model-00001-of-00002.safetensors", "tokenizer.json"] {
+            std::fs::write(causal.join(f), b"{}").unwrap();
+        }
+        std::fs::write(causal.join("config.json"), br#"{"model_type": "qwen3"}"#).unwrap();
         std::fs::create_dir_all(dir.path().join("empty")).unwrap();
         let found = discover(dir.path());
         assert_eq!(
@@ -171,7 +188,8 @@ mod tests {
                 .collect::<Vec<_>>(),
             [
                 ("chatty", ModelKind::Text),
-                ("vectors", ModelKind::Embedding)
+                ("vectors", ModelKind::Embedding),
+                ("writer", ModelKind::Text),
             ]
         );
         assert_eq!(known_model("smollm2").unwrap().id, "smollm2-135m-instruct");

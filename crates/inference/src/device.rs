@@ -4,6 +4,11 @@ pub use candle_core::Device;
 
 use crate::{InferenceError, Result};
 
+/// Threads CPU inference uses (`RAYON_NUM_THREADS`, else every core).
+pub fn cpu_threads() -> usize {
+    candle_core::utils::get_num_threads()
+}
+
 /// The device `name` names.
 pub fn device(name: &str) -> Result<Device> {
     match name {

@@ -24,6 +24,8 @@ pub struct GenerateParams {
     pub max_tokens: Option<usize>,
     pub sampling: SamplingParams,
     pub stop: Vec<String>,
+    /// Generate past end-of-sequence tokens, to `max_tokens` (benchmarks want a fixed length).
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +91,7 @@ pub struct Sequence {
     max_tokens: usize,
     sampler: Sampler,
     stop: StopMatcher,
+    ignore_eos: bool,
     detokenizer: Detokenizer,
     finished: Option<FinishReason>,
 }
@@ -125,13 +128,14 @@ impl Sequence {
             None => room,
         };
         Ok(Self {
-            state: model.new_state(),
+            state: model.new_state()?,
             prompt_len: prompt.len(),
             tokens: prompt,
             fed: 0,
             max_tokens,
             sampler: Sampler::new(params.sampling),
             stop: StopMatcher::new(params.stop),
+            ignore_eos: params.ignore_eos,
             detokenizer: Detokenizer::default(),
             finished: None,
             model,
@@ -180,7 +184,7 @@ impl Sequence {
         let token = self.sampler.sample(&logits, &self.tokens)?;
         self.tokens.push(token);
 
-        let (text, finished) = if self.model.is_end(token) {
+        let (text, finished) = if !self.ignore_eos && self.model.is_end(token) {
             (self.stop.finish(), Some(FinishReason::Stop))
         } else {
             let piece = self.decode(token)?;
@@ -217,7 +221,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.gguf");
         write_tiny_llama(&path, 1).unwrap();
-        let model = TextModel::load_gguf(
+        let model = TextModel::load(
             &path,
             "tiny",
             &candle_core::Device::Cpu,

@@ -21,7 +21,7 @@ mod tokenizer;
 pub use catalog::{
     KNOWN_MODELS, KnownModel, LocalModel, ModelKind, PackagedFile, discover, identify, known_model,
 };
-pub use device::{Device, device};
+pub use device::{Device, cpu_threads, device};
 pub use embed::EmbeddingModel;
 pub use error::{InferenceError, Result};
 pub use generate::{FinishReason, GenerateParams, Sequence, Step};

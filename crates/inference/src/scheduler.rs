@@ -344,7 +344,7 @@ mod tests {
         let path = dir.path().join("tiny.gguf");
         write_tiny_llama(&path, 3).unwrap();
         Arc::new(
-            TextModel::load_gguf(
+            TextModel::load(
                 &path,
                 "tiny",
                 &candle_core::Device::Cpu,
@@ -361,7 +361,7 @@ mod tests {
                 temperature: 0.0,
                 ..Default::default()
             },
-            stop: Vec::new(),
+            ..Default::default()
         }
     }
 

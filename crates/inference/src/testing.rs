@@ -25,21 +25,96 @@ fn string(s: &str) -> gguf_file::Value {
     gguf_file::Value::String(s.to_string())
 }
 
-/// Writes the tiny model to `path`. `seed` varies the weights (and so what it says).
-pub fn write_tiny_llama(path: &Path, seed: u64) -> Result<()> {
-    let device = Device::Cpu;
-    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
-    // GPT-2's byte alphabet, then a few merges, then the chat special tokens.
-    let mut tokens: Vec<String> = {
-        let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
-            .into_iter()
-            .collect();
-        alphabet.sort();
-        alphabet.iter().map(|c| c.to_string()).collect()
-    };
-    let merges = ["Ġ t", "h e", "Ġt he", "Ġ a", "i n"];
+/// The tiny model's vocabulary: GPT-2's byte alphabet, a few merges, the chat special tokens.
+fn vocabulary() -> (Vec<String>, Vec<&'static str>) {
+    let mut alphabet: Vec<char> = tokenizers::pre_tokenizers::byte_level::ByteLevel::alphabet()
+        .into_iter()
+        .collect();
+    alphabet.sort();
+    let mut tokens: Vec<String> = alphabet.iter().map(|c| c.to_string()).collect();
     tokens.extend(["Ġt", "he", "Ġthe", "Ġa", "in"].map(String::from));
     tokens.extend(["<|endoftext|>", "<|im_start|>", "<|im_end|>"].map(String::from));
+    (tokens, vec!["Ġ t", "h e", "Ġt he", "Ġ a", "i n"])
+}
+
+/// Random weights under their Hugging Face names, for `vocab` tokens.
+fn weights(vocab: usize, seed: u64) -> Result<Vec<(String, Tensor)>> {
+    use rand::Rng;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    let mut random = |shape: &[usize]| -> Result<Tensor> {
+        let values: Vec<f32> = (0..shape.iter().product::<usize>())
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        Ok(Tensor::from_vec(values, shape, &Device::Cpu)?)
+    };
+    let ones = |n: usize| Tensor::ones(n, candle_core::DType::F32, &Device::Cpu);
+    let kv = KV_HEADS * (EMBEDDING / HEADS);
+    let mut weights = vec![
+        (
+            "model.embed_tokens.weight".into(),
+            random(&[vocab, EMBEDDING])?,
+        ),
+        ("model.norm.weight".into(), ones(EMBEDDING)?),
+        ("lm_head.weight".into(), random(&[vocab, EMBEDDING])?),
+    ];
+    for i in 0..LAYERS {
+        let name = |n: &str| format!("model.layers.{i}.{n}.weight");
+        weights.extend([
+            (name("self_attn.q_proj"), random(&[EMBEDDING, EMBEDDING])?),
+            (name("self_attn.k_proj"), random(&[kv, EMBEDDING])?),
+            (name("self_attn.v_proj"), random(&[kv, EMBEDDING])?),
+            (name("self_attn.o_proj"), random(&[EMBEDDING, EMBEDDING])?),
+            (name("input_layernorm"), ones(EMBEDDING)?),
+            (name("mlp.gate_proj"), random(&[FEED_FORWARD, EMBEDDING])?),
+            (name("mlp.up_proj"), random(&[FEED_FORWARD, EMBEDDING])?),
+            (name("mlp.down_proj"), random(&[EMBEDDING, FEED_FORWARD])?),
+            (name("post_attention_layernorm"), ones(EMBEDDING)?),
+        ]);
+    }
+    Ok(weights)
+}
+
+/// The GGUF name of a Hugging Face llama tensor.
+fn gguf_name(hf: &str) -> String {
+    let renames = [
+        ("model.embed_tokens", "token_embd"),
+        ("model.norm", "output_norm"),
+        ("lm_head", "output"),
+        ("model.layers.", "blk."),
+        ("self_attn.q_proj", "attn_q"),
+        ("self_attn.k_proj", "attn_k"),
+        ("self_attn.v_proj", "attn_v"),
+        ("self_attn.o_proj", "attn_output"),
+        ("input_layernorm", "attn_norm"),
+        ("mlp.gate_proj", "ffn_gate"),
+        ("mlp.up_proj", "ffn_up"),
+        ("mlp.down_proj", "ffn_down"),
+        ("post_attention_layernorm", "ffn_norm"),
+    ];
+    renames
+        .iter()
+        .fold(hf.to_string(), |name, (from, to)| name.replace(from, to))
+}
+
+/// llama.cpp's conversion of query/key rows: GGUF llama rotates interleaved pairs, Hugging
+/// Face the two halves of each head.
+fn permute_for_gguf(w: &Tensor, heads: usize) -> Result<Tensor> {
+    let (rows, cols) = w.dims2()?;
+    Ok(w.reshape((heads, 2, rows / heads / 2, cols))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((rows, cols))?)
+}
+
+/// Writes the tiny model to `path` as GGUF, matrices in Q8_0. `seed` varies the weights (and
+/// so what it says).
+pub fn write_tiny_llama(path: &Path, seed: u64) -> Result<()> {
+    write_tiny_llama_gguf(path, seed, GgmlDType::Q8_0)
+}
+
+/// Writes the tiny model to `path` as GGUF with its matrices in `matrices`.
+pub fn write_tiny_llama_gguf(path: &Path, seed: u64, matrices: GgmlDType) -> Result<()> {
+    let (tokens, merges) = vocabulary();
     let vocab = tokens.len();
     let mut types = vec![gguf_file::Value::I32(1); vocab];
     for t in &mut types[vocab - 3..] {
@@ -82,69 +157,75 @@ pub fn write_tiny_llama(path: &Path, seed: u64) -> Result<()> {
         ),
         ("tokenizer.chat_template", string(CHATML)),
     ];
-    let mut random = |shape: &[usize], dtype: GgmlDType| -> Result<QTensor> {
-        use rand::Rng;
-        let values: Vec<f32> = (0..shape.iter().product::<usize>())
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        let t = Tensor::from_vec(values, shape, &device)?;
-        Ok(QTensor::quantize(&t, dtype)?)
-    };
-    let ones = |n: usize| -> Result<QTensor> {
-        Ok(QTensor::quantize(
-            &Tensor::ones(n, candle_core::DType::F32, &device)?,
-            GgmlDType::F32,
-        )?)
-    };
-    let head_dim = EMBEDDING / HEADS;
-    let mut tensors: Vec<(String, QTensor)> = vec![
-        (
-            "token_embd.weight".into(),
-            random(&[vocab, EMBEDDING], GgmlDType::F32)?,
-        ),
-        ("output_norm.weight".into(), ones(EMBEDDING)?),
-        (
-            "output.weight".into(),
-            random(&[vocab, EMBEDDING], GgmlDType::Q8_0)?,
-        ),
-    ];
-    for i in 0..LAYERS {
-        let layer = |name: &str| format!("blk.{i}.{name}.weight");
-        tensors.push((
-            layer("attn_q"),
-            random(&[EMBEDDING, EMBEDDING], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((
-            layer("attn_k"),
-            random(&[KV_HEADS * head_dim, EMBEDDING], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((
-            layer("attn_v"),
-            random(&[KV_HEADS * head_dim, EMBEDDING], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((
-            layer("attn_output"),
-            random(&[EMBEDDING, EMBEDDING], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((layer("attn_norm"), ones(EMBEDDING)?));
-        tensors.push((
-            layer("ffn_gate"),
-            random(&[FEED_FORWARD, EMBEDDING], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((
-            layer("ffn_up"),
-            random(&[FEED_FORWARD, EMBEDDING], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((
-            layer("ffn_down"),
-            random(&[EMBEDDING, FEED_FORWARD], GgmlDType::Q8_0)?,
-        ));
-        tensors.push((layer("ffn_norm"), ones(EMBEDDING)?));
+    let mut tensors = Vec::new();
+    for (name, w) in weights(vocab, seed)? {
+        let w = if name.ends_with("q_proj.weight") {
+            permute_for_gguf(&w, HEADS)?
+        } else if name.ends_with("k_proj.weight") {
+            permute_for_gguf(&w, KV_HEADS)?
+        } else {
+            w
+        };
+        // Norms and the embedding table stay f32, as llama.cpp writes them.
+        let dtype = match w.rank() == 1 || name.contains("embed_tokens") {
+            true => GgmlDType::F32,
+            false => matrices,
+        };
+        tensors.push((gguf_name(&name), QTensor::quantize(&w, dtype)?));
     }
     let metadata: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
     let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(path).map_err(crate::InferenceError::io(path))?;
     gguf_file::write(&mut file, &metadata, &tensors)?;
+    Ok(())
+}
+
+/// Writes the same tiny model (same `seed`, same weights) as a Hugging Face directory:
+/// `config.json`, `model.safetensors`, `tokenizer.json`, `tokenizer_config.json`.
+pub fn write_tiny_llama_hf(dir: &Path, seed: u64) -> Result<()> {
+    let io = |path: &Path| crate::InferenceError::io(path.to_path_buf());
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let gguf = dir.join(".tiny.gguf");
+    write_tiny_llama_gguf(&gguf, seed, GgmlDType::F32)?;
+    let mut file = std::fs::File::open(&gguf).map_err(io(&gguf))?;
+    let content = gguf_file::Content::read(&mut file)?;
+    let tokenizer = crate::tokenizer::from_gguf(&content.metadata)?;
+    std::fs::remove_file(&gguf).map_err(io(&gguf))?;
+    let vocab = tokenizer.get_vocab_size(true);
+    tokenizer
+        .save(dir.join("tokenizer.json"), false)
+        .map_err(|e| crate::InferenceError::Tokenizer(e.to_string()))?;
+    let tensors: std::collections::HashMap<String, Tensor> =
+        weights(vocab, seed)?.into_iter().collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
+    let config = serde_json::json!({
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": EMBEDDING,
+        "intermediate_size": FEED_FORWARD,
+        "vocab_size": vocab,
+        "num_hidden_layers": LAYERS,
+        "num_attention_heads": HEADS,
+        "num_key_value_heads": KV_HEADS,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "max_position_embeddings": TINY_CONTEXT,
+        "bos_token_id": vocab - 2,
+        "eos_token_id": vocab - 1,
+        "tie_word_embeddings": false,
+    });
+    let tokenizer_config = serde_json::json!({
+        "chat_template": CHATML,
+        "bos_token": "<|im_start|>",
+        "eos_token": {"content": "<|im_end|>", "special": true},
+    });
+    for (name, value) in [
+        ("config.json", config),
+        ("tokenizer_config.json", tokenizer_config),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, value.to_string()).map_err(io(&path))?;
+    }
     Ok(())
 }
 
@@ -159,8 +240,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.gguf");
         write_tiny_llama(&path, 7).unwrap();
-        let model =
-            TextModel::load_gguf(&path, "tiny", &Device::Cpu, WeightFormat::AsShipped).unwrap();
+        let model = TextModel::load(&path, "tiny", &Device::Cpu, WeightFormat::AsShipped).unwrap();
         (dir, Arc::new(model))
     }
 
@@ -171,7 +251,25 @@ mod tests {
                 temperature: 0.0,
                 ..Default::default()
             },
-            stop: Vec::new(),
+            ..Default::default()
+        }
+    }
+
+    /// The generated ids and why generation ended.
+    fn generate_full(
+        model: &Arc<TextModel>,
+        prompt: &str,
+        params: GenerateParams,
+    ) -> (Vec<u32>, crate::FinishReason) {
+        let prompt = model.encode(prompt).unwrap();
+        let mut seq = Sequence::new(model.clone(), prompt, params).unwrap();
+        let mut ids = Vec::new();
+        loop {
+            let step = seq.step().unwrap();
+            ids.extend(step.token);
+            if let Some(reason) = step.finished {
+                return (ids, reason);
+            }
         }
     }
 
@@ -200,6 +298,31 @@ mod tests {
         let (b, _) = generate(&model, "the cat in the hat", greedy(Some(10)));
         assert_eq!(a, b);
         assert!(!a.is_empty() && a.len() <= 10);
+    }
+
+    #[test]
+    fn ignore_eos_generates_exactly_max_tokens_past_end_tokens() {
+        let (_dir, model) = tiny();
+        let run = |prompt: &str, ignore_eos| {
+            let params = GenerateParams {
+                ignore_eos,
+                ..greedy(Some(40))
+            };
+            generate_full(&model, prompt, params)
+        };
+        // A prompt whose greedy continuation meets an end token before max_tokens.
+        let (prompt, stopped) = (0..200)
+            .map(|i| format!("the {i} in a hat"))
+            .find_map(|p| {
+                let (ids, reason) = run(&p, false);
+                (reason == crate::FinishReason::Stop).then_some((p, ids))
+            })
+            .expect("some prompt ends early");
+        assert!(model.is_end(*stopped.last().unwrap()));
+        let (ids, reason) = run(&prompt, true);
+        assert_eq!(reason, crate::FinishReason::Length);
+        assert_eq!(ids.len(), 40);
+        assert_eq!(ids[..stopped.len()], stopped[..]);
     }
 
     #[test]
@@ -233,8 +356,12 @@ mod tests {
                 .unsqueeze(0)
                 .unwrap()
         };
-        let whole = model.new_state().forward(&input(0..ids.len()), 0).unwrap();
-        let mut state = model.new_state();
+        let whole = model
+            .new_state()
+            .unwrap()
+            .forward(&input(0..ids.len()), 0)
+            .unwrap();
+        let mut state = model.new_state().unwrap();
         state.forward(&input(0..100), 0).unwrap();
         let chunked = state.forward(&input(100..ids.len()), 100).unwrap();
         let diff: f32 = (whole - chunked)
@@ -246,6 +373,51 @@ mod tests {
             .to_scalar()
             .unwrap();
         assert!(diff < 1e-3, "chunked prefill differs by {diff}");
+    }
+
+    /// The same weights as GGUF (f32, query/key rows permuted as llama.cpp converts them) and
+    /// as a Hugging Face directory give the same logits and the same greedy text: both loaders
+    /// read what the model is.
+    #[test]
+    fn gguf_and_safetensors_of_the_same_model_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        let (gguf, hf) = (dir.path().join("tiny.gguf"), dir.path().join("tiny-hf"));
+        write_tiny_llama_gguf(&gguf, 11, GgmlDType::F32).unwrap();
+        write_tiny_llama_hf(&hf, 11).unwrap();
+        let found = crate::identify(&hf, None).unwrap();
+        assert_eq!(found.kind, crate::ModelKind::Text);
+        let load = |path: &Path| {
+            Arc::new(TextModel::load(path, "tiny", &Device::Cpu, WeightFormat::AsShipped).unwrap())
+        };
+        let (a, b) = (load(&gguf), load(&found.path));
+        assert_eq!(b.architecture, crate::Architecture::Llama);
+        let prompt = "the cat in the hat";
+        assert_eq!(a.encode(prompt).unwrap(), b.encode(prompt).unwrap());
+        let ids = a.encode(prompt).unwrap();
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = |m: &TextModel| m.new_state().unwrap().forward(&input, 0).unwrap();
+        let diff: f32 = (logits(&a) - logits(&b))
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max(0)
+            .unwrap()
+            .to_scalar()
+            .unwrap();
+        assert!(diff < 1e-3, "the loaders' logits differ by {diff}");
+        assert_eq!(
+            generate(&a, prompt, greedy(Some(12))),
+            generate(&b, prompt, greedy(Some(12)))
+        );
+        let chat = [Message {
+            role: "user".into(),
+            content: "hi".into(),
+        }];
+        assert_eq!(a.chat_prompt(&chat).unwrap(), b.chat_prompt(&chat).unwrap());
+        assert!(b.is_end(b.tokenizer().token_to_id("<|im_end|>").unwrap()));
     }
 
     #[test]

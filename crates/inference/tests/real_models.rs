@@ -19,7 +19,7 @@ fn models_dir() -> PathBuf {
 
 fn smollm2(weights: WeightFormat) -> Arc<TextModel> {
     let path = models_dir().join("smollm2-135m-instruct/model.gguf");
-    Arc::new(TextModel::load_gguf(&path, "smollm2-135m-instruct", &Device::Cpu, weights).unwrap())
+    Arc::new(TextModel::load(&path, "smollm2-135m-instruct", &Device::Cpu, weights).unwrap())
 }
 
 fn greedy(max_tokens: usize) -> GenerateParams {
@@ -29,7 +29,7 @@ fn greedy(max_tokens: usize) -> GenerateParams {
             temperature: 0.0,
             ..Default::default()
         },
-        stop: Vec::new(),
+        ..Default::default()
     }
 }
 

@@ -1,0 +1,204 @@
+//! Text models from GGUF files: the architecture from `general.architecture`, the weights
+//! through candle-transformers' quantized models (optionally re-quantized to formats with fast
+//! kernels), the tokenizer rebuilt from the metadata, and the chat template it carries.
+
+use std::{path::Path, sync::Arc};
+
+use candle_core::{
+    Device, Tensor,
+    quantized::{GgmlDType, QTensor, gguf_file},
+};
+use candle_transformers::models::{
+    quantized_gemma3 as gemma3, quantized_llama as llama, quantized_phi3 as phi3,
+    quantized_qwen2 as qwen2, quantized_qwen3 as qwen3,
+};
+use parking_lot::Mutex;
+
+use super::{Architecture, TextModel, WeightFormat, Weights};
+use crate::{ChatTemplate, InferenceError, Result, tokenizer};
+
+/// Shared quantized weights, one variant per architecture.
+pub(super) enum GgufWeights {
+    Llama(llama::ModelWeights),
+    /// Candle's quantized Qwen2 cannot be cloned, so its one KV cache is shared: it serves one
+    /// sequence at a time.
+    Qwen2(Arc<Mutex<qwen2::ModelWeights>>),
+    Qwen3(qwen3::ModelWeights),
+    Gemma3(gemma3::ModelWeights),
+    Phi3(phi3::ModelWeights),
+}
+
+/// One sequence's copy of the model (the tensors are shared; the KV cache is its own).
+pub(super) type GgufState = GgufWeights;
+
+impl GgufWeights {
+    pub(super) fn new_state(&self) -> GgufState {
+        match self {
+            Self::Llama(m) => Self::Llama(m.clone()),
+            Self::Qwen2(m) => Self::Qwen2(m.clone()),
+            Self::Qwen3(m) => Self::Qwen3(m.clone()),
+            Self::Gemma3(m) => Self::Gemma3(m.clone()),
+            Self::Phi3(m) => Self::Phi3(m.clone()),
+        }
+    }
+
+    pub(super) fn forward(&mut self, tokens: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
+        match self {
+            Self::Llama(m) => m.forward(tokens, pos),
+            Self::Qwen2(m) => m.lock().forward(tokens, pos),
+            Self::Qwen3(m) => m.forward(tokens, pos),
+            Self::Gemma3(m) => m.forward(tokens, pos),
+            Self::Phi3(m) => m.forward(tokens, pos),
+        }
+    }
+
+    pub(super) fn max_concurrent_sequences(&self) -> usize {
+        match self {
+            Self::Qwen2(_) => 1,
+            _ => usize::MAX,
+        }
+    }
+}
+
+fn architecture(name: &str) -> Result<Architecture> {
+    Ok(match name {
+        // Mistral and SmolLM GGUFs declare llama.
+        "llama" | "mistral" => Architecture::Llama,
+        "qwen2" => Architecture::Qwen2,
+        "qwen3" => Architecture::Qwen3,
+        "gemma3" => Architecture::Gemma3,
+        "phi3" => Architecture::Phi3,
+        other => return Err(InferenceError::UnsupportedArchitecture(other.to_string())),
+    })
+}
+
+/// Rewrites the slow-kernel tensors of a GGUF file as Q8_0, into memory.
+fn requantize<R: std::io::Read + std::io::Seek>(
+    content: gguf_file::Content,
+    file: &mut R,
+) -> candle_core::Result<(gguf_file::Content, std::io::Cursor<Vec<u8>>)> {
+    let mut tensors = Vec::with_capacity(content.tensor_infos.len());
+    for (name, info) in &content.tensor_infos {
+        let tensor = content.tensor(file, name, &Device::Cpu)?;
+        let tensor = match info.ggml_dtype {
+            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1 => {
+                QTensor::quantize(&tensor.dequantize(&Device::Cpu)?, GgmlDType::Q8_0)?
+            }
+            _ => tensor,
+        };
+        tensors.push((name.clone(), tensor));
+    }
+    let metadata: Vec<(&str, &gguf_file::Value)> = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .collect();
+    let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    gguf_file::write(&mut bytes, &metadata, &tensors)?;
+    bytes.set_position(0);
+    let content = gguf_file::Content::read(&mut bytes)?;
+    Ok((content, bytes))
+}
+
+fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
+    content
+        .metadata
+        .get(key)
+        .and_then(|v| v.to_string().ok())
+        .cloned()
+}
+
+fn metadata_u32(content: &gguf_file::Content, key: &str) -> Option<u32> {
+    content.metadata.get(key).and_then(|v| v.to_u32().ok())
+}
+
+/// Loads a GGUF model file, re-quantizing as `weights` says.
+pub(super) fn load(
+    path: &Path,
+    id: &str,
+    device: &Device,
+    weights: WeightFormat,
+) -> Result<TextModel> {
+    let bad = |reason: String| InferenceError::BadModel {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
+    let content =
+        gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
+    match weights {
+        WeightFormat::AsShipped => from_content(path, id, device, content, &mut file),
+        WeightFormat::FastKernels => {
+            let (content, mut bytes) = requantize(content, &mut file)
+                .map_err(|e| bad(format!("cannot re-quantize: {e}")))?;
+            from_content(path, id, device, content, &mut bytes)
+        }
+    }
+}
+
+fn from_content<R: std::io::Read + std::io::Seek>(
+    path: &Path,
+    id: &str,
+    device: &Device,
+    content: gguf_file::Content,
+    file: &mut R,
+) -> Result<TextModel> {
+    let bad = |reason: String| InferenceError::BadModel {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let arch_name = metadata_string(&content, "general.architecture")
+        .ok_or_else(|| bad("no general.architecture".into()))?;
+    let architecture = architecture(&arch_name)?;
+    let context_length =
+        metadata_u32(&content, &format!("{arch_name}.context_length")).map_or(4096, |n| n as usize);
+    let tokenizer = tokenizer::from_gguf(&content.metadata)?;
+    let token_text = |id: Option<u32>| {
+        id.and_then(|id| tokenizer.id_to_token(id))
+            .unwrap_or_default()
+    };
+    let eos_id = metadata_u32(&content, "tokenizer.ggml.eos_token_id");
+    let bos_id = metadata_u32(&content, "tokenizer.ggml.bos_token_id");
+    // llama.cpp's default: SentencePiece vocabularies want a BOS, byte-level BPE ones do not.
+    let add_bos = content
+        .metadata
+        .get("tokenizer.ggml.add_bos_token")
+        .and_then(|v| v.to_bool().ok())
+        .unwrap_or(metadata_string(&content, "tokenizer.ggml.model").as_deref() == Some("llama"));
+    let template = metadata_string(&content, "tokenizer.chat_template")
+        .map(|source| ChatTemplate::new(source, token_text(bos_id), token_text(eos_id)))
+        .transpose()?;
+
+    let load = |e: candle_core::Error| bad(format!("cannot load the weights: {e}"));
+    let weights = match architecture {
+        Architecture::Llama | Architecture::Mistral => {
+            GgufWeights::Llama(llama::ModelWeights::from_gguf(content, file, device).map_err(load)?)
+        }
+        Architecture::Qwen2 => GgufWeights::Qwen2(Arc::new(Mutex::new(
+            qwen2::ModelWeights::from_gguf(content, file, device).map_err(load)?,
+        ))),
+        Architecture::Qwen3 => {
+            GgufWeights::Qwen3(qwen3::ModelWeights::from_gguf(content, file, device).map_err(load)?)
+        }
+        Architecture::Gemma3 => GgufWeights::Gemma3(
+            gemma3::ModelWeights::from_gguf(content, file, device).map_err(load)?,
+        ),
+        Architecture::Phi3 => GgufWeights::Phi3(
+            phi3::ModelWeights::from_gguf(false, content, file, device).map_err(load)?,
+        ),
+    };
+    Ok(TextModel {
+        id: id.to_string(),
+        architecture,
+        weights: Weights::Gguf(weights),
+        eos: super::end_tokens(&tokenizer, eos_id),
+        tokenizer: Arc::new(tokenizer),
+        template,
+        bos: bos_id,
+        prepend_bos: add_bos,
+        tokenizer_adds_special: false,
+        context_length,
+        device: device.clone(),
+    })
+}
