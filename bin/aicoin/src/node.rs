@@ -1,5 +1,6 @@
 //! `aicoin node`: flags (each also an `AICOIN_*` variable and a key of the `--config` TOML file),
-//! the start-up banner, and running until Ctrl-C or SIGTERM.
+//! the start-up banner, and running until Ctrl-C or SIGTERM. With models fetched (or `--model`)
+//! the node also serves the OpenAI-compatible inference API.
 //!
 //! Precedence: command line, then environment, then the config file, then the embedded default.
 
@@ -8,6 +9,8 @@ use std::{net::IpAddr, num::NonZeroU32, path::PathBuf, time::Duration};
 use aicoin_node::{NodeConfig, Role, default_data_dir, parse_peers};
 use aicoin_primitives::ChainSpec;
 use aicoin_rpc::CorsOrigins;
+
+use crate::serve::{ApiArgs, ModelArgs};
 use alloy_primitives::{Address, hex};
 use clap::Args;
 use eyre::{WrapErr, bail};
@@ -111,11 +114,28 @@ pub struct NodeArgs {
     /// Serve Prometheus metrics at GET /metrics on this port of --host [default: off].
     #[arg(long, env = "AICOIN_METRICS_PORT")]
     metrics_port: Option<u16>,
+    /// Do not serve the inference API even when models are fetched.
+    #[arg(long, env = "AICOIN_NO_API")]
+    #[serde(default)]
+    no_api: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    api: ApiArgs,
+    #[command(flatten)]
+    #[serde(flatten)]
+    models: ModelArgs,
 }
 
 macro_rules! prefer {
     ($cli:ident, $file:ident; $($field:ident),*) => {
-        NodeArgs { config: $cli.config, dev: $cli.dev || $file.dev, $($field: $cli.$field.or($file.$field)),* }
+        NodeArgs {
+            config: $cli.config,
+            dev: $cli.dev || $file.dev,
+            no_api: $cli.no_api || $file.no_api,
+            api: $cli.api.or($file.api),
+            models: $cli.models.or($file.models),
+            $($field: $cli.$field.or($file.$field)),*
+        }
     };
 }
 
@@ -246,6 +266,15 @@ impl NodeArgs {
             c.rpc_limits.max_logs = v
         }
         c.metrics_port = a.metrics_port;
+        if !a.no_api {
+            c.api = a.api.config(&a.models, a.data_dir.as_deref())?;
+            if c.api.is_none() {
+                tracing::info!(
+                    models_dir = %a.models.models_dir(a.data_dir.as_deref()).path().display(),
+                    "no models fetched, so no inference API (`aicoin model fetch smollm2` adds one)"
+                );
+            }
+        }
         c.validate().map_err(|e| eyre::eyre!(e))?;
         Ok(c)
     }
@@ -304,6 +333,9 @@ fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u
     println!("  Rewards to:  {}", node.beneficiary());
     println!("  Genesis:     {}", node.genesis_hash());
     println!("  Data dir:    {}", node.data_dir().display());
+    if let Some(api) = node.api() {
+        crate::serve::print_banner(api);
+    }
     if let Some(addr) = node.metrics_addr() {
         println!("  Metrics:     http://{addr}/metrics");
     }
@@ -330,7 +362,7 @@ fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u
     println!();
 }
 
-async fn wait_for_shutdown_signal() -> eyre::Result<()> {
+pub async fn wait_for_shutdown_signal() -> eyre::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
     tokio::select! {

@@ -18,6 +18,10 @@ mod types;
 
 use std::{net::SocketAddr, sync::Arc};
 
+use aicoin_inference::{
+    InferenceError, InferenceMetrics, LocalModel, SchedulerConfig, WeightFormat,
+};
+
 use axum::{
     Json, Router,
     extract::{DefaultBodyLimit, Path, State},
@@ -109,23 +113,102 @@ pub fn router(models: Arc<Models>, registry: Arc<Registry>) -> Router {
         )
 }
 
-/// Serves `router` on `addr` until `shutdown` resolves; returns the bound address at once.
-pub async fn serve(
+/// What an API server serves, and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Port 0 picks a free one.
+    pub addr: SocketAddr,
+    pub models: Vec<LocalModel>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+    pub weights: WeightFormat,
+    pub scheduler: SchedulerConfig,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot serve the inference API on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Load(#[from] InferenceError),
+    #[error("loading the models crashed: {0}")]
+    Crashed(String),
+}
+
+/// A running API server.
+#[derive(Debug)]
+pub struct ApiServer {
     addr: SocketAddr,
-    router: Router,
+    models: Arc<Models>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ApiServer {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://host:port`, the base URL clients add `/v1` to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn models(&self) -> &Arc<Models> {
+        &self.models
+    }
+
+    /// Waits until the server has stopped (after the shutdown future given to [`start`]).
+    pub async fn stopped(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Binds `config.addr` (so a taken port fails before minutes of loading), loads the models,
+/// and serves [`router`] until `shutdown` resolves. `metrics` must be registered in `registry`,
+/// which `/metrics` renders.
+pub async fn start(
+    config: ApiConfig,
+    metrics: InferenceMetrics,
+    registry: Arc<Registry>,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
+) -> Result<ApiServer, StartError> {
+    let listener = TcpListener::bind(config.addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.addr,
+        source,
+    })?;
+    let models = tokio::task::spawn_blocking(move || {
+        let device = aicoin_inference::device(&config.device)?;
+        Models::load(
+            &config.models,
+            &device,
+            config.weights,
+            config.scheduler,
+            &metrics,
+        )
+    })
+    .await
+    .map_err(|e| StartError::Crashed(e.to_string()))??;
+    let models = Arc::new(models);
+    let app = router(models.clone(), registry);
     let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router)
+        if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await
         {
             tracing::error!(error = %e, "the inference API server failed");
         }
     });
-    Ok((bound, task))
+    tracing::info!(%addr, models = ?models.cards().iter().map(|c| &c.id).collect::<Vec<_>>(), "inference API serving");
+    Ok(ApiServer { addr, models, task })
 }
 
 #[cfg(test)]

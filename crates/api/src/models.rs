@@ -90,7 +90,7 @@ impl Models {
             tracing::info!(model = %local.id, path = %local.path.display(), "loading model");
             match local.kind {
                 ModelKind::Text => {
-                    let model = TextModel::load_gguf(&local.path, &local.id, device, weights)?;
+                    let model = TextModel::load(&local.path, &local.id, device, weights)?;
                     let scheduler = Scheduler::start(Arc::new(model), config, metrics.clone());
                     models.text.insert(local.id.clone(), scheduler);
                 }

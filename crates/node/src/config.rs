@@ -8,6 +8,7 @@ use std::{
     time::Duration,
 };
 
+use aicoin_api::ApiConfig;
 use aicoin_primitives::{AICOIN_CHAIN_ID, ChainSpec, DEFAULT_GAS_LIMIT};
 use aicoin_rpc::{RpcLimits, RpcServerConfig};
 use aicoin_txpool::PoolConfig;
@@ -110,6 +111,8 @@ pub struct NodeConfig {
     pub rpc_limits: RpcLimits,
     /// Serve Prometheus metrics on this port of `host` (0 picks a free one); off when `None`.
     pub metrics_port: Option<u16>,
+    /// Serve these models over the OpenAI-compatible API; off when `None`.
+    pub api: Option<ApiConfig>,
     /// A chain spec to start from instead of the one built from the flags above (chain id,
     /// `dev`) with this node's validator as the only authority.
     pub chain_spec: Option<ChainSpec>,
@@ -136,6 +139,7 @@ impl NodeConfig {
             rpc: RpcServerConfig::default(),
             rpc_limits: RpcLimits::default(),
             metrics_port: None,
+            api: None,
             chain_spec: None,
         }
     }

@@ -10,6 +10,7 @@ mod producer;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
+use aicoin_api::ApiServer;
 use aicoin_primitives::{ChainSpec, dev::dev_signers};
 use aicoin_rpc::{RpcState, ServerHandle};
 use aicoin_storage::{Store, StoreError};
@@ -55,6 +56,8 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Api(#[from] aicoin_api::StartError),
     #[error(
         "--role {0} needs validator replication, which this version does not have yet; run a \
          single node with --role leader (the default)"
@@ -69,6 +72,7 @@ pub struct NodeHandle {
     rpc_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     metrics: Arc<NodeMetrics>,
+    api: Option<ApiServer>,
     validator: Address,
     beneficiary: Address,
     key_created: bool,
@@ -95,6 +99,11 @@ impl NodeHandle {
 
     pub fn metrics(&self) -> &Arc<NodeMetrics> {
         &self.metrics
+    }
+
+    /// The OpenAI-compatible inference API, when the node serves models.
+    pub fn api(&self) -> Option<&ApiServer> {
+        self.api.as_ref()
     }
 
     pub fn rpc_url(&self) -> String {
@@ -151,6 +160,9 @@ impl NodeHandle {
         let _ = self.producer.await;
         let _ = self.server.stop();
         self.server.stopped().await;
+        if let Some(api) = self.api {
+            api.stopped().await;
+        }
     }
 }
 
@@ -216,6 +228,26 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         None => None,
     };
 
+    let api = match config.api.clone() {
+        Some(api) => {
+            let mut stop = shutdown_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|stop| *stop).await;
+            };
+            let inference = metrics.inference.clone();
+            match aicoin_api::start(api, inference, metrics.registry().clone(), stopped).await {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    // Leave nothing running behind a node that did not start.
+                    let _ = shutdown.send(true);
+                    let _ = rpc.handle.stop();
+                    return Err(e.into());
+                }
+            }
+        }
+        None => None,
+    };
+
     let sealer = Sealer {
         key: key.clone(),
         beneficiary,
@@ -234,6 +266,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         rpc_addr,
         metrics_addr,
         metrics,
+        api,
         validator: key.address(),
         beneficiary,
         key_created,

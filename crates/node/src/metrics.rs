@@ -1,9 +1,10 @@
 //! The node's Prometheus metrics, served at `GET /metrics` on `--metrics-port`: chain height and
-//! pool sizes (read at scrape time), block build and import times, and the RPC's calls and
-//! latency by method.
+//! pool sizes (read at scrape time), block build and import times, the RPC's calls and latency
+//! by method, and the inference API's queue, tokens and latencies when the node serves models.
 
 use std::{net::SocketAddr, sync::Arc};
 
+use aicoin_inference::InferenceMetrics;
 use aicoin_rpc::RpcMetrics;
 use aicoin_storage::Store;
 use aicoin_txpool::TxPool;
@@ -22,8 +23,10 @@ use tokio::{net::TcpListener, sync::watch};
 /// Every metric of one node.
 #[derive(Debug)]
 pub struct NodeMetrics {
-    registry: Registry,
+    registry: Arc<Registry>,
     pub rpc: RpcMetrics,
+    /// The inference API's metrics, when the node serves models.
+    pub inference: InferenceMetrics,
     /// Seconds to build, seal and commit a produced block.
     pub block_build: Histogram,
     /// Seconds to verify, re-execute and commit an imported block.
@@ -85,6 +88,7 @@ impl NodeMetrics {
     pub fn new(store: Store, pool: Arc<TxPool>) -> Self {
         let mut registry = Registry::default();
         registry.register_collector(Box::new(LiveGauges { store, pool }));
+        let inference = InferenceMetrics::register(&mut registry);
         let aicoin = registry.sub_registry_with_prefix("aicoin");
         let (block_build, block_import) = (block_time_histogram(), block_time_histogram());
         aicoin.register(
@@ -99,11 +103,17 @@ impl NodeMetrics {
         );
         let rpc = RpcMetrics::register(aicoin);
         Self {
-            registry,
+            registry: Arc::new(registry),
             rpc,
+            inference,
             block_build,
             block_import,
         }
+    }
+
+    /// Every metric of the node, for servers that render it.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
     }
 
     /// The metrics in Prometheus' text format.

@@ -1,9 +1,10 @@
 //! `aicoin bench`: block production at different state sizes, the ingest→receipt rate of a node
 //! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
-//! accounts, e.g. anvil).
+//! accounts, e.g. anvil), and a text model's inference speed.
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
 
 mod execute;
+mod inference;
 mod ingest;
 mod rpc;
 
@@ -25,6 +26,9 @@ enum BenchCommand {
     Ingest(ingest::IngestArgs),
     /// Mixed JSON-RPC reads from many concurrent clients: req/s, latency, server memory.
     Rpc(rpc::RpcLoadArgs),
+    /// Prefill and decode tokens/s, time to first token and peak memory of a text model, for
+    /// one and several concurrent streams.
+    Inference(inference::InferenceArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
@@ -32,6 +36,7 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
         BenchCommand::Execute(a) => tokio::task::spawn_blocking(move || execute::run(a)).await?,
         BenchCommand::Ingest(a) => ingest::run(a).await,
         BenchCommand::Rpc(a) => rpc::run(a).await,
+        BenchCommand::Inference(a) => inference::run(a).await,
     }
 }
 
@@ -39,6 +44,16 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
 fn median(mut values: Vec<Duration>) -> Duration {
     values.sort_unstable();
     values.get(values.len() / 2).copied().unwrap_or_default()
+}
+
+/// A `/proc/<pid>/status` memory figure (`VmRSS`, `VmHWM`, …) in KiB (Linux).
+fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -48,13 +48,6 @@ pub struct RpcLoadArgs {
     rounds: usize,
 }
 
-/// Resident memory of `pid` in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// What the reads target: a token with holders and a transfer's receipt and logs.
 struct Fixture {
     token: Address,
@@ -268,7 +261,7 @@ pub async fn run(args: RpcLoadArgs) -> eyre::Result<()> {
     // Warm-up: caches, connection pools and allocator arenas reach their working size.
     let warm = round(&url, &f, args.requests, args.clients).await?;
     let rss = |label: &str| {
-        if let Some(kib) = pid.and_then(rss_kib) {
+        if let Some(kib) = pid.and_then(|pid| super::proc_status_kib(pid, "VmRSS")) {
             println!("  RSS {label}: {:.1} MiB", kib as f64 / 1024.0);
         }
     };

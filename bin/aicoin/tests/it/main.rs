@@ -5,6 +5,7 @@ mod blocks;
 mod common;
 mod config;
 mod docs;
+mod inference;
 mod restart;
 mod rewards;
 mod rpc_debug;
