@@ -47,11 +47,11 @@ def test_chat_stream_matches_plain_and_reports_usage(client):
     plain = ask(client)
     pieces, usage = [], None
     for chunk in ask(client, stream=True, stream_options={"include_usage": True}):
-        if chunk.choices:
-            pieces.append(chunk.choices[0].delta.content or "")
+        if chunk.choices and chunk.choices[0].delta.content:
+            pieces.append(chunk.choices[0].delta.content)
         if chunk.usage:
             usage = chunk.usage
-    assert len(pieces) > 2
+    assert len(pieces) > 2, "the answer arrives in pieces"
     assert "".join(pieces) == plain.choices[0].message.content
     assert usage == plain.usage
 

@@ -143,7 +143,8 @@ pub fn load_text_model(
     let model = TextModel::load(&local.path, &local.id, &device, models.weight_format())
         .wrap_err_with(|| format!("cannot load {}", local.path.display()));
     spinner.finish_and_clear();
-    let model = model?;
+    let mut model = model?;
+    model.context_length = model.context_length.min(models.max_context());
     eprintln!(
         "{} ({:?}, context {} tokens) loaded in {:.1} s",
         model.id,
@@ -291,7 +292,15 @@ pub async fn chat(args: ChatArgs) -> eyre::Result<()> {
                     conversation = Conversation::new(args.system.clone());
                     eprintln!("(conversation cleared)");
                 }
-                message => conversation.ask(&model, message.to_string(), &params, &interrupt)?,
+                message => {
+                    // A refused message (too long, say) is reported and forgotten; the
+                    // conversation goes on.
+                    if let Err(e) =
+                        conversation.ask(&model, message.to_string(), &params, &interrupt)
+                    {
+                        eprintln!("error: {e:#}");
+                    }
+                }
             }
         }
         Ok(())
@@ -320,6 +329,7 @@ impl Conversation {
         self.system.iter().chain(&self.turns).cloned().collect()
     }
 
+    /// Answers `content`, streaming; on failure the conversation is as it was before.
     fn ask(
         &mut self,
         model: &Arc<TextModel>,
@@ -327,10 +337,24 @@ impl Conversation {
         params: &GenerateParams,
         interrupt: &Interrupt,
     ) -> eyre::Result<()> {
+        let before = self.turns.clone();
         self.turns.push(Message {
             role: "user".into(),
             content,
         });
+        let answered = self.answer(model, params, interrupt);
+        if answered.is_err() {
+            self.turns = before;
+        }
+        answered
+    }
+
+    fn answer(
+        &mut self,
+        model: &Arc<TextModel>,
+        params: &GenerateParams,
+        interrupt: &Interrupt,
+    ) -> eyre::Result<()> {
         let budget = params.max_tokens.unwrap_or(0);
         let mut prompt = model.encode(&model.chat_prompt(&self.messages())?)?;
         // Forget the oldest exchanges until the prompt and the answer fit.

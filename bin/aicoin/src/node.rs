@@ -93,6 +93,9 @@ pub struct NodeArgs {
     /// Most simultaneous RPC connections [default: 500].
     #[arg(long, env = "AICOIN_RPC_MAX_CONNECTIONS")]
     rpc_max_connections: Option<u32>,
+    /// Most simultaneous RPC connections from one client address [default: 128].
+    #[arg(long, env = "AICOIN_RPC_MAX_CONNECTIONS_PER_IP")]
+    rpc_max_connections_per_ip: Option<u32>,
     /// Most calls in one JSON-RPC batch [default: 100].
     #[arg(long, env = "AICOIN_RPC_MAX_BATCH")]
     rpc_max_batch: Option<u32>,
@@ -154,7 +157,7 @@ impl NodeArgs {
             prefer!(cli, file; host, rpc_port, chain_id, miner_address, data_dir, block_interval,
             gas_limit, chain, role, sync_port, node_id, priority, peers, txpool_max_txs,
             txpool_max_bytes, txpool_max_queued, txpool_max_per_sender, txpool_max_nonce_gap,
-            txpool_queued_lifetime, rpc_cors, rpc_rate_limit, rpc_max_connections, rpc_max_batch,
+            txpool_queued_lifetime, rpc_cors, rpc_rate_limit, rpc_max_connections, rpc_max_connections_per_ip, rpc_max_batch,
             rpc_max_request_bytes, rpc_max_response_bytes, rpc_max_logs_range, rpc_max_logs,
             public_rpc_url, metrics_port),
         )
@@ -248,6 +251,9 @@ impl NodeArgs {
         r.rate_limit = a.rpc_rate_limit.and_then(NonZeroU32::new);
         if let Some(v) = a.rpc_max_connections {
             r.max_connections = v
+        }
+        if let Some(v) = a.rpc_max_connections_per_ip {
+            r.max_connections_per_ip = v
         }
         if let Some(v) = a.rpc_max_batch {
             r.max_batch_len = v

@@ -137,6 +137,22 @@ async fn payments_in(node: &Node, number: u64, to: Address) -> eyre::Result<Vec<
     Ok(found)
 }
 
+/// Reads the blocks after `scanned` up to the head, adding their payments to `address`;
+/// returns the head.
+async fn scan(
+    node: &Node,
+    address: Address,
+    scanned: &mut u64,
+    payments: &mut Vec<Payment>,
+) -> eyre::Result<u64> {
+    let head = node.block_number().await?;
+    for number in *scanned + 1..=head {
+        payments.extend(payments_in(node, number, address).await?);
+        *scanned = number;
+    }
+    Ok(head)
+}
+
 async fn watch(
     dir: &WalletDir,
     address: Address,
@@ -156,12 +172,25 @@ async fn watch(
         timeout.as_secs()
     );
     let mut payments: Vec<Payment> = Vec::new();
+    let mut head = scanned;
+    let mut unreachable = false;
     loop {
-        let head = node.block_number().await?;
-        for number in scanned + 1..=head {
-            payments.extend(payments_in(&node, number, address).await?);
+        // A node that restarts or a network that drops for a moment is waited out until the
+        // deadline; the scan resumes from the last block it finished.
+        match scan(&node, address, &mut scanned, &mut payments).await {
+            Ok(now) => {
+                if unreachable {
+                    eprintln!("The node answers again; watching resumes.");
+                    unreachable = false;
+                }
+                head = now;
+            }
+            Err(e) if !unreachable => {
+                eprintln!("warning: {e:#}; retrying until the deadline");
+                unreachable = true;
+            }
+            Err(_) => {}
         }
-        scanned = scanned.max(head);
         let confirmed: Vec<&Payment> = payments
             .iter()
             .filter(|p| is_confirmed(head, p.block, confirmations))

@@ -19,6 +19,10 @@ use crate::model::{ModelsDir, resolve};
 /// The API's port when none is given.
 pub const DEFAULT_API_PORT: u16 = 8080;
 
+/// The context served when none is given: SmolLM2's whole context, and a KV cache of ~380 MB
+/// per sequence for it.
+pub const DEFAULT_CONTEXT_LENGTH: usize = 8192;
+
 /// How GGUF weights are held in memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -68,6 +72,10 @@ pub struct ModelArgs {
     /// How GGUF weights are held [default: fast].
     #[arg(long, env = "AICOIN_WEIGHTS", value_enum)]
     pub weights: Option<Weights>,
+    /// Longest context (prompt and answer, in tokens) run, below a model's own where that is
+    /// larger: each running sequence's KV cache can grow to it [default: 8192].
+    #[arg(long, env = "AICOIN_CONTEXT_LENGTH")]
+    pub context_length: Option<usize>,
 }
 
 impl ModelArgs {
@@ -86,6 +94,10 @@ impl ModelArgs {
         self.weights.map(Into::into).unwrap_or_default()
     }
 
+    pub fn max_context(&self) -> usize {
+        self.context_length.unwrap_or(DEFAULT_CONTEXT_LENGTH)
+    }
+
     /// These arguments, with gaps filled from `file`.
     pub fn or(self, file: Self) -> Self {
         Self {
@@ -97,6 +109,7 @@ impl ModelArgs {
             models_dir: self.models_dir.or(file.models_dir),
             device: self.device.or(file.device),
             weights: self.weights.or(file.weights),
+            context_length: self.context_length.or(file.context_length),
         }
     }
 }
@@ -146,8 +159,8 @@ impl ApiArgs {
             max_queue: self.api_max_queue.unwrap_or(defaults.max_queue),
             max_active: self.api_max_active.unwrap_or(defaults.max_active),
         };
-        if scheduler.max_queue == 0 || scheduler.max_active == 0 {
-            bail!("--api-max-queue and --api-max-active must be at least 1");
+        if scheduler.max_queue == 0 || scheduler.max_active == 0 || models.max_context() == 0 {
+            bail!("--api-max-queue, --api-max-active and --context-length must be at least 1");
         }
         Ok(Some(ApiConfig {
             addr: SocketAddr::new(
@@ -158,6 +171,8 @@ impl ApiArgs {
             device: models.device().to_string(),
             weights: models.weight_format(),
             scheduler,
+            max_context: Some(models.max_context()),
+            explicit: !models.model.is_empty(),
         }))
     }
 }

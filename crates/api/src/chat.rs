@@ -9,9 +9,9 @@ use axum::{extract::State, response::Response};
 use crate::{
     Models,
     error::ApiError,
-    generate::{Answer, Flavor, collect, stream},
+    generate::{Answer, Flavor, collect, off_thread, stream},
     json::OpenAiJson,
-    params::{refuse_unsupported, sampling, stops},
+    params::{check_prompt_size, logit_bias, refuse_unsupported, sampling, stops},
     types::{ChatCompletionRequest, ChatMessage, Content},
 };
 
@@ -97,15 +97,10 @@ pub async fn chat_completions(
                 .is_some_and(|f| f.get("type").and_then(|t| t.as_str()) != Some("text")),
         ),
     ])?;
-    let scheduler = models.text(&request.model)?;
-    let model = scheduler.model();
+    let scheduler = models.text(&request.model)?.clone();
     let conversation = messages(&request)?;
-    let prompt = model
-        .chat_prompt(&conversation)
-        .map_err(|e| ApiError::from_inference(e, "messages"))?;
-    let tokens = model
-        .encode(&prompt)
-        .map_err(|e| ApiError::from_inference(e, "messages"))?;
+    let bytes = conversation.iter().map(|m| m.content.len()).sum();
+    check_prompt_size(scheduler.model(), bytes, "messages")?;
     let params = GenerateParams {
         max_tokens: request.max_completion_tokens.or(request.max_tokens),
         sampling: sampling(SamplingParams {
@@ -116,6 +111,7 @@ pub async fn chat_completions(
             repetition_penalty: request.repetition_penalty.unwrap_or(1.0),
             presence_penalty: request.presence_penalty.unwrap_or(0.0),
             frequency_penalty: request.frequency_penalty.unwrap_or(0.0),
+            logit_bias: logit_bias(request.logit_bias.as_ref(), scheduler.model())?,
         })?,
         stop: stops(request.stop)?,
         ignore_eos: request.ignore_eos.unwrap_or(false),
@@ -126,9 +122,19 @@ pub async fn chat_completions(
             Some("max_tokens"),
         ));
     }
-    let events = scheduler
-        .submit(tokens, params)
-        .map_err(|e| ApiError::from_submit(e, "messages"))?;
+    let events = off_thread(move || {
+        let model = scheduler.model();
+        let prompt = model
+            .chat_prompt(&conversation)
+            .map_err(|e| ApiError::from_inference(e, "messages"))?;
+        let tokens = model
+            .encode(&prompt)
+            .map_err(|e| ApiError::from_inference(e, "messages"))?;
+        scheduler
+            .submit(tokens, params)
+            .map_err(|e| ApiError::from_submit(e, "messages"))
+    })
+    .await?;
     let answer = Answer::new(Flavor::Chat, &request.model);
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
     Ok(match request.stream {

@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::{
     Models,
     error::ApiError,
-    generate::{Answer, Flavor, collect, stream},
+    generate::{Answer, Flavor, collect, off_thread, stream},
     json::OpenAiJson,
-    params::{refuse_unsupported, sampling, stops},
+    params::{check_prompt_size, logit_bias, refuse_unsupported, sampling, stops},
     types::CompletionRequest,
 };
 
@@ -67,27 +67,12 @@ pub async fn completions(
         ("logprobs", request.logprobs.is_some()),
         ("suffix", request.suffix.is_some()),
     ])?;
-    let scheduler = models.text(&request.model)?;
+    let scheduler = models.text(&request.model)?.clone();
+    let prompt = prompt(&request.prompt)?;
     let model = scheduler.model();
-    let (tokens, text) = match prompt(&request.prompt)? {
-        Prompt::Text(text) => {
-            let tokens = model
-                .encode(&text)
-                .map_err(|e| ApiError::from_inference(e, "prompt"))?;
-            (tokens, Some(text))
-        }
-        Prompt::Tokens(tokens) => {
-            let vocabulary = model.tokenizer().get_vocab_size(true) as u32;
-            if let Some(bad) = tokens.iter().find(|&&t| t >= vocabulary) {
-                return Err(ApiError::invalid(
-                    format!("token id {bad} is outside the model's vocabulary of {vocabulary}"),
-                    Some("prompt"),
-                ));
-            }
-            let text = model.tokenizer().decode(&tokens, false).ok();
-            (tokens, text)
-        }
-    };
+    if let Prompt::Text(text) = &prompt {
+        check_prompt_size(model, text.len(), "prompt")?;
+    }
     let params = GenerateParams {
         max_tokens: Some(request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
         sampling: sampling(SamplingParams {
@@ -98,6 +83,7 @@ pub async fn completions(
             repetition_penalty: request.repetition_penalty.unwrap_or(1.0),
             presence_penalty: request.presence_penalty.unwrap_or(0.0),
             frequency_penalty: request.frequency_penalty.unwrap_or(0.0),
+            logit_bias: logit_bias(request.logit_bias.as_ref(), model)?,
         })?,
         stop: stops(request.stop)?,
         ignore_eos: request.ignore_eos.unwrap_or(false),
@@ -108,9 +94,33 @@ pub async fn completions(
             Some("max_tokens"),
         ));
     }
-    let events = scheduler
-        .submit(tokens, params)
-        .map_err(|e| ApiError::from_submit(e, "prompt"))?;
+    let (events, text) = off_thread(move || {
+        let model = scheduler.model();
+        let (tokens, text) = match prompt {
+            Prompt::Text(text) => {
+                let tokens = model
+                    .encode(&text)
+                    .map_err(|e| ApiError::from_inference(e, "prompt"))?;
+                (tokens, Some(text))
+            }
+            Prompt::Tokens(tokens) => {
+                let vocabulary = model.tokenizer().get_vocab_size(true) as u32;
+                if let Some(bad) = tokens.iter().find(|&&t| t >= vocabulary) {
+                    return Err(ApiError::invalid(
+                        format!("token id {bad} is outside the model's vocabulary of {vocabulary}"),
+                        Some("prompt"),
+                    ));
+                }
+                let text = model.tokenizer().decode(&tokens, false).ok();
+                (tokens, text)
+            }
+        };
+        let events = scheduler
+            .submit(tokens, params)
+            .map_err(|e| ApiError::from_submit(e, "prompt"))?;
+        Ok((events, text))
+    })
+    .await?;
     let echo = request.echo.unwrap_or(false).then_some(text).flatten();
     let answer = Answer::new(Flavor::Completion { echo }, &request.model);
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);

@@ -83,6 +83,10 @@ impl ApiError {
                 retry_after: Some(retry_after),
                 ..Self::invalid(error.to_string(), None)
             },
+            SubmitError::Unavailable => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                ..Self::server(error.to_string())
+            },
             SubmitError::Invalid(e) => Self::from_inference(e, param),
         }
     }

@@ -38,6 +38,16 @@ pub struct Answer {
     pub created: u64,
 }
 
+/// Runs `work` (template rendering, tokenizing: CPU-bound) off the async workers, which also
+/// serve the node's RPC.
+pub async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::server(format!("the request's preparation failed: {e}")))?
+}
+
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)

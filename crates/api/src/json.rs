@@ -16,9 +16,13 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OpenAiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(request, state).await.map_err(|e| {
-            ApiError::invalid(format!("The request body could not be read: {e}"), None)
-        })?;
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|e| ApiError {
+                // 413 for a body over the limit.
+                status: e.status(),
+                ..ApiError::invalid(format!("The request body could not be read: {e}"), None)
+            })?;
         parse(&bytes).map(OpenAiJson)
     }
 }

@@ -40,6 +40,9 @@ pub use models::{EmbeddingService, Models};
 /// Largest request body (a long chat with a big context fits easily).
 const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
+/// How long shutdown waits for open requests.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn list_models(State(models): State<Arc<Models>>) -> Json<Value> {
     Json(json!({ "object": "list", "data": models.cards() }))
 }
@@ -54,6 +57,13 @@ async fn get_model(
         .find(|card| card.id == id)
         .map(|card| Json(json!(card)))
         .ok_or_else(|| ApiError::model_not_found(&id, "served"))
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        ..ApiError::invalid("This path does not take this HTTP method", None)
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -104,6 +114,7 @@ pub fn router(models: Arc<Models>, registry: Arc<Registry>) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             CorsLayer::new()
@@ -123,6 +134,12 @@ pub struct ApiConfig {
     pub device: String,
     pub weights: WeightFormat,
     pub scheduler: SchedulerConfig,
+    /// Longest context served (prompt and answer), below a model's own where it is larger:
+    /// each active sequence's KV cache grows to it.
+    pub max_context: Option<usize>,
+    /// The models were named by the operator (each must load), rather than found in the models
+    /// directory (one that does not load is skipped).
+    pub explicit: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +153,10 @@ pub enum StartError {
     Load(#[from] InferenceError),
     #[error("loading the models crashed: {0}")]
     Crashed(String),
+    #[error("two models are named {0:?}; serve them from paths with different names")]
+    DuplicateId(String),
+    #[error("none of the models loaded")]
+    NothingLoaded,
 }
 
 /// A running API server.
@@ -160,9 +181,16 @@ impl ApiServer {
         &self.models
     }
 
-    /// Waits until the server has stopped (after the shutdown future given to [`start`]).
-    pub async fn stopped(self) {
-        let _ = self.task.await;
+    /// Waits until the server has stopped (after the shutdown future given to [`start`]),
+    /// giving open requests a few seconds to finish; streams still open then are cut (which
+    /// cancels their generation).
+    pub async fn stopped(mut self) {
+        if tokio::time::timeout(SHUTDOWN_GRACE, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
     }
 }
 
@@ -185,18 +213,12 @@ pub async fn start(
         addr: config.addr,
         source,
     })?;
-    let models = tokio::task::spawn_blocking(move || {
-        let device = aicoin_inference::device(&config.device)?;
-        Models::load(
-            &config.models,
-            &device,
-            config.weights,
-            config.scheduler,
-            &metrics,
-        )
-    })
-    .await
-    .map_err(|e| StartError::Crashed(e.to_string()))??;
+    let models = tokio::task::spawn_blocking(move || Models::load(&config, &metrics))
+        .await
+        .map_err(|e| StartError::Crashed(e.to_string()))??;
+    if models.is_empty() {
+        return Err(StartError::NothingLoaded);
+    }
     let models = Arc::new(models);
     let app = router(models.clone(), registry);
     let task = tokio::spawn(async move {

@@ -10,14 +10,11 @@ use std::{
     time::Duration,
 };
 
-use aicoin_inference::{
-    Device, EmbeddingModel, InferenceMetrics, LocalModel, ModelKind, Scheduler, SchedulerConfig,
-    TextModel, WeightFormat,
-};
+use aicoin_inference::{EmbeddingModel, InferenceMetrics, ModelKind, Scheduler, TextModel};
 use axum::http::StatusCode;
 use tokio::sync::Semaphore;
 
-use crate::{error::ApiError, generate::unix_now, types::ModelCard};
+use crate::{ApiConfig, StartError, error::ApiError, generate::unix_now, types::ModelCard};
 
 /// Embedding requests that may wait; more are refused with 429.
 const MAX_EMBEDDING_WAITING: usize = 64;
@@ -74,35 +71,51 @@ pub struct Models {
 }
 
 impl Models {
-    /// Loads `found` (text models re-quantized as `weights` says) and starts their schedulers.
-    pub fn load(
-        found: &[LocalModel],
-        device: &Device,
-        weights: WeightFormat,
-        config: SchedulerConfig,
-        metrics: &InferenceMetrics,
-    ) -> aicoin_inference::Result<Self> {
+    /// Loads `config.models` (text models re-quantized as `config.weights` says, their context
+    /// capped at `config.max_context`) and starts their schedulers. Models given explicitly
+    /// must load; of those found by looking in the models directory, one that does not load is
+    /// skipped with a warning.
+    pub fn load(config: &ApiConfig, metrics: &InferenceMetrics) -> Result<Self, StartError> {
+        let device = aicoin_inference::device(&config.device)?;
         let mut models = Self {
             created: unix_now(),
             ..Default::default()
         };
-        for local in found {
+        for local in &config.models {
+            if models.text.contains_key(&local.id) || models.embedding.contains_key(&local.id) {
+                return Err(StartError::DuplicateId(local.id.clone()));
+            }
             tracing::info!(model = %local.id, path = %local.path.display(), "loading model");
-            match local.kind {
-                ModelKind::Text => {
-                    let model = TextModel::load(&local.path, &local.id, device, weights)?;
-                    let scheduler = Scheduler::start(Arc::new(model), config, metrics.clone());
-                    models.text.insert(local.id.clone(), scheduler);
+            let loaded = match local.kind {
+                ModelKind::Text => TextModel::load(&local.path, &local.id, &device, config.weights)
+                    .map(|mut m| {
+                        if let Some(cap) = config.max_context {
+                            m.context_length = m.context_length.min(cap);
+                        }
+                        let scheduler =
+                            Scheduler::start(Arc::new(m), config.scheduler, metrics.clone());
+                        models.text.insert(local.id.clone(), scheduler);
+                    }),
+                ModelKind::Embedding => EmbeddingModel::load_dir(&local.path, &local.id, &device)
+                    .map(|m| {
+                        models
+                            .embedding
+                            .insert(local.id.clone(), Arc::new(EmbeddingService::new(m)));
+                    }),
+            };
+            match loaded {
+                Ok(()) => {}
+                Err(e) if !config.explicit => {
+                    tracing::warn!(model = %local.id, error = %e, "skipping a model that does not load");
                 }
-                ModelKind::Embedding => {
-                    let model = EmbeddingModel::load_dir(&local.path, &local.id, device)?;
-                    models
-                        .embedding
-                        .insert(local.id.clone(), Arc::new(EmbeddingService::new(model)));
-                }
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(models)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.text.is_empty() && self.embedding.is_empty()
     }
 
     pub fn cards(&self) -> Vec<ModelCard> {

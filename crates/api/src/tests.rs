@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use aicoin_inference::{
-    Device, InferenceMetrics, LocalModel, ModelKind, SchedulerConfig, WeightFormat,
+    InferenceMetrics, LocalModel, ModelKind, SchedulerConfig, WeightFormat,
     testing::write_tiny_llama,
 };
 use axum::{
@@ -33,14 +33,16 @@ fn server(config: SchedulerConfig) -> Server {
         kind: ModelKind::Text,
         path,
     };
-    let models = Models::load(
-        &[local],
-        &Device::Cpu,
-        WeightFormat::AsShipped,
-        config,
-        &metrics,
-    )
-    .unwrap();
+    let config = ApiConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        models: vec![local],
+        device: "cpu".into(),
+        weights: WeightFormat::AsShipped,
+        scheduler: config,
+        max_context: None,
+        explicit: true,
+    };
+    let models = Models::load(&config, &metrics).unwrap();
     Server {
         _dir: dir,
         router: router(Arc::new(models), Arc::new(registry)),

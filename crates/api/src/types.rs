@@ -1,7 +1,8 @@
 //! OpenAI's request and response bodies for chat completions, completions, embeddings and
 //! models. Every argument OpenAI defines is recognised: the supported ones are honoured, the
 //! ones that cannot be honoured here (tools, n > 1, logprobs, images) are refused by the
-//! handlers with a clear error, and anything else is "Unrecognized request argument supplied".
+//! handlers with a clear error, and any other top-level argument is "Unrecognized request
+//! argument supplied".
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -39,8 +40,9 @@ pub struct ContentPart {
     pub text: Option<String>,
 }
 
+/// A message of the conversation. Fields beyond these (`audio`, `function_call`, …) are
+/// accepted and ignored, as OpenAI echoes assistant messages back with whatever they carried.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ChatMessage {
     pub role: String,
     #[serde(default)]

@@ -153,11 +153,11 @@ impl CallEnv {
         &self.env
     }
 
-    /// The EVM transaction for `request`, its gas defaulting to what one transaction may use in
-    /// the block and every fee zeroed.
+    /// The EVM transaction for `request`, its gas defaulting to (and capped at, as geth caps
+    /// calls) what one transaction may use in the block, every fee zeroed.
     pub fn tx_env(&self, mut request: TransactionRequest) -> Result<TxEnv, CallError> {
-        let default_gas = self.env.block_env.gas_limit.min(TX_GAS_LIMIT_CAP);
-        request.gas = Some(request.gas.unwrap_or(default_gas));
+        let most_gas = self.env.block_env.gas_limit.min(TX_GAS_LIMIT_CAP);
+        request.gas = Some(request.gas.map_or(most_gas, |gas| gas.min(most_gas)));
         let mut tx: TxEnv = request
             .try_into_tx_env(&self.env)
             .map_err(|e| CallError::Request(e.to_string()))?;

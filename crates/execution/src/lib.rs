@@ -16,5 +16,5 @@ pub use call::{
 };
 pub use db::{DbError, StateDb};
 pub use env::{SPEC, TX_GAS_LIMIT_CAP, block_env};
-pub use trace::{MinedAt, TraceError, trace_block, trace_call};
+pub use trace::{MinedAt, TraceBudget, TraceError, trace_block, trace_call};
 pub use validate::{MAX_TX_SIZE, TxValidationError, decode_and_validate, validate_transaction};

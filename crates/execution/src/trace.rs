@@ -6,7 +6,7 @@ use alloy_consensus::{TxEnvelope, transaction::Recovered};
 use alloy_primitives::B256;
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_rpc_types_trace::geth::{GethDebugTracingOptions, GethTrace};
-use revm_inspectors::tracing::{DebugInspector, TransactionContext};
+use revm_inspectors::tracing::{DebugInspector, TraceLimits, TracingInspector, TransactionContext};
 
 use crate::{
     builder::zero_fee_tx_env,
@@ -17,8 +17,37 @@ use crate::{
 pub enum TraceError {
     #[error("{0}")]
     Tracer(String),
+    #[error(
+        "the trace has more than {0} steps; pass a `limit` of at most {0}, or use a tracer such \
+         as callTracer"
+    )]
+    TooManySteps(u64),
+    #[error(
+        "the trace records more than {0} bytes (memory and call data); trace without \
+         enableMemory, or use a tracer such as callTracer"
+    )]
+    TooLarge(usize),
     #[error(transparent)]
     Call(Box<CallError>),
+}
+
+/// What one trace may record, so a request cannot make the node hold gigabytes: each struct-log
+/// step keeps a copy of the stack (and of memory with `enableMemory`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceBudget {
+    /// Most struct-log steps (the default tracer).
+    pub max_steps: u64,
+    /// Most bytes of memory snapshots, call inputs and outputs recorded.
+    pub max_bytes: usize,
+}
+
+impl Default for TraceBudget {
+    fn default() -> Self {
+        Self {
+            max_steps: 200_000,
+            max_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 impl From<CallError> for TraceError {
@@ -27,8 +56,52 @@ impl From<CallError> for TraceError {
     }
 }
 
-fn inspector(opts: &GethDebugTracingOptions) -> Result<DebugInspector, TraceError> {
-    DebugInspector::new(opts.clone()).map_err(|e| TraceError::Tracer(e.to_string()))
+/// A tracer for `opts` within `budget`: the struct logger captures one step more than the
+/// budget (so going over shows) unless the caller asked for fewer.
+fn inspector(
+    opts: &GethDebugTracingOptions,
+    budget: TraceBudget,
+) -> Result<DebugInspector, TraceError> {
+    let mut opts = opts.clone();
+    let asked = opts.config.limit.filter(|&limit| limit != 0);
+    opts.config.limit = Some(asked.map_or(budget.max_steps + 1, |l| l.min(budget.max_steps + 1)));
+    let limits = TraceLimits::default().set_max_recorded_bytes(Some(budget.max_bytes));
+    let limit = |inspector: TracingInspector| inspector.with_limits(limits);
+    Ok(
+        match DebugInspector::new(opts).map_err(|e| TraceError::Tracer(e.to_string()))? {
+            DebugInspector::Default(i, c) => DebugInspector::Default(limit(i), c),
+            DebugInspector::CallTracer(i, c) => DebugInspector::CallTracer(limit(i), c),
+            DebugInspector::PreStateTracer(i, c) => DebugInspector::PreStateTracer(limit(i), c),
+            DebugInspector::FlatCallTracer(i) => DebugInspector::FlatCallTracer(limit(i)),
+            DebugInspector::Erc7562Tracer(i, c) => DebugInspector::Erc7562Tracer(limit(i), c),
+            other => other,
+        },
+    )
+}
+
+/// The trace, unless it went over `budget`.
+fn within(
+    inspector: &DebugInspector,
+    trace: GethTrace,
+    budget: TraceBudget,
+) -> Result<GethTrace, TraceError> {
+    let recorder = match inspector {
+        DebugInspector::Default(i, _)
+        | DebugInspector::CallTracer(i, _)
+        | DebugInspector::PreStateTracer(i, _)
+        | DebugInspector::FlatCallTracer(i)
+        | DebugInspector::Erc7562Tracer(i, _) => Some(i),
+        _ => None,
+    };
+    if recorder.is_some_and(TracingInspector::limit_exceeded) {
+        return Err(TraceError::TooLarge(budget.max_bytes));
+    }
+    if let GethTrace::Default(frame) = &trace
+        && frame.struct_logs.len() as u64 > budget.max_steps
+    {
+        return Err(TraceError::TooManySteps(budget.max_steps));
+    }
+    Ok(trace)
 }
 
 /// Traces `request` as `debug_traceCall` does.
@@ -36,16 +109,19 @@ pub fn trace_call(
     env: &mut CallEnv,
     request: TransactionRequest,
     opts: &GethDebugTracingOptions,
+    budget: TraceBudget,
 ) -> Result<GethTrace, TraceError> {
     let tx = env.tx_env(request)?;
-    let trace = env.inspect(
+    env.inspect(
         tx,
-        inspector(opts)?,
+        inspector(opts, budget)?,
         |inspector, tx, evm_env, result, db| {
-            inspector.get_result(None, tx, &evm_env.block_env, result, db)
+            let trace = inspector
+                .get_result(None, tx, &evm_env.block_env, result, db)
+                .map_err(|e| TraceError::Tracer(e.to_string()))?;
+            within(inspector, trace, budget)
         },
-    )?;
-    trace.map_err(|e| TraceError::Tracer(e.to_string()))
+    )?
 }
 
 /// Where a traced transaction was mined.
@@ -64,6 +140,7 @@ pub fn trace_block(
     at: MinedAt,
     traced: impl Fn(usize) -> bool,
     opts: &GethDebugTracingOptions,
+    budget: TraceBudget,
 ) -> Result<Vec<(B256, GethTrace)>, TraceError> {
     let last = (0..block.len()).rev().find(|i| traced(*i));
     let mut traces = Vec::new();
@@ -78,12 +155,15 @@ pub fn trace_block(
             };
             let trace = env.inspect(
                 tx_env.clone(),
-                inspector(opts)?,
+                inspector(opts, budget)?,
                 |inspector, tx, evm_env, result, db| {
-                    inspector.get_result(Some(context), tx, &evm_env.block_env, result, db)
+                    let trace = inspector
+                        .get_result(Some(context), tx, &evm_env.block_env, result, db)
+                        .map_err(|e| TraceError::Tracer(e.to_string()))?;
+                    within(inspector, trace, budget)
                 },
-            )?;
-            traces.push((hash, trace.map_err(|e| TraceError::Tracer(e.to_string()))?));
+            )??;
+            traces.push((hash, trace));
         }
         if Some(index) == last {
             break;

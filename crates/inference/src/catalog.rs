@@ -1,7 +1,7 @@
 //! The models AICoin knows how to fetch (they ship inside PyPI packages: no model hub is needed)
 //! and where fetched models live: `<data dir>/models/<id>/`, a `model.gguf` for text models, a
-//! BERT directory for embedding models. Any other GGUF file or BERT directory can be served
-//! with `--model PATH`.
+//! BERT directory for embedding models. Any other GGUF file or Hugging Face model directory can
+//! be served with `--model PATH`.
 
 use std::path::{Path, PathBuf};
 
@@ -101,14 +101,16 @@ pub struct LocalModel {
 /// directory (`config.json`, `tokenizer.json`, `*.safetensors`): BERT models embed, the rest
 /// generate text.
 pub fn identify(path: &Path, id: Option<&str>) -> Option<LocalModel> {
-    // A file named by `model fetch`'s layout (`<id>/model.gguf`) goes by its directory's name.
-    let named = match path.file_stem() {
-        Some(stem) if stem == "model" => path.parent().and_then(Path::file_name),
-        stem => stem,
+    // Named as the file (without `.gguf`) or the directory is; a file in `model fetch`'s
+    // layout (`<id>/model.gguf`) goes by its directory's name.
+    let named = match (path.is_dir(), path.file_stem()) {
+        (true, _) => path.file_name(),
+        (false, Some(stem)) if stem == "model" => path.parent().and_then(Path::file_name),
+        (false, stem) => stem,
     };
     let id = id.map(str::to_string).unwrap_or_else(|| {
         named
-            .map(|s| s.to_string_lossy().to_lowercase())
+            .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "model".into())
     });
     let model = |kind, path: PathBuf| {

@@ -1,7 +1,7 @@
 //! Sentence embeddings from a BERT model directory (sentence-transformers layout:
 //! `config.json`, `model.safetensors`, `tokenizer.json`): token states mean-pooled over the
 //! attention mask, then L2-normalised, as sentence-transformers' `Pooling` + `Normalize` do.
-//! Inputs of one request are padded to the longest and run as one batch.
+//! A request's inputs run in batches, each padded to its longest input.
 
 use std::path::Path;
 
@@ -11,6 +11,12 @@ use candle_transformers::models::bert::{BertModel, Config, DTYPE};
 use tokenizers::{PaddingParams, Tokenizer};
 
 use crate::{InferenceError, Result};
+
+/// Inputs run through the model at once.
+const BATCH: usize = 32;
+
+/// Most tokens one request may embed, all inputs together (OpenAI's limit).
+pub const MAX_REQUEST_TOKENS: usize = 300_000;
 
 pub struct EmbeddingModel {
     pub id: String,
@@ -65,30 +71,52 @@ impl EmbeddingModel {
         })
     }
 
-    /// One unit vector per input, and how many tokens they were in all.
+    /// One unit vector per input, and how many tokens they were in all. Inputs run in batches
+    /// of [`BATCH`] (padded to the batch's longest), so memory stays flat however many come.
     pub fn embed(&self, inputs: &[String]) -> Result<(Vec<Vec<f32>>, usize)> {
         if inputs.is_empty() {
             return Err(InferenceError::InvalidRequest("input is empty".into()));
         }
-        let encodings = self
-            .tokenizer
-            .encode_batch(inputs.to_vec(), true)
-            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+        // Tokenize and check everything before any of it runs.
+        let mut batches = Vec::new();
         let mut tokens = 0;
-        for (i, encoding) in encodings.iter().enumerate() {
-            let real = encoding
-                .get_attention_mask()
-                .iter()
-                .filter(|&&m| m == 1)
-                .count();
-            if real > self.max_tokens {
+        for (b, chunk) in inputs.chunks(BATCH).enumerate() {
+            let encodings = self
+                .tokenizer
+                .encode_batch(chunk.to_vec(), true)
+                .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
+            for (i, encoding) in encodings.iter().enumerate() {
+                let real = encoding
+                    .get_attention_mask()
+                    .iter()
+                    .filter(|&&m| m == 1)
+                    .count();
+                if real > self.max_tokens {
+                    return Err(InferenceError::InvalidRequest(format!(
+                        "input {} is {real} tokens; this model takes at most {}",
+                        b * BATCH + i,
+                        self.max_tokens
+                    )));
+                }
+                tokens += real;
+            }
+            if tokens > MAX_REQUEST_TOKENS {
                 return Err(InferenceError::InvalidRequest(format!(
-                    "input {i} is {real} tokens; this model takes at most {}",
-                    self.max_tokens
+                    "the inputs are more than {MAX_REQUEST_TOKENS} tokens in all; split them \
+                     over several requests"
                 )));
             }
-            tokens += real;
+            batches.push(encodings);
         }
+        let mut vectors = Vec::with_capacity(inputs.len());
+        for encodings in &batches {
+            vectors.extend(self.run(encodings)?);
+        }
+        Ok((vectors, tokens))
+    }
+
+    /// Mean-pooled, normalized states of one padded batch.
+    fn run(&self, encodings: &[tokenizers::Encoding]) -> Result<Vec<Vec<f32>>> {
         let stack = |f: &dyn Fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor> {
             let rows = encodings
                 .iter()
@@ -106,6 +134,6 @@ impl EmbeddingModel {
         let pooled = summed.broadcast_div(&mask.sum(1)?)?;
         let norms = pooled.sqr()?.sum_keepdim(1)?.sqrt()?;
         let normalized = pooled.broadcast_div(&norms)?;
-        Ok((normalized.to_vec2::<f32>()?, tokens))
+        Ok(normalized.to_vec2::<f32>()?)
     }
 }

@@ -14,9 +14,10 @@ pub enum InferenceError {
     #[error("{path} is not a usable model: {reason}")]
     BadModel { path: PathBuf, reason: String },
     #[error(
-        "unsupported architecture {0:?}: AICoin runs GGUF models of the llama, qwen2, qwen3, \
-         gemma3 and phi3 architectures, and safetensors directories (with tokenizer.json) of \
-         llama causal models and BERT embedding models"
+        "unsupported architecture {0:?}: AICoin runs GGUF models of the llama (and mistral), \
+         qwen2, qwen3, gemma3 and phi3 architectures, and Hugging Face directories \
+         (config.json, tokenizer.json, safetensors) of llama, mistral, qwen2, qwen3, phi3 and \
+         gemma3_text causal models and BERT embedding models"
     )]
     UnsupportedArchitecture(String),
     #[error("the tokenizer cannot be built: {0}")]
@@ -38,6 +39,8 @@ pub enum InferenceError {
     InvalidRequest(String),
     #[error("model computation failed: {0}")]
     Compute(#[from] candle_core::Error),
+    #[error("the model crashed: {0}")]
+    Crashed(String),
 }
 
 impl InferenceError {

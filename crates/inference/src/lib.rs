@@ -1,7 +1,7 @@
-//! Running transformer models on candle: GGUF chat/completion models and BERT embedding models,
-//! their tokenizers and chat templates, sampling, generation with a KV cache per sequence, a
-//! scheduler that serves many requests on one model, metrics, and the catalog of fetchable
-//! models.
+//! Running transformer models on candle: chat/completion models from GGUF files or Hugging Face
+//! safetensors directories, BERT embedding models, their tokenizers and chat templates,
+//! sampling, generation with a KV cache per sequence, a scheduler that serves many requests on
+//! one model, metrics, and the catalog of fetchable models.
 
 mod catalog;
 mod device;

@@ -1,7 +1,7 @@
 //! Choosing the next token: greedy (temperature 0, deterministic), or sampling with
-//! temperature, top-k and top-p from a seed (candle's `LogitsProcessor`), after the repetition
-//! (llama.cpp/Hugging Face, multiplicative over the whole context) and presence/frequency
-//! (OpenAI, additive over the generated tokens) penalties.
+//! temperature, top-k and top-p from a seed (candle's `LogitsProcessor`), after OpenAI's logit
+//! bias and the repetition (llama.cpp/Hugging Face, multiplicative over the whole context) and
+//! presence/frequency (OpenAI, additive over the generated tokens) penalties.
 
 use std::collections::HashMap;
 
@@ -24,6 +24,8 @@ pub struct SamplingParams {
     pub presence_penalty: f32,
     /// OpenAI's: subtracted per occurrence among the generated tokens.
     pub frequency_penalty: f32,
+    /// OpenAI's `logit_bias`: added to these tokens' logits (-100 bans, 100 all but forces).
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl Default for SamplingParams {
@@ -36,6 +38,7 @@ impl Default for SamplingParams {
             repetition_penalty: 1.0,
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -77,6 +80,17 @@ impl SamplingParams {
                 return Err(out_of_range(name, value, "between -2 and 2"));
             }
         }
+        if let Some((token, bias)) = self
+            .logit_bias
+            .iter()
+            .find(|(_, bias)| !(-100.0..=100.0).contains(bias))
+        {
+            return Err(out_of_range(
+                "logit_bias",
+                format!("{bias} for token {token}"),
+                "between -100 and 100",
+            ));
+        }
         Ok(())
     }
 
@@ -110,17 +124,23 @@ impl Sampler {
         }
     }
 
-    fn penalized(&self) -> bool {
+    fn adjusted(&self) -> bool {
         self.params.repetition_penalty != 1.0
             || self.params.presence_penalty != 0.0
             || self.params.frequency_penalty != 0.0
+            || !self.params.logit_bias.is_empty()
     }
 
     /// The next token given the last position's `logits` and the whole `context`.
     pub fn sample(&mut self, logits: &Tensor, context: &[u32]) -> Result<u32> {
         let logits = logits.to_dtype(DType::F32)?;
-        let token = if self.penalized() {
+        let token = if self.adjusted() {
             let mut values = logits.to_vec1::<f32>()?;
+            for &(token, bias) in &self.params.logit_bias {
+                if let Some(logit) = values.get_mut(token as usize) {
+                    *logit += bias;
+                }
+            }
             let penalty = self.params.repetition_penalty;
             if penalty != 1.0 {
                 let mut seen = std::collections::HashSet::new();
@@ -166,6 +186,30 @@ mod tests {
 
     fn logits(values: &[f32]) -> Tensor {
         Tensor::new(values, &Device::Cpu).unwrap()
+    }
+
+    #[test]
+    fn logit_bias_bans_and_forces_tokens() {
+        let greedy = |bias: Vec<(u32, f32)>| SamplingParams {
+            temperature: 0.0,
+            logit_bias: bias,
+            ..Default::default()
+        };
+        let l = logits(&[1.0, 3.0, 2.0]);
+        assert_eq!(Sampler::new(greedy(vec![])).sample(&l, &[]).unwrap(), 1);
+        assert_eq!(
+            Sampler::new(greedy(vec![(1, -100.0)]))
+                .sample(&l, &[])
+                .unwrap(),
+            2
+        );
+        assert_eq!(
+            Sampler::new(greedy(vec![(0, 100.0)]))
+                .sample(&l, &[])
+                .unwrap(),
+            0
+        );
+        assert!(greedy(vec![(0, 101.0)]).validate().is_err());
     }
 
     #[test]

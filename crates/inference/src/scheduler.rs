@@ -69,6 +69,8 @@ pub enum SubmitError {
         waiting: usize,
         retry_after: Duration,
     },
+    #[error("the model's worker is not running; see the server log")]
+    Unavailable,
     #[error(transparent)]
     Invalid(#[from] InferenceError),
 }
@@ -173,13 +175,18 @@ impl Scheduler {
                 self.metrics.queue_depth.get_or_create(&label).inc();
                 Ok(receiver)
             }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+            Err(TrySendError::Full(_)) => {
                 let waiting = self.waiting.fetch_sub(1, Ordering::SeqCst) - 1;
                 self.metrics.request(&self.model.id, Outcome::Rejected);
                 Err(SubmitError::Busy {
                     waiting,
                     retry_after: RETRY_AFTER,
                 })
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                self.metrics.request(&self.model.id, Outcome::Failed);
+                Err(SubmitError::Unavailable)
             }
         }
     }
@@ -249,6 +256,11 @@ impl Worker {
             };
             self.waiting.fetch_sub(1, Ordering::SeqCst);
             self.metrics.queue_depth.get_or_create(&self.label).dec();
+            if next.events.is_closed() {
+                // Its client left while it waited.
+                self.metrics.request(&self.label.model, Outcome::Cancelled);
+                continue;
+            }
             self.active.push_back(Active {
                 job: next,
                 last_token: None,
@@ -263,7 +275,18 @@ impl Worker {
             self.metrics.request(&self.label.model, Outcome::Cancelled);
             return None;
         }
-        let step = match active.job.sequence.step() {
+        // A panic inside candle fails this request, not the worker and every later request.
+        let step =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| active.job.sequence.step()))
+                .unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| s.to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_default();
+                    Err(InferenceError::Crashed(what))
+                });
+        let step = match step {
             Ok(step) => step,
             Err(e) => {
                 tracing::warn!(model = %self.label.model, error = %e, "generation failed");

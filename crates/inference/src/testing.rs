@@ -356,12 +356,8 @@ mod tests {
                 .unsqueeze(0)
                 .unwrap()
         };
-        let whole = model
-            .new_state()
-            .unwrap()
-            .forward(&input(0..ids.len()), 0)
-            .unwrap();
-        let mut state = model.new_state().unwrap();
+        let whole = model.new_state().forward(&input(0..ids.len()), 0).unwrap();
+        let mut state = model.new_state();
         state.forward(&input(0..100), 0).unwrap();
         let chunked = state.forward(&input(100..ids.len()), 100).unwrap();
         let diff: f32 = (whole - chunked)
@@ -398,7 +394,7 @@ mod tests {
             .unwrap()
             .unsqueeze(0)
             .unwrap();
-        let logits = |m: &TextModel| m.new_state().unwrap().forward(&input, 0).unwrap();
+        let logits = |m: &TextModel| m.new_state().forward(&input, 0).unwrap();
         let diff: f32 = (logits(&a) - logits(&b))
             .unwrap()
             .abs()
@@ -418,6 +414,52 @@ mod tests {
         }];
         assert_eq!(a.chat_prompt(&chat).unwrap(), b.chat_prompt(&chat).unwrap());
         assert!(b.is_end(b.tokenizer().token_to_id("<|im_end|>").unwrap()));
+    }
+
+    /// A Hugging Face tokenizer gets the BOS its post-processor adds, or, when
+    /// `tokenizer_config.json` has `add_bos_token`, what that says; never two.
+    #[test]
+    fn hf_prompts_get_the_bos_their_tokenizer_config_asks_for_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let hf = dir.path().join("hf");
+        write_tiny_llama_hf(&hf, 5).unwrap();
+        let load = || TextModel::load(&hf, "t", &Device::Cpu, WeightFormat::AsShipped).unwrap();
+        let bos = load().tokenizer().token_to_id("<|im_start|>").unwrap();
+        let first_two = |m: &TextModel, text: &str| m.encode(text).unwrap()[..2].to_vec();
+        assert_ne!(first_two(&load(), "the cat")[0], bos);
+
+        // A post-processor that adds the BOS, as Llama 3's tokenizer.json has.
+        let path = hf.join("tokenizer.json");
+        let mut tokenizer = tokenizers::Tokenizer::from_file(&path).unwrap();
+        let template = tokenizers::processors::template::TemplateProcessing::builder()
+            .try_single("<|im_start|> $A")
+            .unwrap()
+            .special_tokens(vec![("<|im_start|>", bos)])
+            .build()
+            .unwrap();
+        tokenizer.with_post_processor(Some(template));
+        tokenizer.save(&path, false).unwrap();
+        let model = load();
+        assert_eq!(first_two(&model, "the cat")[0], bos);
+        assert_ne!(first_two(&model, "the cat")[1], bos);
+        // A chat template that writes the BOS itself still gives one.
+        let ids = first_two(&model, "<|im_start|>the cat");
+        assert_eq!(ids[0], bos);
+        assert_ne!(ids[1], bos);
+
+        // tokenizer_config.json's flags win over the post-processor, as in transformers.
+        let config = hf.join("tokenizer_config.json");
+        let with_flag = |add: bool| {
+            let mut c: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+            c["add_bos_token"] = add.into();
+            std::fs::write(&config, c.to_string()).unwrap();
+            load()
+        };
+        assert_ne!(first_two(&with_flag(false), "the cat")[0], bos);
+        let ids = first_two(&with_flag(true), "the cat");
+        assert_eq!(ids[0], bos);
+        assert_ne!(ids[1], bos);
     }
 
     #[test]

@@ -167,6 +167,11 @@ impl NodeConfig {
                 self.gas_limit
             ));
         }
+        if self.rpc.max_connections == 0 || self.rpc.max_connections_per_ip == 0 {
+            return Err(
+                "--rpc-max-connections and --rpc-max-connections-per-ip must be at least 1".into(),
+            );
+        }
         if self.chain_id == 0 {
             return Err("--chain-id must not be 0".into());
         }

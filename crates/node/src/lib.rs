@@ -235,8 +235,15 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 let _ = stop.wait_for(|stop| *stop).await;
             };
             let inference = metrics.inference.clone();
+            let explicit = api.explicit;
             match aicoin_api::start(api, inference, metrics.registry().clone(), stopped).await {
                 Ok(server) => Some(server),
+                // Models found lying in the models directory are a convenience: the chain runs
+                // without them.
+                Err(e) if !explicit => {
+                    tracing::warn!(error = %e, "not serving the inference API");
+                    None
+                }
                 Err(e) => {
                     // Leave nothing running behind a node that did not start.
                     let _ = shutdown.send(true);

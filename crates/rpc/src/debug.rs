@@ -1,5 +1,6 @@
-//! The `debug_` namespace: geth's tracers for mined transactions, whole blocks and calls, and
-//! the raw RLP of stored transactions, headers, blocks and receipts.
+//! The `debug_` namespace: geth's tracers for mined transactions, whole blocks and calls (a
+//! few at a time, each within a recording budget), and the raw RLP of stored transactions,
+//! headers, blocks and receipts.
 
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use alloy_rpc_types_trace::geth::{
     GethDebugTracingCallOptions, GethDebugTracingOptions, GethTrace, TraceResult,
 };
 use jsonrpsee::proc_macros::rpc;
+use tokio::sync::Semaphore;
 
 use crate::{
     block_id::number_for_id,
@@ -23,30 +25,30 @@ use crate::{
 
 #[rpc(server, namespace = "debug")]
 pub trait DebugApi {
-    #[method(name = "traceTransaction", blocking)]
-    fn trace_transaction(
+    #[method(name = "traceTransaction")]
+    async fn trace_transaction(
         &self,
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
     ) -> RpcResult<GethTrace>;
 
-    #[method(name = "traceCall", blocking)]
-    fn trace_call(
+    #[method(name = "traceCall")]
+    async fn trace_call(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
         opts: Option<GethDebugTracingCallOptions>,
     ) -> RpcResult<GethTrace>;
 
-    #[method(name = "traceBlockByNumber", blocking)]
-    fn trace_block_by_number(
+    #[method(name = "traceBlockByNumber")]
+    async fn trace_block_by_number(
         &self,
         number: BlockNumberOrTag,
         opts: Option<GethDebugTracingOptions>,
     ) -> RpcResult<Vec<TraceResult>>;
 
-    #[method(name = "traceBlockByHash", blocking)]
-    fn trace_block_by_hash(
+    #[method(name = "traceBlockByHash")]
+    async fn trace_block_by_hash(
         &self,
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
@@ -68,11 +70,31 @@ pub trait DebugApi {
 #[derive(Debug, Clone)]
 pub struct DebugRpc {
     state: Arc<RpcState>,
+    /// Turns to trace: traces are the most expensive requests a node answers.
+    turns: Arc<Semaphore>,
 }
 
 impl DebugRpc {
     pub fn new(state: Arc<RpcState>) -> Self {
-        Self { state }
+        let turns = Arc::new(Semaphore::new(state.limits.max_concurrent_traces.max(1)));
+        Self { state, turns }
+    }
+
+    /// Runs `work` on the blocking pool once it is this request's turn to trace.
+    async fn in_turn<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> RpcResult<T> + Send + 'static,
+    ) -> RpcResult<T> {
+        let _turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RpcError::Internal("the node is shutting down".into()))?;
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| RpcError::Internal(format!("the trace failed: {e}")))?
     }
 
     fn block(&self, id: BlockId) -> RpcResult<StoredBlock> {
@@ -93,7 +115,15 @@ impl DebugRpc {
             block_hash: block.hash,
             block_number: block.number,
         };
-        Ok(trace_block(&mut env, block.recovered(), at, traced, opts)?)
+        let budget = self.state.limits.trace;
+        Ok(trace_block(
+            &mut env,
+            block.recovered(),
+            at,
+            traced,
+            opts,
+            budget,
+        )?)
     }
 
     fn trace_whole_block(
@@ -116,27 +146,31 @@ impl DebugRpc {
     }
 }
 
+#[jsonrpsee::core::async_trait]
 impl DebugApiServer for DebugRpc {
-    fn trace_transaction(
+    async fn trace_transaction(
         &self,
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
     ) -> RpcResult<GethTrace> {
-        let reader = self.state.reader()?;
-        let (number, index) = reader.transaction_location(&hash)?.ok_or_else(|| {
-            RpcError::Call(format!("transaction {hash} not found (not mined yet?)"))
-        })?;
-        let block = StoredBlock::load(&reader, number)?.ok_or(RpcError::HeaderNotFound)?;
-        let index = index as usize;
-        let traces = self.trace(block, |i| i == index, &opts.unwrap_or_default())?;
-        traces
-            .into_iter()
-            .next()
-            .map(|(_, trace)| trace)
-            .ok_or_else(|| RpcError::Internal(format!("transaction {hash} was not replayed")))
+        self.in_turn(move |this| {
+            let reader = this.state.reader()?;
+            let (number, index) = reader.transaction_location(&hash)?.ok_or_else(|| {
+                RpcError::Call(format!("transaction {hash} not found (not mined yet?)"))
+            })?;
+            let block = StoredBlock::load(&reader, number)?.ok_or(RpcError::HeaderNotFound)?;
+            let index = index as usize;
+            let traces = this.trace(block, |i| i == index, &opts.unwrap_or_default())?;
+            traces
+                .into_iter()
+                .next()
+                .map(|(_, trace)| trace)
+                .ok_or_else(|| RpcError::Internal(format!("transaction {hash} was not replayed")))
+        })
+        .await
     }
 
-    fn trace_call(
+    async fn trace_call(
         &self,
         request: TransactionRequest,
         block: Option<BlockId>,
@@ -148,25 +182,37 @@ impl DebugApiServer for DebugRpc {
                 "txIndex is not supported: the call runs on the state after the whole block".into(),
             ));
         }
-        let overrides = EvmOverrides::new(opts.state_overrides, opts.block_overrides.map(Box::new));
-        let mut env = self.state.call_env(block, overrides)?;
-        Ok(trace_call(&mut env, request, &opts.tracing_options)?)
+        self.in_turn(move |this| {
+            let overrides =
+                EvmOverrides::new(opts.state_overrides, opts.block_overrides.map(Box::new));
+            let mut env = this.state.call_env(block, overrides)?;
+            let budget = this.state.limits.trace;
+            Ok(trace_call(
+                &mut env,
+                request,
+                &opts.tracing_options,
+                budget,
+            )?)
+        })
+        .await
     }
 
-    fn trace_block_by_number(
+    async fn trace_block_by_number(
         &self,
         number: BlockNumberOrTag,
         opts: Option<GethDebugTracingOptions>,
     ) -> RpcResult<Vec<TraceResult>> {
-        self.trace_whole_block(number.into(), opts)
+        self.in_turn(move |this| this.trace_whole_block(number.into(), opts))
+            .await
     }
 
-    fn trace_block_by_hash(
+    async fn trace_block_by_hash(
         &self,
         hash: B256,
         opts: Option<GethDebugTracingOptions>,
     ) -> RpcResult<Vec<TraceResult>> {
-        self.trace_whole_block(hash.into(), opts)
+        self.in_turn(move |this| this.trace_whole_block(hash.into(), opts))
+            .await
     }
 
     fn raw_transaction(&self, hash: B256) -> RpcResult<Option<Bytes>> {

@@ -65,6 +65,9 @@ impl From<TraceError> for RpcError {
         match e {
             TraceError::Call(e) => (*e).into(),
             TraceError::Tracer(msg) => Self::InvalidParams(msg),
+            TraceError::TooManySteps(_) | TraceError::TooLarge(_) => {
+                Self::LimitExceeded(e.to_string())
+            }
         }
     }
 }

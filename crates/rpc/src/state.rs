@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use aicoin_execution::{CallEnv, StateDb, block_env, decode_and_validate};
+use aicoin_execution::{CallEnv, StateDb, TraceBudget, block_env, decode_and_validate};
 use aicoin_primitives::{ChainSpec, NewBlock};
 use aicoin_storage::{Reader, Store};
 use aicoin_txpool::{SenderState, TxPool};
@@ -30,6 +30,12 @@ pub struct RpcLimits {
     pub filter_timeout: Duration,
     /// Most filters installed at once.
     pub max_filters: usize,
+    /// Most filters one client address may have installed.
+    pub max_filters_per_client: usize,
+    /// What one `debug_trace*` may record.
+    pub trace: TraceBudget,
+    /// `debug_trace*` requests run at once; more wait their turn.
+    pub max_concurrent_traces: usize,
 }
 
 impl Default for RpcLimits {
@@ -39,6 +45,11 @@ impl Default for RpcLimits {
             max_logs: 20_000,
             filter_timeout: Duration::from_secs(300),
             max_filters: 10_000,
+            max_filters_per_client: 500,
+            trace: TraceBudget::default(),
+            // Each trace occupies a core and may hold a few hundred MB: half the cores.
+            max_concurrent_traces: std::thread::available_parallelism()
+                .map_or(1, |n| (n.get() / 2).max(1)),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The `txpool_` namespace (geth's): pool sizes, and its pending and queued transactions by
-//! sender and nonce, in full or summarised.
+//! sender and nonce, in full or summarised (on the blocking pool: a full pool is up to
+//! `--txpool-max-txs` transactions to convert).
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -18,13 +19,13 @@ pub trait TxPoolApi {
     #[method(name = "status")]
     fn status(&self) -> RpcResult<TxpoolStatus>;
 
-    #[method(name = "content")]
+    #[method(name = "content", blocking)]
     fn content(&self) -> RpcResult<TxpoolContent>;
 
-    #[method(name = "contentFrom")]
+    #[method(name = "contentFrom", blocking)]
     fn content_from(&self, from: Address) -> RpcResult<TxpoolContentFrom>;
 
-    #[method(name = "inspect")]
+    #[method(name = "inspect", blocking)]
     fn inspect(&self) -> RpcResult<TxpoolInspect>;
 }
 

@@ -8,6 +8,7 @@ use alloy_signer_local::{
     MnemonicBuilder, PrivateKeySigner,
     coins_bip39::{English, Mnemonic, Wordlist},
 };
+use unicode_normalization::UnicodeNormalization;
 use zeroize::Zeroizing;
 
 use crate::WalletError;
@@ -70,7 +71,10 @@ impl Phrase {
     ) -> Result<PrivateKeySigner, WalletError> {
         let mut builder = MnemonicBuilder::<English>::default().phrase(self.as_str());
         if let Some(passphrase) = passphrase.filter(|p| !p.is_empty()) {
-            builder = builder.password(passphrase);
+            // BIP-39 salts with the NFKD form, so "é" typed composed or decomposed (as macOS
+            // and some keyboards do) is the same passphrase; the library does not normalize.
+            let normalized = Zeroizing::new(passphrase.nfkd().collect::<String>());
+            builder = builder.password(normalized.as_str());
         }
         builder
             .index(index)
@@ -218,5 +222,16 @@ mod tests {
         let salted = phrase.account(Some("TREZOR"), 0).unwrap().address();
         assert_ne!(plain, salted);
         assert_eq!(phrase.account(Some(""), 0).unwrap().address(), plain);
+    }
+
+    /// BIP-39 passphrases are NFKD-normalized: composed and decomposed accents, and
+    /// compatibility characters such as the "ﬁ" ligature, are the same passphrase.
+    #[test]
+    fn passphrases_are_normalized_nfkd() {
+        let phrase = Phrase::parse(JUNK).unwrap();
+        let address = |p: &str| phrase.account(Some(p), 0).unwrap().address();
+        assert_eq!(address("caf\u{e9}"), address("cafe\u{301}"));
+        assert_eq!(address("\u{fb01}x"), address("fix"));
+        assert_ne!(address("cafe"), address("caf\u{e9}"));
     }
 }

@@ -88,11 +88,13 @@ impl Wallet {
         })
     }
 
-    /// A new wallet from `phrase` (and its optional BIP-39 passphrase), holding account 0.
+    /// A new wallet from `phrase` (and its optional BIP-39 passphrase), holding account
+    /// `index` (`m/44'/60'/0'/0/index`; 0 for a new wallet).
     pub fn create_from_mnemonic(
         dir: &Path,
         phrase: &Phrase,
         passphrase: Option<&str>,
+        index: u32,
         password: &str,
     ) -> Result<Self, WalletError> {
         let mut wallet = Self::create(dir)?;
@@ -106,8 +108,8 @@ impl Wallet {
         let keystore = Keystore::encrypt(&record, password, None)?;
         write_private(&dir.join(MNEMONIC_FILE), keystore.to_json().as_bytes())?;
         wallet.index.has_mnemonic = true;
-        let signer = phrase.account(passphrase, 0)?;
-        wallet.add(&signer, Origin::Mnemonic { index: 0 }, password)?;
+        let signer = phrase.account(passphrase, index)?;
+        wallet.add(&signer, Origin::Mnemonic { index }, password)?;
         Ok(wallet)
     }
 
@@ -253,7 +255,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wallet");
         let phrase = Phrase::parse(JUNK).unwrap();
-        let wallet = Wallet::create_from_mnemonic(&path, &phrase, None, "pw").unwrap();
+        let wallet = Wallet::create_from_mnemonic(&path, &phrase, None, 0, "pw").unwrap();
         assert_eq!(
             wallet.default_account().unwrap().address.to_checksum(None),
             "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -282,7 +284,7 @@ mod tests {
         assert_eq!(back.as_str(), JUNK);
         assert!(passphrase.is_empty());
         assert!(matches!(
-            Wallet::create_from_mnemonic(&path, &phrase, None, "pw"),
+            Wallet::create_from_mnemonic(&path, &phrase, None, 0, "pw"),
             Err(WalletError::AlreadyExists(_))
         ));
         // geth's file naming: UTC--<time>--<address without 0x>.

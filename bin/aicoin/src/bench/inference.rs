@@ -76,6 +76,7 @@ struct Setting {
     decode_tokens_per_second: f64,
     /// Every stream's generated tokens over the round's wall time.
     total_tokens_per_second: f64,
+    /// The process's peak resident memory so far (loading included, as llama.cpp's is).
     peak_rss_mib: f64,
 }
 
@@ -93,11 +94,6 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn mib(kib: Option<u64>) -> f64 {
     kib.map_or(0.0, |k| k as f64 / 1024.0)
-}
-
-/// Resets the kernel's peak-RSS mark of this process, so each setting reports its own peak.
-fn reset_peak_rss() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 fn prompt(model: &TextModel, tokens: usize) -> eyre::Result<Vec<u32>> {
@@ -206,7 +202,6 @@ pub async fn run(args: InferenceArgs) -> eyre::Result<()> {
             1,
         )
         .await?;
-        reset_peak_rss();
         let (mut ttft, mut prefill, mut decode, mut total) = (vec![], vec![], vec![], vec![]);
         for _ in 0..args.rounds {
             let (round, wall) = round(&scheduler, &prompt_ids, &params, streams).await?;

@@ -87,15 +87,24 @@ impl Node {
     }
 
     /// Signs a zero-fee transfer of `value` to `to` from `signer` (nonce after its pooled
-    /// transactions, gas estimated), sends it, and returns its hash.
+    /// transactions, gas estimated) on chain `chain_id`, which the node must be on, sends it,
+    /// and returns its hash.
     pub async fn transfer(
         &self,
         signer: &PrivateKeySigner,
         to: Address,
         value: U256,
+        chain_id: u64,
     ) -> eyre::Result<B256> {
         let from = signer.address();
-        let chain_id = self.chain_id().await?;
+        let on = self.chain_id().await?;
+        if on != chain_id {
+            return Err(eyre!(
+                "the node at {} is on chain {on}, not {chain_id}; nothing was signed (pass \
+                 --chain-id {on} to send on that chain)",
+                self.url
+            ));
+        }
         let nonce: U64 = self
             .call("eth_getTransactionCount", rpc_params![from, "pending"])
             .await?;

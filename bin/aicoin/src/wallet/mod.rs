@@ -179,6 +179,10 @@ enum WalletCommand {
         /// Seconds to wait for the receipt.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// The chain the node must be on: the signature is only valid there, so a wrong
+        /// --rpc-url cannot spend on another network.
+        #[arg(long, env = "AICOIN_CHAIN_ID", default_value_t = aicoin_primitives::AICOIN_CHAIN_ID)]
+        chain_id: u64,
         #[command(flatten)]
         rpc: RpcUrl,
     },
@@ -246,6 +250,7 @@ pub async fn run(args: WalletArgs) -> eyre::Result<()> {
                 &path,
                 &phrase,
                 passphrase.as_deref().map(|p| p.as_str()),
+                0,
                 &password,
             )?;
             let address = wallet.default_account()?.address;
@@ -288,12 +293,9 @@ pub async fn run(args: WalletArgs) -> eyre::Result<()> {
                 let passphrase = bip39_passphrase(bip39_passphrase_file.as_deref())?;
                 let password = dir.password_for(true)?;
                 let passphrase = passphrase.as_deref().map(|p| p.as_str());
-                let mut wallet =
-                    Wallet::create_from_mnemonic(&path, &phrase, passphrase, &password)?;
-                if index != 0 {
-                    wallet.derive(index, &password)?;
-                }
-                wallet.accounts().last().cloned()
+                let wallet =
+                    Wallet::create_from_mnemonic(&path, &phrase, passphrase, index, &password)?;
+                wallet.accounts().first().cloned()
             } else {
                 let (signer, origin) = match (private_key, keystore) {
                     (Some(given), None) => {
@@ -414,6 +416,7 @@ pub async fn run(args: WalletArgs) -> eyre::Result<()> {
             amount,
             from,
             timeout,
+            chain_id,
             rpc,
         } => {
             let to = parse_address(&to)?;
@@ -423,7 +426,7 @@ pub async fn run(args: WalletArgs) -> eyre::Result<()> {
             let password = dir.password()?;
             let signer = wallet.signer(&from, &password)?;
             let node = Node::new(&rpc.rpc_url)?;
-            let hash = node.transfer(&signer, to, value).await?;
+            let hash = node.transfer(&signer, to, value, chain_id).await?;
             if !dir.json {
                 eprintln!("Sent {hash}; waiting for the receipt…");
             }

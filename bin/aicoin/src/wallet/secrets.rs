@@ -75,7 +75,14 @@ pub fn given_or_asked(
     label: &str,
 ) -> eyre::Result<Zeroizing<String>> {
     match value {
-        Some(value) if !value.is_empty() => Ok(Zeroizing::new(value.to_string())),
+        Some(value) if !value.is_empty() => {
+            eprintln!(
+                "warning: a {label} given on the command line is visible to other users of this \
+                 machine (ps) and stays in your shell history; give the option without a value \
+                 to be prompted, or set {env}"
+            );
+            Ok(Zeroizing::new(value.to_string()))
+        }
         _ => password(file, env, label),
     }
 }

@@ -84,7 +84,9 @@ async fn the_node_serves_fetched_models_beside_the_chain() {
     )
     .await;
     assert_eq!(status, 200, "{answer}");
-    assert!(answer["usage"]["completion_tokens"].as_u64().unwrap() <= 5);
+    let generated = answer["usage"]["completion_tokens"].as_u64().unwrap();
+    assert!((1..=5).contains(&generated), "{answer}");
+    assert!(answer["choices"][0]["message"]["content"].is_string());
     // The chain is unaffected.
     node.wait_until(|| async { node.block_number().await >= 2 })
         .await;

@@ -10,6 +10,7 @@ mod restart;
 mod rewards;
 mod rpc_debug;
 mod rpc_eth;
+mod rpc_limits;
 mod rpc_load;
 mod rpc_protocol;
 mod subscriptions;

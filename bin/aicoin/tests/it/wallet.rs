@@ -44,12 +44,14 @@ fn ok_json(home: &Path, args: &[&str]) -> Value {
     })
 }
 
-/// Runs `args`, expects failure, and returns the error message.
+/// Runs `args`, expects failure ending with a one-line `error: …`, and returns all it printed
+/// on stderr (warnings come before the error).
 fn fails(home: &Path, args: &[&str]) -> String {
     let out = run(home, args);
     assert!(!out.status.success(), "{args:?} succeeded");
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(err.starts_with("error: "), "{args:?}: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("error: "), "{args:?}: {err}");
     err
 }
 
@@ -104,6 +106,37 @@ fn accounts_keystores_and_messages() {
     );
     let listed = call(&["list"]);
     assert_eq!(listed.as_array().unwrap().len(), 2);
+    // Importing at another index stores that account, and only it, as the default.
+    let other = tmp.path().join("at-index-3");
+    let at_three = ok_json(
+        home,
+        &[
+            "wallet",
+            "--wallet-dir",
+            other.to_str().unwrap(),
+            "--json",
+            "import",
+            "--mnemonic",
+            JUNK,
+            "--index",
+            "3",
+        ],
+    );
+    assert_eq!(
+        at_three["address"],
+        "0x90F79bf6EB2c4f870365E785982E1f101E93b906"
+    );
+    let listed_other = ok_json(
+        home,
+        &[
+            "wallet",
+            "--wallet-dir",
+            other.to_str().unwrap(),
+            "--json",
+            "list",
+        ],
+    );
+    assert_eq!(listed_other.as_array().unwrap().len(), 1);
     assert_eq!(
         call(&["address"])["address"],
         "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"

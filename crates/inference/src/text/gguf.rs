@@ -17,8 +17,9 @@ use parking_lot::Mutex;
 use super::{Architecture, TextModel, WeightFormat, Weights};
 use crate::{ChatTemplate, InferenceError, Result, tokenizer};
 
-/// Shared quantized weights, one variant per architecture.
-pub(super) enum GgufWeights {
+/// A quantized model, one variant per architecture. The loaded one is never run: each sequence
+/// runs a clone, which shares the tensors and owns its KV cache.
+pub(super) enum GgufModel {
     Llama(llama::ModelWeights),
     /// Candle's quantized Qwen2 cannot be cloned, so its one KV cache is shared: it serves one
     /// sequence at a time.
@@ -28,11 +29,8 @@ pub(super) enum GgufWeights {
     Phi3(phi3::ModelWeights),
 }
 
-/// One sequence's copy of the model (the tensors are shared; the KV cache is its own).
-pub(super) type GgufState = GgufWeights;
-
-impl GgufWeights {
-    pub(super) fn new_state(&self) -> GgufState {
+impl GgufModel {
+    pub(super) fn new_state(&self) -> Self {
         match self {
             Self::Llama(m) => Self::Llama(m.clone()),
             Self::Qwen2(m) => Self::Qwen2(m.clone()),
@@ -127,9 +125,19 @@ pub(super) fn load(
     let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
     let content =
         gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
-    match weights {
-        WeightFormat::AsShipped => from_content(path, id, device, content, &mut file),
-        WeightFormat::FastKernels => {
+    // Only candle's CPU kernels lack the formats worth re-quantizing.
+    let slow = |info: &gguf_file::TensorInfo| {
+        matches!(
+            info.ggml_dtype,
+            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
+        )
+    };
+    let requantize_worth_it = weights == WeightFormat::FastKernels
+        && device.is_cpu()
+        && content.tensor_infos.values().any(slow);
+    match requantize_worth_it {
+        false => from_content(path, id, device, content, &mut file),
+        true => {
             let (content, mut bytes) = requantize(content, &mut file)
                 .map_err(|e| bad(format!("cannot re-quantize: {e}")))?;
             from_content(path, id, device, content, &mut bytes)
@@ -173,18 +181,18 @@ fn from_content<R: std::io::Read + std::io::Seek>(
     let load = |e: candle_core::Error| bad(format!("cannot load the weights: {e}"));
     let weights = match architecture {
         Architecture::Llama | Architecture::Mistral => {
-            GgufWeights::Llama(llama::ModelWeights::from_gguf(content, file, device).map_err(load)?)
+            GgufModel::Llama(llama::ModelWeights::from_gguf(content, file, device).map_err(load)?)
         }
-        Architecture::Qwen2 => GgufWeights::Qwen2(Arc::new(Mutex::new(
+        Architecture::Qwen2 => GgufModel::Qwen2(Arc::new(Mutex::new(
             qwen2::ModelWeights::from_gguf(content, file, device).map_err(load)?,
         ))),
         Architecture::Qwen3 => {
-            GgufWeights::Qwen3(qwen3::ModelWeights::from_gguf(content, file, device).map_err(load)?)
+            GgufModel::Qwen3(qwen3::ModelWeights::from_gguf(content, file, device).map_err(load)?)
         }
-        Architecture::Gemma3 => GgufWeights::Gemma3(
-            gemma3::ModelWeights::from_gguf(content, file, device).map_err(load)?,
-        ),
-        Architecture::Phi3 => GgufWeights::Phi3(
+        Architecture::Gemma3 => {
+            GgufModel::Gemma3(gemma3::ModelWeights::from_gguf(content, file, device).map_err(load)?)
+        }
+        Architecture::Phi3 => GgufModel::Phi3(
             phi3::ModelWeights::from_gguf(false, content, file, device).map_err(load)?,
         ),
     };

@@ -1,7 +1,8 @@
 //! Text models from Hugging Face directories: `config.json` (its `model_type` picks the
-//! architecture), `*.safetensors` weights, `tokenizer.json`, and the chat template from
-//! `chat_template.jinja` or `tokenizer_config.json`. Weights are converted to f32 on the CPU
-//! (candle's CPU kernels are fastest there) and to bf16 on a GPU.
+//! architecture), `model.safetensors` or the shards its index names, `tokenizer.json`, and the
+//! chat template from `chat_template.jinja` or `tokenizer_config.json`, whose `add_bos_token`
+//! decides the BOS as transformers does. Weights are converted to f32 on the CPU (candle's CPU
+//! kernels are fastest there) and to bf16 on a GPU; `--weights` does not apply to them.
 
 use std::{
     collections::HashMap,
@@ -20,10 +21,10 @@ use tokenizers::Tokenizer;
 use super::{Architecture, TextModel, Weights};
 use crate::{ChatTemplate, InferenceError, Result};
 
-/// Shared weights, one variant per architecture.
-#[derive(Clone)]
+/// Shared weights, one variant per architecture. The models that keep their KV cache inside
+/// are never run themselves: each sequence runs a clone (tensors shared, cache its own).
 pub(super) enum HfWeights {
-    /// Llama keeps its KV cache outside the model: a state is the shared model plus a cache.
+    /// Llama keeps its KV cache outside the model.
     Llama(Arc<LlamaWeights>),
     Qwen2(qwen2::ModelForCausalLM),
     Qwen3(qwen3::ModelForCausalLM),
@@ -34,27 +35,30 @@ pub(super) enum HfWeights {
 
 pub(super) struct LlamaWeights {
     model: llama::Llama,
-    config: llama::Config,
-    dtype: DType,
-    device: Device,
+    /// An empty cache (its rotary tables computed once), cloned for each sequence.
+    empty_cache: llama::Cache,
 }
 
-/// One sequence's state: for the models that hold their KV cache, a clone of a model that has
-/// never run (its tensors shared, its cache empty).
+/// One sequence's state.
 pub(super) enum HfState {
     Llama(Arc<LlamaWeights>, Box<llama::Cache>),
-    Other(HfWeights),
+    Qwen2(qwen2::ModelForCausalLM),
+    Qwen3(qwen3::ModelForCausalLM),
+    Mistral(mistral::Model),
+    Phi3(phi3::Model),
+    Gemma3(gemma3::Model),
 }
 
 impl HfWeights {
-    pub(super) fn new_state(&self) -> candle_core::Result<HfState> {
-        Ok(match self {
-            Self::Llama(w) => {
-                let cache = llama::Cache::new(true, w.dtype, &w.config, &w.device)?;
-                HfState::Llama(w.clone(), Box::new(cache))
-            }
-            other => HfState::Other(other.clone()),
-        })
+    pub(super) fn new_state(&self) -> HfState {
+        match self {
+            Self::Llama(w) => HfState::Llama(w.clone(), Box::new(w.empty_cache.clone())),
+            Self::Qwen2(m) => HfState::Qwen2(m.clone()),
+            Self::Qwen3(m) => HfState::Qwen3(m.clone()),
+            Self::Mistral(m) => HfState::Mistral(m.clone()),
+            Self::Phi3(m) => HfState::Phi3(m.clone()),
+            Self::Gemma3(m) => HfState::Gemma3(m.clone()),
+        }
     }
 }
 
@@ -63,18 +67,13 @@ impl HfState {
     pub(super) fn forward(&mut self, tokens: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         let logits = match self {
             Self::Llama(w, cache) => w.model.forward(tokens, pos, cache)?,
-            Self::Other(HfWeights::Qwen2(m)) => m.forward(tokens, pos)?,
-            Self::Other(HfWeights::Qwen3(m)) => m.forward(tokens, pos)?,
-            Self::Other(HfWeights::Mistral(m)) => m.forward(tokens, pos)?,
-            Self::Other(HfWeights::Phi3(m)) => m.forward(tokens, pos)?,
-            Self::Other(HfWeights::Gemma3(m)) => m.forward(tokens, pos)?,
-            Self::Other(HfWeights::Llama(..)) => {
-                return Err(candle_core::Error::Msg(
-                    "a llama state needs its cache".into(),
-                ));
-            }
+            Self::Qwen2(m) => m.forward(tokens, pos)?,
+            Self::Qwen3(m) => m.forward(tokens, pos)?,
+            Self::Mistral(m) => m.forward(tokens, pos)?,
+            Self::Phi3(m) => m.forward(tokens, pos)?,
+            Self::Gemma3(m) => m.forward(tokens, pos)?,
         };
-        logits.flatten_all()?.to_dtype(DType::F32)
+        logits.to_dtype(DType::F32)
     }
 }
 
@@ -125,6 +124,9 @@ struct TokenizerConfig {
     chat_template: Option<TemplateField>,
     bos_token: Option<TokenText>,
     eos_token: Option<TokenText>,
+    /// Llama and Gemma tokenizers: transformers rebuilds the post-processor from these.
+    add_bos_token: Option<bool>,
+    add_eos_token: Option<bool>,
 }
 
 /// Token ids given as one number or a list (`eos_token_id` in `config.json`).
@@ -143,15 +145,32 @@ fn token_ids(value: Option<&Value>) -> Vec<u32> {
     }
 }
 
-/// The weight files, in name order (`model.safetensors`, or the shards of a large model).
+/// The weight files: the shards `model.safetensors.index.json` maps the tensors to, else
+/// `model.safetensors` (other `*.safetensors` files, such as adapters or a repository's
+/// consolidated copy, are not the model's weights).
 fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(InferenceError::io(dir))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "safetensors"))
-        .collect();
-    files.sort();
-    Ok(files)
+    #[derive(Deserialize)]
+    struct Index {
+        weight_map: HashMap<String, String>,
+    }
+    let index = dir.join("model.safetensors.index.json");
+    if index.is_file() {
+        let bytes = std::fs::read(&index).map_err(InferenceError::io(&index))?;
+        let index: Index =
+            serde_json::from_slice(&bytes).map_err(|e| InferenceError::BadModel {
+                path: dir.to_path_buf(),
+                reason: format!("model.safetensors.index.json: {e}"),
+            })?;
+        let mut files: Vec<PathBuf> = index
+            .weight_map
+            .into_values()
+            .map(|f| dir.join(f))
+            .collect();
+        files.sort();
+        files.dedup();
+        return Ok(files);
+    }
+    Ok(vec![dir.join("model.safetensors")])
 }
 
 /// Loads a Hugging Face model directory.
@@ -176,9 +195,6 @@ pub(super) fn load(dir: &Path, id: &str, device: &Device) -> Result<TextModel> {
     };
 
     let files = weight_files(dir)?;
-    if files.is_empty() {
-        return Err(bad("no *.safetensors weights".into()));
-    }
     let dtype = if device.is_cuda() {
         DType::BF16
     } else {
@@ -202,9 +218,7 @@ pub(super) fn load(dir: &Path, id: &str, device: &Device) -> Result<TextModel> {
                 let c = c.into_config(false);
                 HfWeights::Llama(Arc::new(LlamaWeights {
                     model: llama::Llama::load(vb, &c).map_err(load)?,
-                    config: c,
-                    dtype,
-                    device: device.clone(),
+                    empty_cache: llama::Cache::new(true, dtype, &c, device).map_err(load)?,
                 }))
             }
             Architecture::Mistral => {
@@ -257,6 +271,11 @@ pub(super) fn load(dir: &Path, id: &str, device: &Device) -> Result<TextModel> {
             None => None,
         },
     };
+    // With explicit flags, transformers adds exactly what they say (and a prompt never wants
+    // a trailing EOS); without them, the tokenizer's own post-processor decides.
+    let explicit =
+        tokenizer_config.add_bos_token.is_some() || tokenizer_config.add_eos_token.is_some();
+    let prepend_bos = tokenizer_config.add_bos_token.unwrap_or(false);
     let bos_text = tokenizer_config.bos_token.map(TokenText::text);
     let eos_text = tokenizer_config.eos_token.map(TokenText::text);
     let template = template_source
@@ -292,9 +311,8 @@ pub(super) fn load(dir: &Path, id: &str, device: &Device) -> Result<TextModel> {
         tokenizer: Arc::new(tokenizer),
         template,
         bos,
-        prepend_bos: false,
-        // The tokenizer's post-processor adds the BOS the model was trained with, if any.
-        tokenizer_adds_special: true,
+        prepend_bos,
+        tokenizer_adds_special: !explicit,
         context_length,
         device: device.clone(),
     })

@@ -51,7 +51,7 @@ pub enum Architecture {
 }
 
 enum Weights {
-    Gguf(gguf::GgufWeights),
+    Gguf(gguf::GgufModel),
     Hf(hf::HfWeights),
 }
 
@@ -59,7 +59,7 @@ enum Weights {
 pub struct SequenceState(State);
 
 enum State {
-    Gguf(gguf::GgufState),
+    Gguf(gguf::GgufModel),
     Hf(hf::HfState),
 }
 
@@ -127,11 +127,11 @@ impl TextModel {
     }
 
     /// A fresh state (empty KV cache) for a new sequence.
-    pub fn new_state(&self) -> Result<SequenceState> {
-        Ok(SequenceState(match &self.weights {
+    pub fn new_state(&self) -> SequenceState {
+        SequenceState(match &self.weights {
             Weights::Gguf(w) => State::Gguf(w.new_state()),
-            Weights::Hf(w) => State::Hf(w.new_state()?),
-        }))
+            Weights::Hf(w) => State::Hf(w.new_state()),
+        })
     }
 
     /// How many sequences can run at once (each with its own KV cache).

@@ -101,9 +101,13 @@ impl EthInfoApiServer for EthRpc {
         }
         let reader = self.state.reader()?;
         let newest = number_for_tag(&reader, newest_block)?.ok_or(RpcError::HeaderNotFound)?;
+        if block_count.is_zero() {
+            // geth's answer to no blocks: nothing, from block 0.
+            return Ok(FeeHistory::default());
+        }
         let count = block_count
             .to::<u64>()
-            .clamp(1, MAX_FEE_HISTORY_BLOCKS)
+            .min(MAX_FEE_HISTORY_BLOCKS)
             .min(newest + 1);
         let oldest = newest + 1 - count;
         let mut gas_used_ratio = Vec::with_capacity(count as usize);

@@ -1,6 +1,10 @@
 //! `eth_subscribe`/`eth_unsubscribe` over WebSocket: `newHeads`, `logs` (with a filter) and
 //! `newPendingTransactions` (hashes, or full transactions with `true`), fed by the chain's and
 //! the pool's announcements. Subscription ids are 0x-prefixed random hex, as geth's.
+//!
+//! A subscriber too slow for the announcements misses none of the blocks: the heads and logs of
+//! the blocks it skipped are read back from storage before the next one is sent. (Pending
+//! transaction hashes it was too slow for are dropped, as geth drops them.)
 
 use std::sync::Arc;
 
@@ -65,8 +69,8 @@ async fn send(sink: &SubscriptionSink, item: &impl Serialize) -> bool {
     sink.send(message).await.is_ok()
 }
 
-/// The next announcement, skipping over any the subscriber was too slow to receive; `None`
-/// once the channel closes or the subscriber leaves.
+/// The next announcement, skipping over any the subscriber was too slow to receive (the caller
+/// fills block gaps from storage); `None` once the channel closes or the subscriber leaves.
 async fn next<T: Clone>(sink: &SubscriptionSink, rx: &mut Receiver<T>) -> Option<T> {
     loop {
         tokio::select! {
@@ -83,39 +87,66 @@ async fn next<T: Clone>(sink: &SubscriptionSink, rx: &mut Receiver<T>) -> Option
 }
 
 impl EthPubSub {
+    /// The blocks to report when `announced` arrives: any skipped since `next`, then it.
+    fn catch_up(next: &mut Option<u64>, announced: u64) -> std::ops::RangeInclusive<u64> {
+        let from = next.unwrap_or(announced).min(announced);
+        *next = Some(announced + 1);
+        from..=announced
+    }
+
     async fn new_heads(&self, sink: SubscriptionSink) {
         let mut blocks = self.state.new_blocks.subscribe();
+        let mut next_number = None;
         while let Some(block) = next(&sink, &mut blocks).await {
-            let header = rpc_header(block.header.clone(), block.hash, None);
-            if !send(&sink, &header).await {
-                return;
+            for number in Self::catch_up(&mut next_number, block.header.number) {
+                let header = if number == block.header.number {
+                    Some(rpc_header(block.header.clone(), block.hash, None))
+                } else {
+                    self.stored_header(number)
+                };
+                if let Some(header) = header
+                    && !send(&sink, &header).await
+                {
+                    return;
+                }
             }
         }
     }
 
+    fn stored_header(&self, number: u64) -> Option<alloy_rpc_types_eth::Header> {
+        let reader = self.state.reader().ok()?;
+        let header = reader.header(number).ok()??;
+        let hash = reader.block_hash(number).ok()??;
+        Some(rpc_header(header, hash, None))
+    }
+
     async fn logs(&self, sink: SubscriptionSink, filter: Filter) {
         let mut blocks = self.state.new_blocks.subscribe();
+        let mut next_number = None;
         while let Some(block) = next(&sink, &mut blocks).await {
-            if !filter.matches_bloom(block.header.logs_bloom) {
-                continue;
-            }
-            let (state, number, filter) = (self.state.clone(), block.header.number, filter.clone());
-            let logs = tokio::task::spawn_blocking(move || {
-                let reader = state.reader().ok()?;
-                let stored = StoredBlock::load(&reader, number).ok()??;
-                let receipts = reader.receipts(number).ok()?;
-                Some(
-                    stored
-                        .logs(&receipts)
-                        .into_iter()
-                        .filter(|l| filter.matches(&l.inner))
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .await;
-            for log in logs.ok().flatten().unwrap_or_default() {
-                if !send(&sink, &log).await {
-                    return;
+            for number in Self::catch_up(&mut next_number, block.header.number) {
+                let (state, filter) = (self.state.clone(), filter.clone());
+                let logs = tokio::task::spawn_blocking(move || {
+                    let reader = state.reader().ok()?;
+                    let header = reader.header(number).ok()??;
+                    if !filter.matches_bloom(header.logs_bloom) {
+                        return Some(Vec::new());
+                    }
+                    let stored = StoredBlock::load(&reader, number).ok()??;
+                    let receipts = reader.receipts(number).ok()?;
+                    Some(
+                        stored
+                            .logs(&receipts)
+                            .into_iter()
+                            .filter(|l| filter.matches(&l.inner))
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .await;
+                for log in logs.ok().flatten().unwrap_or_default() {
+                    if !send(&sink, &log).await {
+                        return;
+                    }
                 }
             }
         }
@@ -181,5 +212,20 @@ impl EthPubSubApiServer for EthPubSub {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EthPubSub;
+
+    #[test]
+    fn a_subscriber_that_skipped_blocks_gets_them_first() {
+        let mut next = None;
+        assert_eq!(EthPubSub::catch_up(&mut next, 5), 5..=5);
+        assert_eq!(EthPubSub::catch_up(&mut next, 6), 6..=6);
+        // Announcements 7 and 8 were missed.
+        assert_eq!(EthPubSub::catch_up(&mut next, 9), 7..=9);
+        assert_eq!(next, Some(10));
     }
 }

@@ -1,10 +1,12 @@
 //! The JSON-RPC server: HTTP and WebSocket on one port, with CORS for browser wallets, gzip,
-//! the MetaMask page, limits on request and response size, batch length, connections and
-//! subscriptions, a per-client request-rate limit and call metrics.
+//! the MetaMask page, limits on request and response size, batch length, connections (in all
+//! and per client, idle ones closed) and subscriptions, a per-client request-rate limit and call
+//! metrics.
 //!
 //! The accept loop is ours (jsonrpsee's low-level API) so each connection's requests carry the
 //! client's address, which the rate limit keys on.
 
+mod connections;
 mod guard;
 mod http;
 mod metrics;
@@ -16,8 +18,8 @@ use jsonrpsee::{
     Methods, RpcModule,
     core::middleware::RpcServiceBuilder,
     server::{
-        BatchRequestConfig, Server, ServerConfig, ServerHandle, serve_with_graceful_shutdown,
-        stop_channel,
+        BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle,
+        serve_with_graceful_shutdown, stop_channel,
     },
 };
 use tokio::{net::TcpListener, sync::Semaphore};
@@ -42,6 +44,7 @@ use crate::{
     state::RpcState,
     txpool::{TxPoolApiServer, TxPoolRpc},
 };
+use connections::{PerClient, WS_PING_INTERVAL, with_idle_timeout};
 use guard::GuardLayer;
 use http::PageLayer;
 
@@ -61,6 +64,8 @@ pub struct RpcServerConfig {
     pub max_request_body_bytes: u32,
     pub max_response_body_bytes: u32,
     pub max_connections: u32,
+    /// Connections one client address may hold at once.
+    pub max_connections_per_ip: u32,
     pub max_batch_len: u32,
     pub max_subscriptions_per_connection: u32,
     pub cors: CorsOrigins,
@@ -76,6 +81,7 @@ impl Default for RpcServerConfig {
             max_request_body_bytes: 5 * 1024 * 1024,
             max_response_body_bytes: 100 * 1024 * 1024,
             max_connections: 500,
+            max_connections_per_ip: 128,
             max_batch_len: 100,
             max_subscriptions_per_connection: 1024,
             cors: CorsOrigins::Any,
@@ -214,6 +220,11 @@ pub async fn start(
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
         .set_id_provider(HexIdProvider)
+        .enable_ws_ping(
+            PingConfig::new()
+                .ping_interval(WS_PING_INTERVAL)
+                .inactive_limit(WS_PING_INTERVAL * 2),
+        )
         .build();
     let http_middleware = tower::ServiceBuilder::new()
         .layer(cors(&config.cors))
@@ -230,6 +241,7 @@ pub async fn start(
 
     let (stop, handle) = stop_channel();
     let connections = Arc::new(Semaphore::new(config.max_connections as usize));
+    let per_client = PerClient::new(config.max_connections_per_ip);
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -245,7 +257,10 @@ pub async fn start(
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
+                        // Out of file descriptors, say: give the system a moment rather than
+                        // spin on the error.
                         tracing::warn!(error = %e, "accepting an RPC connection failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
                         continue;
                     }
                 },
@@ -255,14 +270,19 @@ pub async fn start(
                 }
                 _ = stop.clone().shutdown() => break,
             };
+            let Some(slot) = per_client.admit(remote.ip()) else {
+                tracing::debug!(%remote, "refused a connection: the client holds too many");
+                continue;
+            };
             let service = services.clone().build(methods.clone(), stop.clone());
             let service = AddExtension::new(service, ClientIp(remote.ip()));
             let stopped = stop.clone().shutdown();
+            let socket = with_idle_timeout(socket);
             tokio::spawn(async move {
                 if let Err(e) = serve_with_graceful_shutdown(socket, service, stopped).await {
                     tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
                 }
-                drop(permit);
+                drop((permit, slot));
             });
         }
     });

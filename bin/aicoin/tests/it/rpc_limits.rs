@@ -1,0 +1,184 @@
+//! What one client can make the node do, and what it still gets: log filters that fell behind
+//! the range limit catch up a range per poll instead of failing forever, a filter from a future
+//! block reports nothing older, connections per client address are capped, struct-log traces
+//! are bounded (with `limit` and other tracers still working), calls asking for more gas than a
+//! transaction may use run with the cap, and `eth_feeHistory` of no blocks is empty.
+
+use std::time::Duration;
+
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::{SolCall, sol};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+
+use crate::common::*;
+
+sol! {
+    function set(uint256 v) external;
+}
+
+/// Creation code that counts down from 0xffff in a loop: ~460,000 EVM steps for ~1.7M gas.
+const LOOP_INITCODE: &str = "0x61ffff5b600190038060035700";
+
+async fn set_value(node: &NodeProcess, probe: Address, v: u64) -> u64 {
+    let data = setCall { v: U256::from(v) }.abi_encode();
+    let receipt = node
+        .send_and_mine(json!({
+            "from": dev_key(0).address(), "to": probe,
+            "data": alloy_primitives::hex::encode_prefixed(data),
+        }))
+        .await;
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+    block_of(&receipt)
+}
+
+async fn wait_for_block(node: &NodeProcess, number: u64) {
+    node.wait_until(|| async { node.block_number().await >= number })
+        .await;
+}
+
+/// Every log the filter reports over `polls` polls.
+async fn poll(node: &NodeProcess, filter: &Value, polls: u64) -> Vec<Value> {
+    let mut logs = Vec::new();
+    for _ in 0..polls {
+        let changes: Vec<Value> = node.ok("eth_getFilterChanges", vec![filter.clone()]).await;
+        logs.extend(changes);
+    }
+    logs
+}
+
+fn block_of(log: &Value) -> u64 {
+    u64::from_str_radix(
+        log["blockNumber"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("0x"),
+        16,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn filters_catch_up_in_ranges_and_never_report_before_their_from_block() {
+    let tmp = tempdir();
+    let node = NodeProcess::dev(
+        &data_dir(&tmp),
+        &["--rpc-max-logs-range", "5", "--block-interval", "0.1"],
+    )
+    .await;
+    let probe = node.deploy("Probe").await;
+
+    // A filter polled only after 20 blocks, more than the 5-block range limit.
+    let behind: Value = node
+        .ok(
+            "eth_newFilter",
+            vec![json!({ "fromBlock": "0x1", "address": probe })],
+        )
+        .await;
+    let first = set_value(&node, probe, 1).await;
+    wait_for_block(&node, first + 20).await;
+    let last = set_value(&node, probe, 2).await;
+    // The first poll covers five blocks, not the last log's; the rest come poll by poll.
+    let mut logs = poll(&node, &behind, 1).await;
+    assert!(logs.iter().all(|l| block_of(l) < last), "{logs:?}");
+    logs.extend(poll(&node, &behind, last / 5 + 2).await);
+    assert_eq!(logs.iter().map(block_of).collect::<Vec<_>>(), [first, last]);
+
+    // A filter from a block not mined yet: a log before it is never reported.
+    let head = node.block_number().await;
+    let from = head + 15;
+    let future: Value = node
+        .ok(
+            "eth_newFilter",
+            vec![json!({ "fromBlock": format!("{from:#x}"), "address": probe })],
+        )
+        .await;
+    let early = set_value(&node, probe, 3).await;
+    assert!(
+        early < from,
+        "the early log landed at {early}, after {from}"
+    );
+    let empty: Vec<Value> = node.ok("eth_getFilterChanges", vec![future.clone()]).await;
+    assert!(empty.is_empty());
+    wait_for_block(&node, from + 1).await;
+    let late = set_value(&node, probe, 4).await;
+    let logs = poll(&node, &future, (late - from) / 5 + 2).await;
+    assert_eq!(logs.iter().map(block_of).collect::<Vec<_>>(), [late]);
+}
+
+#[tokio::test]
+async fn connections_per_client_address_are_capped() {
+    let tmp = tempdir();
+    let node = NodeProcess::dev(&data_dir(&tmp), &["--rpc-max-connections-per-ip", "8"]).await;
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let fresh_request = || async {
+        // A new client: a new connection.
+        reqwest::Client::new()
+            .post(&node.url)
+            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}))
+            .send()
+            .await
+    };
+    // Eight idle connections take every slot this address has (one may already be the test
+    // harness's own).
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let ninth = fresh_request().await;
+    assert!(ninth.is_err(), "a ninth connection was served: {ninth:?}");
+    drop(idle);
+    node.wait_until(|| async { fresh_request().await.is_ok() })
+        .await;
+}
+
+#[tokio::test]
+async fn traces_are_bounded_and_oversized_calls_run_with_the_cap() {
+    let tmp = tempdir();
+    let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
+    let from = dev_key(0).address();
+    let call = json!({ "from": from, "data": LOOP_INITCODE, "gas": "0x1000000" });
+
+    // The struct logger would hold ~460,000 steps: refused with the limit code and a way out.
+    let too_big = node
+        .rpc::<Value>("debug_traceCall", vec![call.clone(), json!("latest")])
+        .await
+        .unwrap_err();
+    assert_eq!(too_big.code(), -32005);
+    assert!(too_big.message().contains("limit"), "{}", too_big.message());
+    let limited: Value = node
+        .ok(
+            "debug_traceCall",
+            vec![call.clone(), json!("latest"), json!({ "limit": 10 })],
+        )
+        .await;
+    assert_eq!(limited["structLogs"].as_array().unwrap().len(), 10);
+    let calls: Value = node
+        .ok(
+            "debug_traceCall",
+            vec![
+                call.clone(),
+                json!("latest"),
+                json!({ "tracer": "callTracer" }),
+            ],
+        )
+        .await;
+    assert_eq!(calls["type"], "CREATE");
+
+    // More gas than one transaction may have: run with the cap, as geth does.
+    let huge = json!({ "from": from, "data": LOOP_INITCODE, "gas": "0x3b9aca00" });
+    let _: Value = node.ok("eth_call", vec![huge, json!("latest")]).await;
+
+    let none: Value = node
+        .ok(
+            "eth_feeHistory",
+            vec![json!("0x0"), json!("latest"), json!([])],
+        )
+        .await;
+    assert_eq!(none["oldestBlock"], "0x0");
+    assert!(
+        none["baseFeePerGas"].as_array().is_none_or(Vec::is_empty),
+        "{none}"
+    );
+}
