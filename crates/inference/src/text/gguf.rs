@@ -70,11 +70,13 @@ fn architecture(name: &str) -> Result<Architecture> {
     })
 }
 
-/// Rewrites the slow-kernel tensors of a GGUF file as Q8_0, into memory.
+/// Rewrites the slow-kernel tensors of a GGUF file as Q8_0, into an anonymous temporary file
+/// (in memory, the rewritten copy would raise the peak by its whole size while the model
+/// loads from it).
 fn requantize<R: std::io::Read + std::io::Seek>(
     content: gguf_file::Content,
     file: &mut R,
-) -> candle_core::Result<(gguf_file::Content, std::io::Cursor<Vec<u8>>)> {
+) -> candle_core::Result<(gguf_file::Content, std::fs::File)> {
     let mut tensors = Vec::with_capacity(content.tensor_infos.len());
     for (name, info) in &content.tensor_infos {
         let tensor = content.tensor(file, name, &Device::Cpu)?;
@@ -92,11 +94,16 @@ fn requantize<R: std::io::Read + std::io::Seek>(
         .map(|(k, v)| (k.as_str(), v))
         .collect();
     let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    gguf_file::write(&mut bytes, &metadata, &tensors)?;
-    bytes.set_position(0);
-    let content = gguf_file::Content::read(&mut bytes)?;
-    Ok((content, bytes))
+    let mut rewritten = tempfile::tempfile()?;
+    {
+        let mut writer = std::io::BufWriter::new(&mut rewritten);
+        gguf_file::write(&mut writer, &metadata, &tensors)?;
+        std::io::Write::flush(&mut writer)?;
+    }
+    drop(tensors);
+    std::io::Seek::rewind(&mut rewritten)?;
+    let content = gguf_file::Content::read(&mut std::io::BufReader::new(&mut rewritten))?;
+    Ok((content, rewritten))
 }
 
 fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
@@ -138,9 +145,9 @@ pub(super) fn load(
     match requantize_worth_it {
         false => from_content(path, id, device, content, &mut file),
         true => {
-            let (content, mut bytes) = requantize(content, &mut file)
+            let (content, mut rewritten) = requantize(content, &mut file)
                 .map_err(|e| bad(format!("cannot re-quantize: {e}")))?;
-            from_content(path, id, device, content, &mut bytes)
+            from_content(path, id, device, content, &mut rewritten)
         }
     }
 }
