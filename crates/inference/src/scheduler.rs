@@ -290,8 +290,9 @@ impl Worker {
             Ok(step) => step,
             Err(e) => {
                 tracing::warn!(model = %self.label.model, error = %e, "generation failed");
-                let _ = active.job.events.send(Event::Failed(e));
+                // Counted before the client hears, so its next /metrics read includes it.
                 self.metrics.request(&self.label.model, Outcome::Failed);
+                let _ = active.job.events.send(Event::Failed(e));
                 return None;
             }
         };
@@ -331,12 +332,12 @@ impl Worker {
         match step.finished {
             Some(finish_reason) => {
                 let sequence = &active.job.sequence;
+                self.metrics.request(&self.label.model, Outcome::Completed);
                 let _ = events.send(Event::Done(Usage {
                     prompt_tokens: sequence.prompt_tokens(),
                     completion_tokens: sequence.completion_tokens(),
                     finish_reason,
                 }));
-                self.metrics.request(&self.label.model, Outcome::Completed);
                 None
             }
             None => Some(active),
