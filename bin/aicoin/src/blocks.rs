@@ -12,7 +12,7 @@ use std::{
 use aicoin_node::{Chain, unix_now};
 use aicoin_primitives::ChainSpec;
 use aicoin_storage::{Store, StoreError};
-use alloy_consensus::{Block, BlockBody, TxEnvelope};
+use alloy_consensus::{Block, TxEnvelope};
 use alloy_rlp::{Decodable, Encodable};
 use clap::Args;
 use eyre::{WrapErr, bail};
@@ -113,9 +113,9 @@ pub async fn import(args: ImportArgs) -> eyre::Result<()> {
 }
 
 pub fn export(args: ExportArgs) -> eyre::Result<()> {
-    let (store, _) = Store::open_existing(&args.data_dir)?;
-    let reader = store.reader()?;
-    let head = reader.head_number()?;
+    let (store, spec) = Store::open_existing(&args.data_dir)?;
+    let head = store.reader()?.head_number()?;
+    let chain = Chain::new(store, Arc::new(spec));
     let from = args.from.unwrap_or(1);
     let to = args.to.unwrap_or(head).min(head);
     let file = std::fs::File::create(&args.file)
@@ -123,16 +123,11 @@ pub fn export(args: ExportArgs) -> eyre::Result<()> {
     let mut out = BufWriter::new(file);
     let mut buf = Vec::new();
     for number in from..=to {
-        let Some(header) = reader.header(number)? else {
+        let Some(block) = chain.block(number)? else {
             bail!("block {number} is missing")
         };
-        let body = BlockBody {
-            transactions: reader.transactions(number)?,
-            ommers: Vec::new(),
-            withdrawals: Some(Default::default()),
-        };
         buf.clear();
-        ChainBlock { header, body }.encode(&mut buf);
+        block.encode(&mut buf);
         out.write_all(&buf)?;
     }
     out.flush()?;

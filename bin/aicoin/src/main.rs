@@ -3,6 +3,8 @@
 mod bench;
 mod blocks;
 mod chat;
+mod cluster;
+mod devnet;
 mod docs;
 mod model;
 mod node;
@@ -29,7 +31,12 @@ use tracing_subscriber::EnvFilter;
 )]
 struct Cli {
     /// Log filter (tracing's env-filter syntax, e.g. `info` or `aicoin_node=debug`).
-    #[arg(long, global = true, env = "AICOIN_LOG", default_value = "info")]
+    #[arg(
+        long,
+        global = true,
+        env = "AICOIN_LOG",
+        default_value = "info,openraft=warn"
+    )]
     log: String,
 
     #[command(subcommand)]
@@ -40,6 +47,10 @@ struct Cli {
 enum Command {
     /// Run a node: produce blocks and serve JSON-RPC (no flags needed).
     Node(Box<node::NodeArgs>),
+    /// Inspect and change a replicated validator cluster (leader, lag, add/remove validators).
+    Cluster(cluster::ClusterArgs),
+    /// Start a local cluster of validators, each its own process, to try failover.
+    Devnet(devnet::DevnetArgs),
     /// Import blocks from an RLP file (as written by `export`), verifying seals and state.
     Import(blocks::ImportArgs),
     /// Export blocks of a data dir to an RLP file.
@@ -90,6 +101,8 @@ fn run(cli: Cli) -> eyre::Result<()> {
     runtime.block_on(async {
         match cli.command {
             Command::Node(args) => node::run(*args).await,
+            Command::Cluster(args) => cluster::run(args).await,
+            Command::Devnet(args) => devnet::run(args).await,
             Command::Import(args) => blocks::import(args).await,
             Command::Export(args) => blocks::export(args),
             Command::ChainSpec(args) => blocks::chain_spec(args),

@@ -60,12 +60,19 @@ pub struct NodeArgs {
     /// This node's id in the cluster.
     #[arg(long, env = "AICOIN_NODE_ID")]
     node_id: Option<String>,
-    /// Failover priority; higher wins elections [default: 1].
+    /// Failover priority: 1 is the highest (wins elections first), then 2, 3, … [default: 1].
     #[arg(long, env = "AICOIN_PRIORITY")]
     priority: Option<u32>,
     /// Peers, as the spec's JSON list: [{"node_id","host","sync_port","rpc_port","role","priority"}].
     #[arg(long, env = "AICOIN_PEERS")]
     peers: Option<String>,
+    /// Validators' sync URLs a full node (`--role full`) follows, comma-separated
+    /// (`http://host:9551`).
+    #[arg(long, env = "AICOIN_BOOTNODES", value_delimiter = ',')]
+    bootnodes: Option<Vec<String>>,
+    /// Cluster admin API port on 127.0.0.1, for `aicoin cluster` [default: --sync-port + 100].
+    #[arg(long, env = "AICOIN_ADMIN_PORT")]
+    admin_port: Option<u16>,
     /// Pool: most transactions held, pending and queued [default: 16384].
     #[arg(long, env = "AICOIN_TXPOOL_MAX_TXS")]
     txpool_max_txs: Option<usize>,
@@ -155,7 +162,7 @@ impl NodeArgs {
         let cli = self;
         Ok(
             prefer!(cli, file; host, rpc_port, chain_id, miner_address, data_dir, block_interval,
-            gas_limit, chain, role, sync_port, node_id, priority, peers, txpool_max_txs,
+            gas_limit, chain, role, sync_port, node_id, priority, peers, admin_port, bootnodes, txpool_max_txs,
             txpool_max_bytes, txpool_max_queued, txpool_max_per_sender, txpool_max_nonce_gap,
             txpool_queued_lifetime, rpc_cors, rpc_rate_limit, rpc_max_connections, rpc_max_connections_per_ip, rpc_max_batch,
             rpc_max_request_bytes, rpc_max_response_bytes, rpc_max_logs_range, rpc_max_logs,
@@ -225,6 +232,8 @@ impl NodeArgs {
         if let Some(json) = &a.peers {
             c.peers = parse_peers(json).map_err(|e| eyre::eyre!(e))?;
         }
+        c.bootnodes = a.bootnodes.clone().unwrap_or_default();
+        c.admin_port = a.admin_port;
         let p = &mut c.pool;
         if let Some(v) = a.txpool_max_txs {
             p.max_txs = v
@@ -344,6 +353,12 @@ fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u
     }
     if let Some(addr) = node.metrics_addr() {
         println!("  Metrics:     http://{addr}/metrics");
+    }
+    if let Some(cluster) = node.cluster() {
+        println!("  Cluster:     sync http://{}", cluster.sync_addr());
+        if let Some(admin) = cluster.admin_addr() {
+            println!("               admin http://{admin}  (aicoin cluster status --admin-url …)");
+        }
     }
     println!(
         "  Blocks:      every {:?}, gas limit {gas_limit}, zero fees",

@@ -104,6 +104,11 @@ pub struct NodeConfig {
     pub node_id: Option<String>,
     pub priority: u32,
     pub peers: Vec<PeerConfig>,
+    /// Sync URLs (`http://host:sync-port`) a full node follows.
+    pub bootnodes: Vec<String>,
+    /// The cluster admin API's port on 127.0.0.1 (`aicoin cluster …`); `--sync-port` + 100 when
+    /// unset.
+    pub admin_port: Option<u16>,
     pub pool: PoolConfig,
     /// JSON-RPC server limits, CORS, rate limit and the MetaMask page's public URL.
     pub rpc: RpcServerConfig,
@@ -135,6 +140,8 @@ impl NodeConfig {
             node_id: None,
             priority: 1,
             peers: Vec::new(),
+            bootnodes: Vec::new(),
+            admin_port: None,
             pool: PoolConfig::default(),
             rpc: RpcServerConfig::default(),
             rpc_limits: RpcLimits::default(),
@@ -184,6 +191,24 @@ impl NodeConfig {
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
             return Err(format!("--peers: node id {:?} appears twice", w[0]));
         }
+        if self.role == Role::Full && self.bootnodes.is_empty() {
+            return Err(
+                "--role full needs --bootnodes (validators' sync URLs) to sync from".into(),
+            );
+        }
+        if self.role == Role::Follower && self.peers.is_empty() {
+            return Err("--role follower needs --peers: the cluster it follows".into());
+        }
+        if (self.role == Role::Full || !self.peers.is_empty()) && self.chain_spec.is_none() {
+            return Err(format!(
+                "--role {} with peers needs the cluster's shared chain spec (--chain spec.json; \
+                 `aicoin devnet` writes one)",
+                self.role.as_str()
+            ));
+        }
+        if !self.peers.is_empty() && self.sync_port == 0 {
+            return Err("--sync-port must be set (not 0) for a cluster member".into());
+        }
         if let Some(p) = self
             .peers
             .iter()
@@ -195,6 +220,34 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Whether this node runs as a member of a replicated validator cluster.
+    pub fn replicated(&self) -> bool {
+        self.role != Role::Full && !self.peers.is_empty()
+    }
+
+    /// Whether this node creates the cluster when none exists: the most preferred of the initial
+    /// members (the spec's `leader` role first, then the highest priority, i.e. the lowest
+    /// number, then the node id), so that exactly one of them does.
+    pub fn bootstraps_cluster(&self) -> bool {
+        let rank = |role: Option<Role>, priority: u32, id: &str| {
+            (role != Some(Role::Leader), priority, id.to_string())
+        };
+        let mine = rank(
+            Some(self.role),
+            self.priority,
+            self.node_id.as_deref().unwrap_or_default(),
+        );
+        self.peers
+            .iter()
+            .all(|p| mine < rank(p.role, p.priority, &p.node_id))
+    }
+
+    /// The admin API's port.
+    pub fn admin_port(&self) -> u16 {
+        self.admin_port
+            .unwrap_or_else(|| self.sync_port.saturating_add(100))
     }
 }
 

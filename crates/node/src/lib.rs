@@ -4,13 +4,20 @@
 
 pub mod chain;
 mod config;
+mod forward;
 mod key;
+mod ledger;
 mod metrics;
 mod producer;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::PathBuf,
+    sync::Arc,
+};
 
 use aicoin_api::ApiServer;
+use aicoin_cluster::{ClusterConfig, ClusterHandle, Fetcher, Member};
 use aicoin_primitives::{ChainSpec, dev::dev_signers};
 use aicoin_rpc::{RpcState, ServerHandle};
 use aicoin_storage::{Store, StoreError};
@@ -19,13 +26,14 @@ use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::{sync::watch, task::JoinHandle};
 
+pub use aicoin_cluster;
 pub use aicoin_primitives::NewBlock;
-pub use chain::{BlockTimings, Chain, ChainError, Produced, Sealer};
+pub use chain::{BlockTimings, Chain, ChainError, Committed, Produced, Proposal, Sealer};
 pub use config::{
     DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role, default_data_dir,
     parse_peers,
 };
-pub use key::{KeyError, VALIDATOR_KEY_FILE};
+pub use key::{KeyError, VALIDATOR_KEY_FILE, load_or_create as load_or_create_validator_key};
 pub use metrics::NodeMetrics;
 pub use producer::unix_now;
 
@@ -58,11 +66,8 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Api(#[from] aicoin_api::StartError),
-    #[error(
-        "--role {0} needs validator replication, which this version does not have yet; run a \
-         single node with --role leader (the default)"
-    )]
-    RoleUnsupported(&'static str),
+    #[error(transparent)]
+    Cluster(#[from] aicoin_cluster::ClusterError),
 }
 
 /// A running node. Dropping it leaves the node running until the runtime ends; call
@@ -84,7 +89,8 @@ pub struct NodeHandle {
     pool: Arc<TxPool>,
     server: ServerHandle,
     shutdown: watch::Sender<bool>,
-    producer: JoinHandle<()>,
+    cluster: Option<ClusterHandle>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl NodeHandle {
@@ -154,10 +160,20 @@ impl NodeHandle {
         &self.pool
     }
 
+    /// This validator's cluster membership, when it runs replicated.
+    pub fn cluster(&self) -> Option<&ClusterHandle> {
+        self.cluster.as_ref()
+    }
+
     /// Stops producing, finishes the block in progress, and closes the RPC server.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.producer.await;
+        if let Some(cluster) = self.cluster {
+            cluster.stop().await;
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
         let _ = self.server.stop();
         self.server.stopped().await;
         if let Some(api) = self.api {
@@ -169,9 +185,6 @@ impl NodeHandle {
 /// Starts a node: opens (or creates) its data dir, starts JSON-RPC and block production.
 pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     config.validate().map_err(NodeError::Config)?;
-    if matches!(config.role, Role::Follower | Role::Full) {
-        return Err(NodeError::RoleUnsupported(config.role.as_str()));
-    }
     let (key, key_created) = key::load_or_create(&config.data_dir)?;
     let dev_accounts = match config.dev {
         true => dev_signers().map_err(|e| NodeError::DevAccounts(e.to_string()))?,
@@ -182,7 +195,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         Some(spec) => spec.clone(),
         None => ChainSpec::local(config.chain_id, key.address(), &dev_addresses),
     });
-    if !spec.is_authority(&key.address()) {
+    if config.role != Role::Full && !spec.is_authority(&key.address()) {
         return Err(NodeError::NotAuthority {
             validator: key.address(),
             authorities: spec.authorities.clone(),
@@ -208,7 +221,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         new_blocks: chain.new_blocks(),
         coinbase: beneficiary,
         block_gas_limit: config.gas_limit,
-        mining: true,
+        mining: config.role != Role::Full,
         signers: dev_accounts.clone(),
         limits: config.rpc_limits.clone(),
     });
@@ -260,14 +273,94 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         beneficiary,
         gas_limit: config.gas_limit,
     };
-    let producer = tokio::spawn(producer::run(
-        chain.clone(),
-        pool.clone(),
-        sealer,
-        config.block_interval,
-        metrics.clone(),
-        shutdown_rx,
-    ));
+    let mut tasks = Vec::new();
+    let mut cluster = None;
+    if config.role == Role::Full {
+        let ledger = Arc::new(ledger::ChainLedger {
+            chain: chain.clone(),
+            pool: pool.clone(),
+            sealer: None,
+        });
+        let fetcher = Fetcher::new();
+        let (target, target_rx) = watch::channel(None);
+        tasks.push(tokio::spawn(forward::run(
+            pool.clone(),
+            target_rx,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(producer_rpc_of_bootnode(
+            fetcher.clone(),
+            config.bootnodes.clone(),
+            target,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(aicoin_cluster::follow::run(
+            ledger,
+            config.bootnodes.clone(),
+            fetcher,
+            shutdown_rx,
+        )));
+    } else if config.replicated() {
+        let ledger = Arc::new(ledger::ChainLedger {
+            chain: chain.clone(),
+            pool: pool.clone(),
+            sealer: Some(sealer),
+        });
+        let me = Member {
+            name: config
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("node-{}", rpc_addr.port())),
+            sync_url: format!("http://{}", SocketAddr::new(config.host, config.sync_port)),
+            rpc_url: format!("http://{rpc_addr}"),
+            priority: config.priority,
+        };
+        let handle = aicoin_cluster::start(
+            ClusterConfig {
+                data_dir: config.data_dir.clone(),
+                key: key.clone(),
+                genesis: genesis_hash,
+                validators: spec.authorities.clone(),
+                me,
+                listen: SocketAddr::new(config.host, config.sync_port),
+                admin: Some(SocketAddr::new(
+                    IpAddr::V4(Ipv4Addr::LOCALHOST),
+                    config.admin_port(),
+                )),
+                peers: config
+                    .peers
+                    .iter()
+                    .map(|p| format!("http://{}:{}", p.host, p.sync_port))
+                    .collect(),
+                bootstrap: config.bootstraps_cluster(),
+                block_interval: config.block_interval,
+            },
+            ledger,
+        )
+        .await?;
+        let (target, target_rx) = watch::channel(None);
+        tasks.push(tokio::spawn(forward::run(
+            pool.clone(),
+            target_rx,
+            shutdown_rx.clone(),
+        )));
+        tasks.push(tokio::spawn(follow_leader(
+            handle.changes(),
+            key.address(),
+            target,
+            shutdown_rx,
+        )));
+        cluster = Some(handle);
+    } else {
+        tasks.push(tokio::spawn(producer::run(
+            chain.clone(),
+            pool.clone(),
+            sealer,
+            config.block_interval,
+            metrics.clone(),
+            shutdown_rx,
+        )));
+    }
     tracing::info!(%rpc_addr, validator = %key.address(), chain_id = spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,
@@ -285,6 +378,78 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         pool,
         server: rpc.handle,
         shutdown,
-        producer,
+        cluster,
+        tasks,
     })
+}
+
+/// Keeps `target` at the leader's JSON-RPC URL while another node leads (`None` while this one
+/// does or none is known). The URL is asked of the leader itself: the membership records where
+/// a validator's RPC was when it joined, which a restart may have changed.
+async fn follow_leader(
+    mut changes: watch::Receiver<aicoin_cluster::Metrics>,
+    me: Address,
+    target: watch::Sender<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let fetcher = Fetcher::new();
+    let mut current: Option<Address> = None;
+    loop {
+        let leader = {
+            let metrics = changes.borrow_and_update();
+            metrics
+                .current_leader
+                .filter(|leader| *leader != me)
+                .and_then(|leader| {
+                    let membership = metrics.membership_config.membership();
+                    membership
+                        .get_node(&leader)
+                        .map(|m| (leader, m.sync_url.clone()))
+                })
+        };
+        if leader.as_ref().map(|(a, _)| *a) != current {
+            current = leader.as_ref().map(|(a, _)| *a);
+            let url = match &leader {
+                Some((_, sync_url)) => match fetcher.status(sync_url).await {
+                    Ok(status) => Some(status.member.rpc_url),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot ask the leader for its RPC URL");
+                        current = None;
+                        None
+                    }
+                },
+                None => None,
+            };
+            let _ = target.send(url);
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            // Retry a leader that did not answer.
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if current.is_none() && leader.is_some() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Points `target` at the JSON-RPC URL of the first bootnode that answers.
+async fn producer_rpc_of_bootnode(
+    fetcher: Fetcher,
+    bootnodes: Vec<String>,
+    target: watch::Sender<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        for bootnode in &bootnodes {
+            if let Ok(status) = fetcher.status(bootnode).await {
+                let _ = target.send(Some(status.member.rpc_url));
+                // The forwarder stops when `target` is dropped.
+                let _ = shutdown.wait_for(|stop| *stop).await;
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
 }

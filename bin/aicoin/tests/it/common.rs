@@ -49,9 +49,10 @@ pub struct NodeProcess {
 /// `aicoin` with `args`, HOME pointed at `home` so nothing escapes the test's directory.
 pub fn aicoin(home: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env("HOME", home)
-        .env("AICOIN_LOG", "info,aicoin_node::producer=warn");
+    cmd.args(args).env("HOME", home).env(
+        "AICOIN_LOG",
+        "info,aicoin_node::producer=warn,openraft=warn",
+    );
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("AICOIN_") && k != "AICOIN_LOG")
     {
         cmd.env_remove(key);

@@ -118,7 +118,12 @@ async fn impossible_settings_and_foreign_data_dirs_are_refused() {
     assert!(failure(&["node", "--data-dir", d, "--peers", "nope"], home).contains("--peers"));
     assert!(failure(&["node", "--data-dir", d, "--role", "boss"], home).contains("unknown role"));
     assert!(
-        failure(&["node", "--data-dir", d, "--role", "follower"], home).contains("replication")
+        failure(&["node", "--data-dir", d, "--role", "follower"], home).contains("needs --peers")
+    );
+    assert!(failure(&["node", "--data-dir", d, "--role", "full"], home).contains("--bootnodes"));
+    let peers = r#"[{"node_id":"b","host":"127.0.0.1","sync_port":9552,"rpc_port":8547}]"#;
+    assert!(
+        failure(&["node", "--data-dir", d, "--peers", peers], home).contains("--chain spec.json")
     );
 
     let node = NodeProcess::dev(&dir, &[]).await;

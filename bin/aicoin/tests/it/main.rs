@@ -2,6 +2,7 @@
 
 mod bad_input;
 mod blocks;
+mod cluster;
 mod common;
 mod config;
 mod docs;

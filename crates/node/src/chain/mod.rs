@@ -16,7 +16,7 @@ use aicoin_execution::{
 use aicoin_primitives::{ChainSpec, NewBlock};
 use aicoin_storage::{Store, StoreError};
 use aicoin_txpool::BestTransactions;
-use alloy_consensus::{Header, TxEnvelope, proofs};
+use alloy_consensus::{Block, BlockBody, Header, TxEnvelope, proofs};
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::sync::broadcast;
@@ -39,6 +39,29 @@ pub struct Produced {
     /// Pool transactions that cannot execute (and never will as they are).
     pub rejected: Vec<(B256, String)>,
     pub timings: BlockTimings,
+}
+
+/// Senders whose transactions a block included, with their next nonce.
+pub type NextNonces = Vec<(Address, u64)>;
+
+/// A sealed block built for a cluster to commit.
+#[derive(Debug)]
+pub struct Proposal {
+    pub block: Block<TxEnvelope>,
+    /// Pool transactions that cannot execute (and never will as they are).
+    pub rejected: Vec<(B256, String)>,
+}
+
+/// What importing a committed block did.
+#[derive(Debug)]
+pub enum Committed {
+    /// It was stored already (a replayed entry).
+    Known,
+    Imported {
+        block: Arc<NewBlock>,
+        /// Senders whose transactions the block included, with their next nonce.
+        next_nonces: Vec<(Address, u64)>,
+    },
 }
 
 /// Where a block's production time went.
@@ -66,6 +89,15 @@ pub enum ChainError {
     Transaction {
         index: usize,
         error: TxValidationError,
+    },
+    #[error(
+        "block {number} was committed as {committed}, but this data dir holds {stored} there: \
+         it was written by another chain"
+    )]
+    Conflict {
+        number: u64,
+        stored: B256,
+        committed: B256,
     },
     #[error("block {number}: {field} is {got}, execution gives {expected}")]
     Mismatch {
@@ -117,6 +149,20 @@ impl Chain {
         &self.spec
     }
 
+    /// Stored block `number` with its transactions, as blocks travel between nodes.
+    pub fn block(&self, number: u64) -> Result<Option<Block<TxEnvelope>>, ChainError> {
+        let reader = self.store.reader()?;
+        let Some(header) = reader.header(number)? else {
+            return Ok(None);
+        };
+        let body = BlockBody {
+            transactions: reader.transactions(number)?,
+            ommers: Vec::new(),
+            withdrawals: Some(Default::default()),
+        };
+        Ok(Some(Block { header, body }))
+    }
+
     /// New heads as they are committed.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<NewBlock>> {
         self.new_blocks.subscribe()
@@ -134,6 +180,58 @@ impl Chain {
         timestamp: u64,
         candidates: &mut BestTransactions,
     ) -> Result<Produced, ChainError> {
+        let (header, built, rejected, execution) = self.execute(sealer, timestamp, candidates)?;
+        let next_nonces = next_nonces(&built);
+        let (block, mut timings) = self.commit(header, built, |header| {
+            Ok(seal_header(header, &sealer.key)?)
+        })?;
+        timings.execution = execution;
+        Ok(Produced {
+            block,
+            next_nonces,
+            rejected,
+            timings,
+        })
+    }
+
+    /// Builds and seals the next block as [`Chain::produce`] does, but stores nothing: a
+    /// replicated validator proposes the block to its cluster, and every member (itself too)
+    /// imports it once a majority has it.
+    pub fn build(
+        &self,
+        sealer: &Sealer,
+        timestamp: u64,
+        candidates: &mut BestTransactions,
+    ) -> Result<Proposal, ChainError> {
+        let (mut header, built, rejected, _) = self.execute(sealer, timestamp, candidates)?;
+        // The state root needs the trie as this block leaves it: write it, read the root, and
+        // drop the transaction uncommitted.
+        let mut discarded = self.store.begin_block(header.number)?;
+        header.state_root = discarded.apply_state(&built.changes)?;
+        drop(discarded);
+        complete_header(&mut header, &built);
+        let header = seal_header(header, &sealer.key)?;
+        Ok(Proposal {
+            block: Block {
+                header,
+                body: BlockBody {
+                    transactions: built.transactions,
+                    ommers: Vec::new(),
+                    withdrawals: Some(Default::default()),
+                },
+            },
+            rejected,
+        })
+    }
+
+    /// Runs the pool's best transactions on the head for a block at `timestamp`.
+    #[allow(clippy::type_complexity)]
+    fn execute(
+        &self,
+        sealer: &Sealer,
+        timestamp: u64,
+        candidates: &mut BestTransactions,
+    ) -> Result<(Header, BuiltBlock, Vec<(B256, String)>, Duration), ChainError> {
         let reader = self.store.reader()?;
         let head = reader.head_number()?;
         let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
@@ -184,18 +282,34 @@ impl Chain {
             issued,
             self.spec.treasury,
         )?;
-        let execution = started.elapsed();
-        let next_nonces = next_nonces(&built);
-        let (block, mut timings) = self.commit(header, built, |header| {
-            Ok(seal_header(header, &sealer.key)?)
-        })?;
-        timings.execution = execution;
-        Ok(Produced {
-            block,
-            next_nonces,
-            rejected,
-            timings,
-        })
+        Ok((header, built, rejected, started.elapsed()))
+    }
+
+    /// Imports a block a replicated cluster committed. Idempotent: a block already stored at
+    /// its height is accepted when it is the same block (a restarted member replays the entries
+    /// after its last recorded one) and refused when it is not. Its timestamp is not compared
+    /// with this machine's clock: the majority accepted it, and a member with a skewed clock
+    /// must not diverge from the rest.
+    pub fn import_committed(&self, block: Block<TxEnvelope>) -> Result<Committed, ChainError> {
+        let number = block.header.number;
+        let hash = block.header.hash_slow();
+        let reader = self.store.reader()?;
+        if number <= reader.head_number()? {
+            let stored = reader.block_hash(number)?;
+            return match stored == Some(hash) {
+                true => Ok(Committed::Known),
+                false => Err(ChainError::Conflict {
+                    number,
+                    stored: stored.unwrap_or_default(),
+                    committed: hash,
+                }),
+            };
+        }
+        drop(reader);
+        let timestamp = block.header.timestamp;
+        let (block, next_nonces) =
+            self.import_block(block.header, block.body.transactions, timestamp)?;
+        Ok(Committed::Imported { block, next_nonces })
     }
 
     /// Verifies a block sealed elsewhere (seal, links, every transaction, and every root after
@@ -206,6 +320,15 @@ impl Chain {
         transactions: Vec<TxEnvelope>,
         now: u64,
     ) -> Result<Arc<NewBlock>, ChainError> {
+        Ok(self.import_block(header, transactions, now)?.0)
+    }
+
+    fn import_block(
+        &self,
+        header: Header,
+        transactions: Vec<TxEnvelope>,
+        now: u64,
+    ) -> Result<(Arc<NewBlock>, NextNonces), ChainError> {
         let reader = self.store.reader()?;
         let head = reader.head_number()?;
         let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
@@ -258,6 +381,7 @@ impl Chain {
             });
         }
         let sealed = header.clone();
+        let next_nonces = next_nonces(&built);
         let (block, _) = self.commit(header, built, move |computed| {
             if computed.state_root != sealed.state_root {
                 return Err(mismatch(
@@ -269,7 +393,7 @@ impl Chain {
             }
             Ok(sealed)
         })?;
-        Ok(block)
+        Ok((block, next_nonces))
     }
 
     /// Writes the block's state, completes the header with the results (`finalize` seals it, or
@@ -284,10 +408,7 @@ impl Chain {
         let mut writer = self.store.begin_block(header.number)?;
         header.state_root = writer.apply_state(&built.changes)?;
         let state_root = started.elapsed();
-        header.transactions_root = built.transactions_root;
-        header.receipts_root = built.receipts_root;
-        header.logs_bloom = built.logs_bloom;
-        header.gas_used = built.gas_used;
+        complete_header(&mut header, &built);
         let header = finalize(header)?;
         let hash = header.hash_slow();
         writer.insert_block(
@@ -320,6 +441,14 @@ impl From<ExecError> for ChainError {
     fn from(e: ExecError) -> Self {
         Self::Exec(Box::new(e))
     }
+}
+
+/// Fills in what executing the block decided, except the state root.
+fn complete_header(header: &mut Header, built: &BuiltBlock) {
+    header.transactions_root = built.transactions_root;
+    header.receipts_root = built.receipts_root;
+    header.logs_bloom = built.logs_bloom;
+    header.gas_used = built.gas_used;
 }
 
 fn missing(number: u64) -> ChainError {

@@ -1,0 +1,161 @@
+//! The server half of the node-to-node transport, on `--sync-port`: raft's RPCs and forwarded
+//! admin requests (signed, from validators only; every refusal is logged), and the public,
+//! read-only `GET /status` and `GET /blocks?from=N` that followers and full nodes sync from.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, Path, Query, State},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{get, post},
+};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use tokio::sync::watch;
+
+use crate::{
+    Shared,
+    admin::{self, AdminRequest},
+    fetch::{MAX_BLOCKS_PER_REQUEST, MAX_BYTES_PER_REQUEST, NodeStatus},
+};
+
+/// Largest raft message accepted (a batch of full blocks).
+const MAX_MESSAGE_BYTES: usize = 256 << 20;
+
+pub async fn serve(
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let app = Router::new()
+        .route("/raft/{endpoint}", post(raft_rpc))
+        .route("/status", get(status))
+        .route("/blocks", get(blocks))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        .with_state(shared);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped)
+        .await
+        {
+            tracing::error!(error = %e, "sync server failed");
+        }
+    });
+    Ok(bound)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, message.into()).into_response()
+}
+
+async fn raft_rpc(
+    State(shared): State<Arc<Shared>>,
+    Path(endpoint): Path<String>,
+    axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match shared.auth.check_request(&headers, &endpoint, &body) {
+        Ok(request) => request,
+        Err(e) => {
+            tracing::warn!(%remote, %endpoint, error = %e, "rejected a node-to-node message");
+            return error(StatusCode::UNAUTHORIZED, e.to_string());
+        }
+    };
+    let raft = &shared.raft;
+    let reply = match endpoint.as_str() {
+        "append" => answer(&body, |r| raft.append_entries(r)).await,
+        "vote" => answer(&body, |r| raft.vote(r)).await,
+        "snapshot" => answer(&body, |r| raft.install_snapshot(r)).await,
+        "admin" => answer(&body, |r: AdminRequest| admin::execute(&shared, r, true)).await,
+        _ => Err(error(
+            StatusCode::NOT_FOUND,
+            format!("no endpoint {endpoint}"),
+        )),
+    };
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(response) => return response,
+    };
+    let signed = match shared.auth.sign_response(&request, &endpoint, &reply) {
+        Ok(signed) => signed,
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut headers = HeaderMap::new();
+    for (name, value) in signed {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    }
+    (StatusCode::OK, headers, reply).into_response()
+}
+
+/// Decodes the request, runs it, and encodes what it returned.
+async fn answer<Req, Resp, F>(body: &[u8], run: impl FnOnce(Req) -> F) -> Result<Vec<u8>, Response>
+where
+    Req: DeserializeOwned,
+    Resp: Serialize,
+    F: Future<Output = Resp>,
+{
+    let request = serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed message: {e}")))?;
+    serde_json::to_vec(&run(request).await)
+        .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    let ledger = shared.ledger.clone();
+    let head = match tokio::task::spawn_blocking(move || ledger.head()).await {
+        Ok(Ok(head)) => head,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let metrics = shared.raft.metrics().borrow().clone();
+    Json(NodeStatus {
+        address: shared.auth.address(),
+        member: shared.me.clone(),
+        head,
+        genesis: shared.auth.chain(),
+        leader: metrics.current_leader,
+        term: metrics.current_term,
+    })
+    .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct BlocksQuery {
+    from: u64,
+}
+
+async fn blocks(State(shared): State<Arc<Shared>>, Query(query): Query<BlocksQuery>) -> Response {
+    let ledger = shared.ledger.clone();
+    let blocks = tokio::task::spawn_blocking(move || {
+        ledger.blocks(query.from, MAX_BLOCKS_PER_REQUEST, MAX_BYTES_PER_REQUEST)
+    })
+    .await;
+    match blocks {
+        Ok(Ok(blocks)) => {
+            let mut body = Vec::with_capacity(blocks.iter().map(|b| b.len()).sum());
+            for block in blocks {
+                body.extend_from_slice(&block);
+            }
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+                body,
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}

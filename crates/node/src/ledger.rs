@@ -1,0 +1,90 @@
+//! The chain as a replicated validator cluster and a full node see it ([`Ledger`]): blocks travel
+//! as RLP, committed blocks are imported (seal checked, re-executed) and prune the pool, and the
+//! leader builds blocks without storing them until the cluster commits them.
+
+use std::sync::Arc;
+
+use aicoin_cluster::{ChainPoint, Ledger, LedgerError};
+use aicoin_txpool::TxPool;
+use alloy_consensus::{Block, TxEnvelope};
+use alloy_primitives::Bytes;
+use alloy_rlp::{Decodable, Encodable};
+
+use crate::{
+    chain::{Chain, Committed, Sealer},
+    producer::unix_now,
+};
+
+pub struct ChainLedger {
+    pub chain: Arc<Chain>,
+    pub pool: Arc<TxPool>,
+    /// How this node seals what it builds (validators only).
+    pub sealer: Option<Sealer>,
+}
+
+fn err(e: impl std::fmt::Display) -> LedgerError {
+    LedgerError(e.to_string())
+}
+
+impl Ledger for ChainLedger {
+    fn head(&self) -> Result<ChainPoint, LedgerError> {
+        let reader = self.chain.store().reader().map_err(err)?;
+        let number = reader.head_number().map_err(err)?;
+        let hash = reader
+            .block_hash(number)
+            .map_err(err)?
+            .ok_or_else(|| err(format!("block {number} is missing")))?;
+        Ok(ChainPoint { number, hash })
+    }
+
+    fn apply(&self, mut bytes: &[u8]) -> Result<ChainPoint, LedgerError> {
+        let block = Block::<TxEnvelope>::decode(&mut bytes).map_err(err)?;
+        let point = ChainPoint {
+            number: block.header.number,
+            hash: block.header.hash_slow(),
+        };
+        if let Committed::Imported { next_nonces, .. } =
+            self.chain.import_committed(block).map_err(err)?
+        {
+            self.pool.on_new_block(next_nonces);
+        }
+        Ok(point)
+    }
+
+    fn blocks(&self, from: u64, max: usize, max_bytes: usize) -> Result<Vec<Bytes>, LedgerError> {
+        let mut blocks = Vec::new();
+        let mut bytes = 0;
+        for number in from.. {
+            if blocks.len() >= max || bytes >= max_bytes {
+                break;
+            }
+            let Some(block) = self.chain.block(number).map_err(err)? else {
+                break;
+            };
+            let mut out = Vec::with_capacity(block.length());
+            block.encode(&mut out);
+            bytes += out.len();
+            blocks.push(out.into());
+        }
+        Ok(blocks)
+    }
+
+    fn build(&self) -> Result<Bytes, LedgerError> {
+        let sealer = self
+            .sealer
+            .as_ref()
+            .ok_or_else(|| err("this node does not seal blocks"))?;
+        let proposal = self
+            .chain
+            .build(sealer, unix_now(), &mut self.pool.best())
+            .map_err(err)?;
+        for (hash, reason) in &proposal.rejected {
+            tracing::info!(%hash, reason, "dropped transaction that cannot execute");
+        }
+        let rejected: Vec<_> = proposal.rejected.iter().map(|(hash, _)| *hash).collect();
+        self.pool.remove(&rejected);
+        let mut out = Vec::with_capacity(proposal.block.length());
+        proposal.block.encode(&mut out);
+        Ok(out.into())
+    }
+}
