@@ -35,7 +35,7 @@ pub enum FetchError {
     Http { url: String, source: reqwest::Error },
     #[error("{url} answered {status}")]
     Status { url: String, status: u16 },
-    #[error("{url} sent a malformed block stream")]
+    #[error("{url} sent a malformed answer")]
     Malformed { url: String },
     #[error("block {number} does not import: {source}")]
     Import { number: u64, source: LedgerError },
@@ -72,24 +72,19 @@ impl Fetcher {
     }
 
     pub async fn status(&self, sync_url: &str) -> Result<NodeStatus, FetchError> {
-        let url = format!("{}/status", sync_url.trim_end_matches('/'));
-        let http = |source| FetchError::Http {
-            url: url.clone(),
-            source,
-        };
-        let response = self.http.get(&url).send().await.map_err(http)?;
-        if !response.status().is_success() {
-            return Err(FetchError::Status {
-                status: response.status().as_u16(),
-                url,
-            });
-        }
-        response.json().await.map_err(http)
+        let (url, body) = self.get(sync_url, "status").await?;
+        serde_json::from_slice(&body).map_err(|_| FetchError::Malformed { url })
     }
 
     /// Consecutive blocks from `from`, as many as the peer sends at once.
     pub async fn blocks(&self, sync_url: &str, from: u64) -> Result<Vec<Bytes>, FetchError> {
-        let url = format!("{}/blocks?from={from}", sync_url.trim_end_matches('/'));
+        let (url, body) = self.get(sync_url, &format!("blocks?from={from}")).await?;
+        split_rlp_items(&body).ok_or(FetchError::Malformed { url })
+    }
+
+    /// The body of a successful `GET` of `path` at `sync_url`, with the URL asked.
+    async fn get(&self, sync_url: &str, path: &str) -> Result<(String, Bytes), FetchError> {
+        let url = format!("{}/{path}", sync_url.trim_end_matches('/'));
         let http = |source| FetchError::Http {
             url: url.clone(),
             source,
@@ -102,7 +97,7 @@ impl Fetcher {
             });
         }
         let body = response.bytes().await.map_err(http)?;
-        split_rlp_items(&body).ok_or(FetchError::Malformed { url })
+        Ok((url, Bytes::from(body)))
     }
 
     /// Imports blocks from `peers` until the ledger's head is `target`.

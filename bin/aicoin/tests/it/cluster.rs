@@ -222,7 +222,6 @@ async fn transfers(node: &NodeProcess, from: usize, count: usize) -> Vec<B256> {
 /// Kills the leader while transfers it has not yet receipted are in flight; returns the seconds
 /// until the next block appears on a survivor.
 async fn kill_leader(
-    home: &Path,
     slots: &[Slot],
     nodes: &mut [Option<NodeProcess>],
     receipted: &mut Vec<B256>,
@@ -256,7 +255,6 @@ async fn kill_leader(
         survivor.receipt(hash).await;
         receipted.push(hash);
     }
-    let _ = home;
     (leader, gap)
 }
 
@@ -288,7 +286,7 @@ async fn cluster_survives_leader_kills_without_losing_or_forking() {
     let mut gaps = Vec::new();
 
     // Kill the leader (node-1): node-2 has the next priority and takes over.
-    let (killed, gap) = kill_leader(home, &slots, &mut nodes, &mut receipted).await;
+    let (killed, gap) = kill_leader(&slots, &mut nodes, &mut receipted).await;
     gaps.push(gap);
     assert_eq!(killed, 0);
     let alive = [false, true, true];
@@ -314,7 +312,7 @@ async fn cluster_survives_leader_kills_without_losing_or_forking() {
     assert_all_receipted(restarted, &receipted).await;
 
     // Kill node-2: node-1, the highest priority again alive, wins the election.
-    let (killed, gap) = kill_leader(home, &slots, &mut nodes, &mut receipted).await;
+    let (killed, gap) = kill_leader(&slots, &mut nodes, &mut receipted).await;
     gaps.push(gap);
     assert_eq!(killed, 1);
     assert_eq!(agreed_leader(&slots, &[true, false, true]).await, 0);
