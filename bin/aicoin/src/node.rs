@@ -57,6 +57,10 @@ pub struct NodeArgs {
     /// Node-to-node port [default: 9551].
     #[arg(long, env = "AICOIN_SYNC_PORT")]
     sync_port: Option<u16>,
+    /// The URL other nodes reach this node's sync port at, when not http://host:sync-port
+    /// (NAT, a proxy).
+    #[arg(long, env = "AICOIN_ADVERTISE_SYNC_URL")]
+    advertise_sync_url: Option<String>,
     /// This node's id in the cluster.
     #[arg(long, env = "AICOIN_NODE_ID")]
     node_id: Option<String>,
@@ -162,7 +166,7 @@ impl NodeArgs {
         let cli = self;
         Ok(
             prefer!(cli, file; host, rpc_port, chain_id, miner_address, data_dir, block_interval,
-            gas_limit, chain, role, sync_port, node_id, priority, peers, admin_port, bootnodes, txpool_max_txs,
+            gas_limit, chain, role, sync_port, advertise_sync_url, node_id, priority, peers, admin_port, bootnodes, txpool_max_txs,
             txpool_max_bytes, txpool_max_queued, txpool_max_per_sender, txpool_max_nonce_gap,
             txpool_queued_lifetime, rpc_cors, rpc_rate_limit, rpc_max_connections, rpc_max_connections_per_ip, rpc_max_batch,
             rpc_max_request_bytes, rpc_max_response_bytes, rpc_max_logs_range, rpc_max_logs,
@@ -225,6 +229,7 @@ impl NodeArgs {
         if let Some(v) = a.sync_port {
             c.sync_port = v
         }
+        c.advertise_sync_url = a.advertise_sync_url;
         c.node_id = a.node_id;
         if let Some(v) = a.priority {
             c.priority = v

@@ -69,15 +69,14 @@ pub async fn execute(shared: &Arc<Shared>, request: AdminRequest, forwarded: boo
         let Some(member) = metrics.membership_config.membership().get_node(&leader) else {
             return Err(format!("the leader {leader} is not in the membership"));
         };
+        // A status is quick; adding a validator waits for it to catch up.
+        let timeout = match request {
+            AdminRequest::Status => Duration::from_secs(5),
+            _ => Duration::from_secs(600),
+        };
         let reply: Result<AdminReply, _> = shared
             .caller
-            .call(
-                leader,
-                &member.sync_url,
-                "admin",
-                &request,
-                Duration::from_secs(600),
-            )
+            .call(leader, &member.sync_url, "admin", &request, timeout)
             .await;
         return reply.map_err(|e| format!("forwarding to the leader failed: {e}"))?;
     }
@@ -100,12 +99,18 @@ pub async fn execute(shared: &Arc<Shared>, request: AdminRequest, forwarded: boo
             tracing::info!(%address, "validator added");
         }
         AdminRequest::Remove { address } => {
-            raft.change_membership(
-                ChangeMembers::RemoveVoters(BTreeSet::from([address])),
-                false,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
+            let membership = metrics.membership_config.membership();
+            let removed = BTreeSet::from([address]);
+            let change = if membership.voter_ids().any(|id| id == address) {
+                ChangeMembers::RemoveVoters(removed)
+            } else if membership.get_node(&address).is_some() {
+                ChangeMembers::RemoveNodes(removed)
+            } else {
+                return Err(format!("{address} is not a member of the cluster"));
+            };
+            raft.change_membership(change, false)
+                .await
+                .map_err(|e| e.to_string())?;
             tracing::info!(%address, "validator removed");
         }
     }

@@ -17,6 +17,11 @@ pub const MAX_BLOCKS_PER_REQUEST: usize = 512;
 /// Most bytes of blocks one `GET /blocks` returns (at least one block is always sent).
 pub const MAX_BYTES_PER_REQUEST: usize = 8 << 20;
 
+/// How long a peer may take to describe itself: an unreachable one is given up on quickly.
+const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long a peer may take to send one batch of blocks (up to 8 MiB).
+const BLOCKS_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// What `GET /status` tells about a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeStatus {
@@ -65,31 +70,42 @@ impl Fetcher {
     pub fn new() -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_default();
         Self { http }
     }
 
     pub async fn status(&self, sync_url: &str) -> Result<NodeStatus, FetchError> {
-        let (url, body) = self.get(sync_url, "status").await?;
+        let (url, body) = self.get(sync_url, "status", STATUS_TIMEOUT).await?;
         serde_json::from_slice(&body).map_err(|_| FetchError::Malformed { url })
     }
 
     /// Consecutive blocks from `from`, as many as the peer sends at once.
     pub async fn blocks(&self, sync_url: &str, from: u64) -> Result<Vec<Bytes>, FetchError> {
-        let (url, body) = self.get(sync_url, &format!("blocks?from={from}")).await?;
+        let path = format!("blocks?from={from}");
+        let (url, body) = self.get(sync_url, &path, BLOCKS_TIMEOUT).await?;
         split_rlp_items(&body).ok_or(FetchError::Malformed { url })
     }
 
     /// The body of a successful `GET` of `path` at `sync_url`, with the URL asked.
-    async fn get(&self, sync_url: &str, path: &str) -> Result<(String, Bytes), FetchError> {
+    async fn get(
+        &self,
+        sync_url: &str,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<(String, Bytes), FetchError> {
         let url = format!("{}/{path}", sync_url.trim_end_matches('/'));
         let http = |source| FetchError::Http {
             url: url.clone(),
             source,
         };
-        let response = self.http.get(&url).send().await.map_err(http)?;
+        let response = self
+            .http
+            .get(&url)
+            .timeout(timeout)
+            .send()
+            .await
+            .map_err(http)?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
                 status: response.status().as_u16(),

@@ -101,6 +101,9 @@ pub struct NodeConfig {
     pub dev: bool,
     pub role: Role,
     pub sync_port: u16,
+    /// The URL other nodes reach this node's sync transport at, when it is not
+    /// `http://host:sync-port` (NAT, a proxy, a load balancer).
+    pub advertise_sync_url: Option<String>,
     pub node_id: Option<String>,
     pub priority: u32,
     pub peers: Vec<PeerConfig>,
@@ -137,6 +140,7 @@ impl NodeConfig {
             dev: false,
             role: Role::default(),
             sync_port: DEFAULT_SYNC_PORT,
+            advertise_sync_url: None,
             node_id: None,
             priority: 1,
             peers: Vec::new(),
@@ -208,6 +212,15 @@ impl NodeConfig {
         }
         if !self.peers.is_empty() && self.sync_port == 0 {
             return Err("--sync-port must be set (not 0) for a cluster member".into());
+        }
+        if let Some(url) = self
+            .advertise_sync_url
+            .as_deref()
+            .filter(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+        {
+            return Err(format!(
+                "--advertise-sync-url must be an http:// or https:// URL, got {url:?}"
+            ));
         }
         if let Some(p) = self
             .peers

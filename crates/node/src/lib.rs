@@ -311,7 +311,9 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 .node_id
                 .clone()
                 .unwrap_or_else(|| format!("node-{}", rpc_addr.port())),
-            sync_url: format!("http://{}", SocketAddr::new(config.host, config.sync_port)),
+            sync_url: config.advertise_sync_url.clone().unwrap_or_else(|| {
+                format!("http://{}", SocketAddr::new(config.host, config.sync_port))
+            }),
             rpc_url: format!("http://{rpc_addr}"),
             priority: config.priority,
         };

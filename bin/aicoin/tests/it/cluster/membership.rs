@@ -1,0 +1,63 @@
+//! Changing who validates at runtime: a fourth authority of the chain spec joins a running
+//! three-validator cluster with `aicoin cluster add` (asked of a follower, which forwards it to
+//! the leader), catches up and votes; `aicoin cluster remove` takes it out again, and the
+//! cluster goes on without it.
+
+use super::{
+    agreed_leader, assert_same_chain, cluster_command, eventually, prepare, reach, start, status,
+};
+use crate::common::tempdir;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_joins_and_leaves_a_running_cluster() {
+    let tmp = tempdir();
+    let home = tmp.path();
+    // Four authorities in the chain spec; the first three form the cluster.
+    let (_, slots) = prepare(home, 4, 3);
+    let mut nodes = Vec::new();
+    for slot in &slots[..3] {
+        nodes.push(start(home, slot).await);
+    }
+    assert_eq!(agreed_leader(&slots, &[0, 1, 2]).await, 0);
+    // The fourth runs, but belongs to no cluster until it is added.
+    nodes.push(start(home, &slots[3]).await);
+    let joined = &slots[3];
+    assert!(status(joined).await.is_none_or(|s| s.leader.is_none()));
+
+    let (ok, text) = cluster_command(home, &slots[1], &["add", &joined.sync_url()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("node-4"), "{text}");
+    let voter = eventually("node-4 votes", || async {
+        let status = status(&slots[0]).await?;
+        let member = status
+            .members
+            .iter()
+            .find(|m| m.address == joined.address)?;
+        member.voter.then_some(status.members.len())
+    })
+    .await;
+    assert_eq!(voter, 4);
+    // It follows the leader like any member: same blocks, and it knows who leads.
+    let target = nodes[0].block_number().await;
+    reach(&nodes[3], target).await;
+    assert_eq!(agreed_leader(&slots, &[0, 1, 2, 3]).await, 0);
+    assert_same_chain(&nodes.iter().collect::<Vec<_>>()).await;
+
+    // Removing an address that is not a member is refused with a reason.
+    let stranger = alloy_primitives::Address::repeat_byte(0x42).to_string();
+    let (ok, text) = cluster_command(home, &slots[2], &["remove", &stranger]);
+    assert!(!ok, "{text}");
+    assert!(text.contains("not a member"), "{text}");
+
+    let address = joined.address.to_string();
+    let (ok, text) = cluster_command(home, &slots[2], &["remove", &address]);
+    assert!(ok, "{text}");
+    assert!(!text.contains("node-4"), "{text}");
+    // The three go on producing under the same leader.
+    let head = nodes[0].block_number().await;
+    reach(&nodes[2], head + 3).await;
+    assert_eq!(agreed_leader(&slots, &[0, 1, 2]).await, 0);
+    let members = status(&slots[0]).await.unwrap().members;
+    assert_eq!(members.len(), 3);
+    assert!(members.iter().all(|m| m.address != joined.address));
+}

@@ -1,0 +1,277 @@
+//! Replicated validator clusters of real `aicoin node` processes (keys and chain spec from
+//! `aicoin devnet --prepare`): failover under load, a cut-off minority, and membership changes.
+//! This module holds what those tests share: starting validators as themselves, and checks on
+//! leaders, chains and receipts.
+
+mod failover;
+mod membership;
+mod partition;
+
+use std::{
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use aicoin_node::aicoin_cluster::ClusterStatus;
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer_local::PrivateKeySigner;
+use serde_json::Value;
+
+use crate::common::{DEADLINE, NodeProcess, aicoin, dev_key, transfer};
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One validator's fixed identity and ports, so it restarts as itself.
+struct Slot {
+    data_dir: PathBuf,
+    address: Address,
+    sync_port: u16,
+    admin_port: u16,
+    args: Vec<String>,
+}
+
+impl Slot {
+    fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    fn sync_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.sync_port)
+    }
+
+    fn key(&self) -> PrivateKeySigner {
+        validator_key(&self.data_dir)
+    }
+}
+
+/// The key `aicoin devnet --prepare` wrote for the validator in `data_dir`.
+fn validator_key(data_dir: &Path) -> PrivateKeySigner {
+    std::fs::read_to_string(data_dir.join("validator.key"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A devnet of `validators` authorities (`aicoin devnet --prepare`), of which the first `members`
+/// form the initial cluster (each lists the others as `--peers`); validator `i` has priority
+/// `i + 1`. Returns the chain spec and every validator's slot.
+fn prepare(home: &Path, validators: usize, members: usize) -> (PathBuf, Vec<Slot>) {
+    let dir = home.join("devnet");
+    let out = aicoin(
+        home,
+        &[
+            "devnet",
+            "--validators",
+            &validators.to_string(),
+            "--dir",
+            dir.to_str().unwrap(),
+            "--prepare",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let prepared: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spec = PathBuf::from(prepared["chain_spec"].as_str().unwrap());
+    let ports: Vec<(u16, u16)> = (0..validators)
+        .map(|_| (free_port(), free_port()))
+        .collect();
+    let slots = (0..validators)
+        .map(|i| {
+            let data_dir = dir.join(format!("node-{}", i + 1));
+            let peers: Vec<Value> = (0..members)
+                .filter(|j| *j != i)
+                .map(|j| {
+                    serde_json::json!({"node_id": format!("node-{}", j + 1), "host": "127.0.0.1",
+                        "sync_port": ports[j].0, "rpc_port": 0, "role": "validator",
+                        "priority": j + 1})
+                })
+                .collect();
+            let args = [
+                "node",
+                "--chain",
+                spec.to_str().unwrap(),
+                "--data-dir",
+                data_dir.to_str().unwrap(),
+                "--rpc-port",
+                "0",
+                "--no-api",
+                "--block-interval",
+                "0.5",
+                "--role",
+                "validator",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                "--sync-port".into(),
+                ports[i].0.to_string(),
+                "--admin-port".into(),
+                ports[i].1.to_string(),
+                "--node-id".into(),
+                format!("node-{}", i + 1),
+                "--priority".into(),
+                (i + 1).to_string(),
+                "--peers".into(),
+                serde_json::to_string(&peers).unwrap(),
+            ])
+            .collect();
+            Slot {
+                address: validator_key(&data_dir).address(),
+                data_dir,
+                sync_port: ports[i].0,
+                admin_port: ports[i].1,
+                args,
+            }
+        })
+        .collect();
+    (spec, slots)
+}
+
+async fn start(home: &Path, slot: &Slot) -> NodeProcess {
+    let args: Vec<&str> = slot.args.iter().map(String::as_str).collect();
+    NodeProcess::start(aicoin(home, &args)).await
+}
+
+/// What `aicoin cluster status` prints, as JSON.
+async fn status(slot: &Slot) -> Option<ClusterStatus> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/cluster/status", slot.admin_url()))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .ok()?;
+    response.json().await.ok()
+}
+
+/// Runs `aicoin cluster <args> --admin-url <slot's>`: (success, stdout + stderr).
+fn cluster_command(home: &Path, slot: &Slot, args: &[&str]) -> (bool, String) {
+    let admin_url = slot.admin_url();
+    let mut full = vec!["cluster"];
+    full.extend(args);
+    full.extend(["--admin-url", &admin_url]);
+    let out = aicoin(home, &full).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Polls until `check` gives a value, failing the test at the deadline.
+async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "{what}: not within {DEADLINE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The leader every validator in `asked` agrees on (its index in `slots`).
+async fn agreed_leader(slots: &[Slot], asked: &[usize]) -> usize {
+    eventually("one agreed leader", || async {
+        let mut leader = None;
+        for i in asked {
+            let seen = status(&slots[*i]).await?.leader?;
+            if leader.is_some_and(|l| l != seen) {
+                return None;
+            }
+            leader = Some(seen);
+        }
+        slots.iter().position(|s| Some(s.address) == leader)
+    })
+    .await
+}
+
+async fn block_hash(node: &NodeProcess, number: u64) -> Option<B256> {
+    let block: Value = node
+        .ok(
+            "eth_getBlockByNumber",
+            vec![format!("{number:#x}").into(), false.into()],
+        )
+        .await;
+    block["hash"].as_str().map(|h| h.parse().unwrap())
+}
+
+/// Every height all nodes have holds the same block on each.
+async fn assert_same_chain(nodes: &[&NodeProcess]) {
+    let mut heads = Vec::new();
+    for node in nodes {
+        heads.push(node.block_number().await);
+    }
+    let common = *heads.iter().min().unwrap();
+    for number in 1..=common {
+        let first = block_hash(nodes[0], number).await;
+        for node in &nodes[1..] {
+            assert_eq!(
+                block_hash(node, number).await,
+                first,
+                "nodes differ at block {number}"
+            );
+        }
+    }
+}
+
+/// Waits until `node` has at least `target` blocks.
+async fn reach(node: &NodeProcess, target: u64) {
+    node.wait_until(|| async { node.block_number().await >= target })
+        .await;
+}
+
+/// Sends `count` transfers from dev account `from` through `node`, returning their hashes once
+/// each has a receipt.
+async fn transfers(node: &NodeProcess, from: usize, count: usize) -> Vec<B256> {
+    let hashes = send_transfers(node, from, count, Address::repeat_byte(0x77)).await;
+    for hash in &hashes {
+        node.receipt(*hash).await;
+    }
+    hashes
+}
+
+/// Sends `count` transfers from dev account `from` to `to` through `node` without waiting for
+/// receipts.
+async fn send_transfers(node: &NodeProcess, from: usize, count: usize, to: Address) -> Vec<B256> {
+    let key = dev_key(from);
+    let nonce = node.nonce(key.address()).await;
+    let mut hashes = Vec::new();
+    for i in 0..count as u64 {
+        let raw = transfer(&key, nonce + i, to, U256::from(1));
+        hashes.push(node.send_raw(&raw).await.expect("transfer accepted"));
+    }
+    hashes
+}
+
+/// Every one of `hashes` has a successful receipt on `node`.
+async fn assert_all_receipted(node: &NodeProcess, hashes: &[B256]) {
+    for hash in hashes {
+        let receipt: Value = node
+            .ok("eth_getTransactionReceipt", vec![hash.to_string().into()])
+            .await;
+        assert_eq!(
+            receipt["status"], "0x1",
+            "transaction {hash} lost: {receipt}"
+        );
+    }
+}

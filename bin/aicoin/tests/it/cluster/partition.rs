@@ -1,0 +1,175 @@
+//! A network partition: one validator (the leader) is cut off from the other two by HTTP proxies
+//! in front of every node's sync port. The cut-off minority commits nothing, so it shows no new
+//! block; the majority elects a leader and goes on; once healed, all three converge on one chain
+//! and the transaction the cut-off node acknowledged during the partition is mined.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use alloy_primitives::{Address, B256};
+use axum::{
+    body::{Body, to_bytes},
+    extract::{Request, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+};
+
+use super::{
+    agreed_leader, assert_all_receipted, assert_same_chain, prepare, reach, send_transfers, start,
+    transfers,
+};
+use crate::common::{NodeProcess, tempdir};
+
+/// Who is cut off from whom: every proxy consults it on each request.
+#[derive(Clone, Default)]
+struct Partition {
+    isolated: Arc<Mutex<Option<Address>>>,
+}
+
+/// One proxy: the validator behind it and where its sync port is.
+#[derive(Clone)]
+struct Proxy {
+    partition: Partition,
+    to: Address,
+    upstream: String,
+    http: reqwest::Client,
+}
+
+impl Partition {
+    fn isolate(&self, address: Address) {
+        *self.isolated.lock().unwrap() = Some(address);
+    }
+
+    fn heal(&self) {
+        *self.isolated.lock().unwrap() = None;
+    }
+
+    /// Whether a request from `from` (a validator's signed `x-aicoin-from`; none for public
+    /// reads) to `to` crosses the cut.
+    fn blocks(&self, from: Option<Address>, to: Address) -> bool {
+        let isolated = *self.isolated.lock().unwrap();
+        isolated.is_some_and(|cut| cut == to || Some(cut) == from)
+    }
+
+    /// Starts a proxy in front of validator `to`'s sync port; returns its URL.
+    async fn proxy(&self, to: Address, sync_port: u16) -> String {
+        let proxy = Proxy {
+            partition: self.clone(),
+            to,
+            upstream: format!("http://127.0.0.1:{sync_port}"),
+            http: reqwest::Client::new(),
+        };
+        let app = axum::Router::new().fallback(forward).with_state(proxy);
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+}
+
+/// Passes a request on to the validator, or, across the cut, never answers (as a dropped
+/// network does: the sender's own timeout ends the wait).
+async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
+    let from = request
+        .headers()
+        .get("x-aicoin-from")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    if proxy.partition.blocks(from, proxy.to) {
+        std::future::pending::<()>().await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let url = format!("{}{}", proxy.upstream, parts.uri);
+    let mut headers = parts.headers;
+    headers.remove("host");
+    let sent = proxy
+        .http
+        .request(parts.method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let Ok(answer) = sent else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if name != "transfer-encoding" && name != "connection" {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    match answer.bytes().await {
+        Ok(bytes) => (status, headers, Body::from(bytes)).into_response(),
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_leader_commits_nothing_and_rejoins_without_a_fork() {
+    let tmp = tempdir();
+    let home = tmp.path();
+    let (_, mut slots) = prepare(home, 3, 3);
+    // Every node reaches every other only through that one's proxy.
+    let partition = Partition::default();
+    for slot in &mut slots {
+        let url = partition.proxy(slot.address, slot.sync_port).await;
+        slot.args.extend(["--advertise-sync-url".into(), url]);
+    }
+    let mut nodes: Vec<NodeProcess> = Vec::new();
+    for slot in &slots {
+        nodes.push(start(home, slot).await);
+    }
+    assert_eq!(agreed_leader(&slots, &[0, 1, 2]).await, 0);
+    let mut receipted = transfers(&nodes[1], 1, 3).await;
+
+    // Cut the leader off. It may still apply a block the others acknowledged just before the
+    // cut, and nothing after that.
+    let before = nodes[0].block_number().await;
+    partition.isolate(slots[0].address);
+    // The majority elects node-2 (the next priority) and goes on producing.
+    assert_eq!(agreed_leader(&slots, &[1, 2]).await, 1);
+    reach(&nodes[1], before + 3).await;
+    let frozen = nodes[0].block_number().await;
+    assert!(
+        frozen <= before + 1,
+        "the cut-off leader went from {before} to {frozen}"
+    );
+    // A transfer sent to the cut-off node is accepted but cannot be mined there.
+    let stranded: Vec<B256> = send_transfers(&nodes[0], 0, 1, Address::repeat_byte(0x79)).await;
+    receipted.extend(transfers(&nodes[2], 1, 3).await);
+    let majority_head = nodes[1].block_number().await;
+    reach(&nodes[2], majority_head + 2).await;
+    assert_eq!(
+        nodes[0].block_number().await,
+        frozen,
+        "the cut-off minority produced a block"
+    );
+    let receipt: serde_json::Value = nodes[0]
+        .ok(
+            "eth_getTransactionReceipt",
+            vec![stranded[0].to_string().into()],
+        )
+        .await;
+    assert!(receipt.is_null(), "mined on the minority: {receipt}");
+    assert_same_chain(&[&nodes[0], &nodes[1], &nodes[2]]).await;
+
+    // Heal: the old leader learns of the newer term, follows, and catches up; the transfer it
+    // held is forwarded to the new leader and mined.
+    partition.heal();
+    let target = nodes[1].block_number().await;
+    reach(&nodes[0], target).await;
+    agreed_leader(&slots, &[0, 1, 2]).await;
+    nodes[1].receipt(stranded[0]).await;
+    receipted.extend(stranded);
+    for node in &nodes {
+        assert_all_receipted(node, &receipted).await;
+    }
+    assert_same_chain(&[&nodes[0], &nodes[1], &nodes[2]]).await;
+}
