@@ -54,7 +54,8 @@ pub struct NodeArgs {
     /// Cluster role: leader, follower, validator or full [default: leader].
     #[arg(long, env = "AICOIN_ROLE")]
     role: Option<Role>,
-    /// Node-to-node port [default: 9551].
+    /// Node-to-node port of a cluster member [default: 9551]. A standalone validator serves its
+    /// blocks there to full nodes (`--role full --bootnodes`) only when it is given.
     #[arg(long, env = "AICOIN_SYNC_PORT")]
     sync_port: Option<u16>,
     /// The URL other nodes reach this node's sync port at, when not http://host:sync-port
@@ -226,9 +227,7 @@ impl NodeArgs {
         if let Some(v) = a.role {
             c.role = v
         }
-        if let Some(v) = a.sync_port {
-            c.sync_port = v
-        }
+        c.sync_port = a.sync_port;
         c.advertise_sync_url = a.advertise_sync_url;
         c.node_id = a.node_id;
         if let Some(v) = a.priority {
@@ -359,11 +358,11 @@ fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u
     if let Some(addr) = node.metrics_addr() {
         println!("  Metrics:     http://{addr}/metrics");
     }
-    if let Some(cluster) = node.cluster() {
-        println!("  Cluster:     sync http://{}", cluster.sync_addr());
-        if let Some(admin) = cluster.admin_addr() {
-            println!("               admin http://{admin}  (aicoin cluster status --admin-url …)");
-        }
+    if let Some(addr) = node.sync_addr() {
+        println!("  Sync:        http://{addr}  (full nodes: --role full --bootnodes <this>)");
+    }
+    if let Some(admin) = node.cluster().and_then(|c| c.admin_addr()) {
+        println!("  Admin:       http://{admin}  (aicoin cluster status --admin-url …)");
     }
     println!(
         "  Blocks:      every {:?}, gas limit {gas_limit}, zero fees",

@@ -13,6 +13,7 @@ pub mod follow;
 mod log_store;
 mod network;
 mod producer;
+pub mod public;
 mod server;
 mod state_machine;
 pub mod types;

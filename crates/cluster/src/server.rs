@@ -1,24 +1,24 @@
 //! The server half of the node-to-node transport, on `--sync-port`: raft's RPCs and forwarded
-//! admin requests (signed, from validators only; every refusal is logged), and the public,
-//! read-only `GET /status` and `GET /blocks?from=N` that followers and full nodes sync from.
+//! admin requests (signed, from validators only; every refusal is logged), beside the public,
+//! read-only endpoints of [`crate::public`].
 
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
-    Json, Router,
+    Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Path, Query, State},
+    extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::{get, post},
+    routing::post,
 };
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
 
 use crate::{
     Shared,
     admin::{self, AdminRequest},
-    fetch::{MAX_BLOCKS_PER_REQUEST, MAX_BYTES_PER_REQUEST, NodeStatus},
+    public,
 };
 
 /// Largest raft message accepted (a batch of full blocks).
@@ -27,14 +27,29 @@ const MAX_MESSAGE_BYTES: usize = 256 << 20;
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
+    let source = public::Source {
+        ledger: shared.ledger.clone(),
+        address: shared.auth.address(),
+        me: shared.me.clone(),
+        genesis: shared.auth.chain(),
+        raft: Some(shared.raft.clone()),
+    };
     let app = Router::new()
         .route("/raft/{endpoint}", post(raft_rpc))
-        .route("/status", get(status))
-        .route("/blocks", get(blocks))
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(public::router(source));
+    listen(app, addr, shutdown).await
+}
+
+/// Serves `app` on `addr` until `shutdown`; returns the bound address.
+pub(crate) async fn listen(
+    app: Router,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     tokio::spawn(async move {
@@ -111,51 +126,4 @@ where
         .map_err(|e| error(StatusCode::BAD_REQUEST, format!("malformed message: {e}")))?;
     serde_json::to_vec(&run(request).await)
         .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
-}
-
-async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    let ledger = shared.ledger.clone();
-    let head = match tokio::task::spawn_blocking(move || ledger.head()).await {
-        Ok(Ok(head)) => head,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    };
-    let metrics = shared.raft.metrics().borrow().clone();
-    Json(NodeStatus {
-        address: shared.auth.address(),
-        member: shared.me.clone(),
-        head,
-        genesis: shared.auth.chain(),
-        leader: metrics.current_leader,
-        term: metrics.current_term,
-    })
-    .into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct BlocksQuery {
-    from: u64,
-}
-
-async fn blocks(State(shared): State<Arc<Shared>>, Query(query): Query<BlocksQuery>) -> Response {
-    let ledger = shared.ledger.clone();
-    let blocks = tokio::task::spawn_blocking(move || {
-        ledger.blocks(query.from, MAX_BLOCKS_PER_REQUEST, MAX_BYTES_PER_REQUEST)
-    })
-    .await;
-    match blocks {
-        Ok(Ok(blocks)) => {
-            let mut body = Vec::with_capacity(blocks.iter().map(|b| b.len()).sum());
-            for block in blocks {
-                body.extend_from_slice(&block);
-            }
-            (
-                [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-                body,
-            )
-                .into_response()
-        }
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-    }
 }

@@ -100,7 +100,9 @@ pub struct NodeConfig {
     /// Prefund the ten standard test accounts.
     pub dev: bool,
     pub role: Role,
-    pub sync_port: u16,
+    /// The node-to-node port. Cluster members always listen (on 9551 when unset); a standalone
+    /// validator serves its blocks there to full nodes only when it is set.
+    pub sync_port: Option<u16>,
     /// The URL other nodes reach this node's sync transport at, when it is not
     /// `http://host:sync-port` (NAT, a proxy, a load balancer).
     pub advertise_sync_url: Option<String>,
@@ -139,7 +141,7 @@ impl NodeConfig {
             gas_limit: DEFAULT_GAS_LIMIT,
             dev: false,
             role: Role::default(),
-            sync_port: DEFAULT_SYNC_PORT,
+            sync_port: None,
             advertise_sync_url: None,
             node_id: None,
             priority: 1,
@@ -210,7 +212,7 @@ impl NodeConfig {
                 self.role.as_str()
             ));
         }
-        if !self.peers.is_empty() && self.sync_port == 0 {
+        if !self.peers.is_empty() && self.sync_port() == 0 {
             return Err("--sync-port must be set (not 0) for a cluster member".into());
         }
         if let Some(url) = self
@@ -233,6 +235,11 @@ impl NodeConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The node-to-node port of a cluster member.
+    pub fn sync_port(&self) -> u16 {
+        self.sync_port.unwrap_or(DEFAULT_SYNC_PORT)
     }
 
     /// Whether this node runs as a member of a replicated validator cluster.
@@ -260,7 +267,7 @@ impl NodeConfig {
     /// The admin API's port.
     pub fn admin_port(&self) -> u16 {
         self.admin_port
-            .unwrap_or_else(|| self.sync_port.saturating_add(100))
+            .unwrap_or_else(|| self.sync_port().saturating_add(100))
     }
 }
 

@@ -64,6 +64,11 @@ pub enum NodeError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("cannot serve blocks to full nodes on {addr}: {source}")]
+    Sync {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Api(#[from] aicoin_api::StartError),
     #[error(transparent)]
@@ -90,6 +95,7 @@ pub struct NodeHandle {
     server: ServerHandle,
     shutdown: watch::Sender<bool>,
     cluster: Option<ClusterHandle>,
+    sync_addr: Option<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -163,6 +169,13 @@ impl NodeHandle {
     /// This validator's cluster membership, when it runs replicated.
     pub fn cluster(&self) -> Option<&ClusterHandle> {
         self.cluster.as_ref()
+    }
+
+    /// Where the node-to-node port listens (cluster members, and standalone validators given
+    /// `--sync-port`).
+    pub fn sync_addr(&self) -> Option<SocketAddr> {
+        self.sync_addr
+            .or_else(|| self.cluster.as_ref().map(ClusterHandle::sync_addr))
     }
 
     /// Stops producing, finishes the block in progress, and closes the RPC server.
@@ -275,6 +288,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     };
     let mut tasks = Vec::new();
     let mut cluster = None;
+    let mut sync_addr = None;
     if config.role == Role::Full {
         let ledger = Arc::new(ledger::ChainLedger {
             chain: chain.clone(),
@@ -312,7 +326,10 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 .clone()
                 .unwrap_or_else(|| format!("node-{}", rpc_addr.port())),
             sync_url: config.advertise_sync_url.clone().unwrap_or_else(|| {
-                format!("http://{}", SocketAddr::new(config.host, config.sync_port))
+                format!(
+                    "http://{}",
+                    SocketAddr::new(config.host, config.sync_port())
+                )
             }),
             rpc_url: format!("http://{rpc_addr}"),
             priority: config.priority,
@@ -324,7 +341,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                 genesis: genesis_hash,
                 validators: spec.authorities.clone(),
                 me,
-                listen: SocketAddr::new(config.host, config.sync_port),
+                listen: SocketAddr::new(config.host, config.sync_port()),
                 admin: Some(SocketAddr::new(
                     IpAddr::V4(Ipv4Addr::LOCALHOST),
                     config.admin_port(),
@@ -354,6 +371,40 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         )));
         cluster = Some(handle);
     } else {
+        if let Some(port) = config.sync_port {
+            let ledger = Arc::new(ledger::ChainLedger {
+                chain: chain.clone(),
+                pool: pool.clone(),
+                sealer: None,
+            });
+            let addr = SocketAddr::new(config.host, port);
+            let me = Member {
+                name: config.node_id.clone().unwrap_or_else(|| "validator".into()),
+                sync_url: config
+                    .advertise_sync_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{addr}")),
+                rpc_url: format!("http://{rpc_addr}"),
+                priority: config.priority,
+            };
+            let served = aicoin_cluster::public::serve(
+                ledger,
+                key.address(),
+                me,
+                genesis_hash,
+                addr,
+                shutdown_rx.clone(),
+            )
+            .await;
+            match served {
+                Ok(bound) => sync_addr = Some(bound),
+                Err(source) => {
+                    let _ = shutdown.send(true);
+                    let _ = rpc.handle.stop();
+                    return Err(NodeError::Sync { addr, source });
+                }
+            }
+        }
         tasks.push(tokio::spawn(producer::run(
             chain.clone(),
             pool.clone(),
@@ -381,6 +432,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         server: rpc.handle,
         shutdown,
         cluster,
+        sync_addr,
         tasks,
     })
 }

@@ -148,9 +148,11 @@ fn funded_address(i: usize) -> Address {
     Address::from_slice(&keccak256((i as u64).to_le_bytes())[12..])
 }
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    chain: Chain,
+/// A chain in a temporary data dir (its validator key included) and funded senders, producing
+/// blocks of given transactions.
+pub(super) struct Setup {
+    pub(super) dir: tempfile::TempDir,
+    pub(super) chain: Chain,
     pool: TxPool,
     sealer: Sealer,
     senders: Vec<PrivateKeySigner>,
@@ -161,9 +163,10 @@ struct Setup {
 }
 
 impl Setup {
-    fn new(accounts: usize, sender_count: usize, txs: usize) -> eyre::Result<Self> {
+    pub(super) fn new(accounts: usize, sender_count: usize, txs: usize) -> eyre::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let validator = PrivateKeySigner::random();
+        // Kept in the data dir, so a node can be started on the chain built here.
+        let (validator, _) = aicoin_node::load_or_create_validator_key(dir.path())?;
         let senders: Vec<_> = (0..sender_count).map(sender_key).collect();
         let mut funded: Vec<Address> = senders.iter().map(|s| s.address()).collect();
         funded.extend((funded.len()..accounts).map(funded_address));
@@ -188,7 +191,7 @@ impl Setup {
             gas_limit: 2_000_000_000,
         };
         Ok(Self {
-            _dir: dir,
+            dir,
             chain: Chain::new(store, Arc::new(spec)),
             pool,
             sealer,
@@ -200,14 +203,14 @@ impl Setup {
     }
 
     /// An address that holds nothing yet (and is none of the funded ones).
-    fn fresh_recipient(&mut self) -> Address {
+    pub(super) fn fresh_recipient(&mut self) -> Address {
         self.recipients += 1;
         Address::from_slice(
             &keccak256([&b"recipient"[..], &self.recipients.to_be_bytes()].concat())[12..],
         )
     }
 
-    fn sign(
+    pub(super) fn sign(
         &mut self,
         sender: usize,
         to: TxKind,
@@ -231,7 +234,10 @@ impl Setup {
     }
 
     /// Pools `txs` and produces one block holding all of them.
-    fn block(&mut self, txs: Vec<Recovered<TxEnvelope>>) -> eyre::Result<aicoin_node::Produced> {
+    pub(super) fn block(
+        &mut self,
+        txs: Vec<Recovered<TxEnvelope>>,
+    ) -> eyre::Result<aicoin_node::Produced> {
         let count = txs.len();
         let reader = self.chain.store().reader()?;
         let state = reader.state_at(reader.head_number()?)?;

@@ -1,12 +1,13 @@
 //! `aicoin bench`: block production at different state sizes, the ingest→receipt rate of a node
 //! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
-//! accounts, e.g. anvil), and a text model's inference speed.
+//! accounts, e.g. anvil), a full node's sync speed, and a text model's inference speed.
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
 
 mod execute;
 mod inference;
 mod ingest;
 mod rpc;
+mod sync;
 
 use std::time::Duration;
 
@@ -29,6 +30,9 @@ enum BenchCommand {
     /// Prefill and decode tokens/s, time to first token and peak memory of a text model, for
     /// one and several concurrent streams.
     Inference(inference::InferenceArgs),
+    /// Blocks/s of a fresh full node syncing a validator's chain by height (seal checks and
+    /// re-execution included).
+    Sync(sync::SyncArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
@@ -37,6 +41,7 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
         BenchCommand::Ingest(a) => ingest::run(a).await,
         BenchCommand::Rpc(a) => rpc::run(a).await,
         BenchCommand::Inference(a) => inference::run(a).await,
+        BenchCommand::Sync(a) => sync::run(a).await,
     }
 }
 

@@ -6,6 +6,7 @@
 mod failover;
 mod membership;
 mod partition;
+mod standalone;
 
 use std::{
     path::{Path, PathBuf},
