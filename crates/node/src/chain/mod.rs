@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    sync::Arc,
+    sync::{Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -115,6 +115,10 @@ pub struct Chain {
     store: Store,
     spec: Arc<ChainSpec>,
     new_blocks: broadcast::Sender<Arc<NewBlock>>,
+    /// The last block [`Chain::build`] proposed, by hash, with what executing it gave: when the
+    /// cluster commits that very block, importing it reuses the execution instead of running
+    /// every transaction a second time.
+    proposed: Mutex<Option<(B256, BuiltBlock)>>,
 }
 
 fn mismatch<T: std::fmt::Display>(
@@ -138,6 +142,7 @@ impl Chain {
             store,
             spec,
             new_blocks,
+            proposed: Mutex::new(None),
         }
     }
 
@@ -211,11 +216,14 @@ impl Chain {
         drop(discarded);
         complete_header(&mut header, &built);
         let header = seal_header(header, &sealer.key)?;
+        let transactions = built.transactions.clone();
+        *self.proposed.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((header.hash_slow(), built));
         Ok(Proposal {
             block: Block {
                 header,
                 body: BlockBody {
-                    transactions: built.transactions,
+                    transactions,
                     ommers: Vec::new(),
                     withdrawals: Some(Default::default()),
                 },
@@ -306,9 +314,18 @@ impl Chain {
             };
         }
         drop(reader);
+        // The block this node proposed (the hash covers its parent and every transaction): its
+        // execution is already known.
+        let proposed = self
+            .proposed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .filter(|(proposed, _)| *proposed == hash)
+            .map(|(_, built)| built);
         let timestamp = block.header.timestamp;
         let (block, next_nonces) =
-            self.import_block(block.header, block.body.transactions, timestamp)?;
+            self.import_block(block.header, block.body.transactions, timestamp, proposed)?;
         Ok(Committed::Imported { block, next_nonces })
     }
 
@@ -320,20 +337,53 @@ impl Chain {
         transactions: Vec<TxEnvelope>,
         now: u64,
     ) -> Result<Arc<NewBlock>, ChainError> {
-        Ok(self.import_block(header, transactions, now)?.0)
+        Ok(self.import_block(header, transactions, now, None)?.0)
     }
 
+    /// Checks `header` against the head and commits the block; `executed` is what running
+    /// exactly these transactions on the head gave, when this node already knows it.
     fn import_block(
         &self,
         header: Header,
         transactions: Vec<TxEnvelope>,
         now: u64,
+        executed: Option<BuiltBlock>,
     ) -> Result<(Arc<NewBlock>, NextNonces), ChainError> {
         let reader = self.store.reader()?;
         let head = reader.head_number()?;
         let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
         let parent_hash = reader.block_hash(head)?.ok_or_else(|| missing(head))?;
         validate_header(&self.spec, &parent, parent_hash, &header, now)?;
+        let built = match executed {
+            Some(built) => built,
+            None => self.execute_import(&header, transactions, reader, head)?,
+        };
+        let number = header.number;
+        let sealed = header.clone();
+        let next_nonces = next_nonces(&built);
+        let (block, _) = self.commit(header, built, move |computed| {
+            if computed.state_root != sealed.state_root {
+                return Err(mismatch(
+                    number,
+                    "stateRoot",
+                    sealed.state_root,
+                    computed.state_root,
+                ));
+            }
+            Ok(sealed)
+        })?;
+        Ok((block, next_nonces))
+    }
+
+    /// Re-executes an imported block's transactions on the head (`reader` at `head`) and checks
+    /// every result its header claims, but the state root (checked when it is written).
+    fn execute_import(
+        &self,
+        header: &Header,
+        transactions: Vec<TxEnvelope>,
+        reader: aicoin_storage::Reader,
+        head: u64,
+    ) -> Result<BuiltBlock, ChainError> {
         let number = header.number;
         let tx_root = proofs::calculate_transaction_root(&transactions);
         if tx_root != header.transactions_root {
@@ -347,7 +397,7 @@ impl Chain {
         let issued = reader.issued()?;
         let mut builder = BlockBuilder::new(
             StateDb::at(reader, head)?,
-            block_env(self.spec.chain_id, &header),
+            block_env(self.spec.chain_id, header),
         );
         for (index, tx) in transactions.into_iter().enumerate() {
             let tx = validate_transaction(tx, self.spec.chain_id, header.gas_limit)
@@ -380,20 +430,7 @@ impl Chain {
                 expected,
             });
         }
-        let sealed = header.clone();
-        let next_nonces = next_nonces(&built);
-        let (block, _) = self.commit(header, built, move |computed| {
-            if computed.state_root != sealed.state_root {
-                return Err(mismatch(
-                    number,
-                    "stateRoot",
-                    sealed.state_root,
-                    computed.state_root,
-                ));
-            }
-            Ok(sealed)
-        })?;
-        Ok((block, next_nonces))
+        Ok(built)
     }
 
     /// Writes the block's state, completes the header with the results (`finalize` seals it, or

@@ -495,3 +495,57 @@ fn import_rejects_foreign_seals_and_wrong_contents() {
     assert_eq!(other.store().reader().unwrap().head_number().unwrap(), 0);
     other.import(header, txs, 5_000).unwrap();
 }
+
+/// A replicated validator builds a block, the cluster commits it, and importing it reuses the
+/// build's execution; a different block committed at that height (another leader's) is executed
+/// in full instead. Both paths leave the same chain as a replica that executes everything.
+#[test]
+fn committed_proposals_import_from_their_build() {
+    let h = Harness::new();
+    let (_dir, other) = replica(&h);
+    let proposed = |chain: &Chain| {
+        chain
+            .proposed
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|(hash, _)| *hash)
+    };
+    let tx = h.transfer(0, 0);
+    let state = SenderState {
+        nonce: 0,
+        balance: U256::MAX,
+    };
+    h.pool.add(tx.clone(), state).unwrap();
+    // This node proposes block 1 with the transfer, but another leader's empty block 1 is what
+    // the cluster commits.
+    let lost = h.chain.build(&h.sealer, 1_003, &mut h.pool.best()).unwrap();
+    assert_eq!(lost.block.body.transactions.len(), 1);
+    let empty = TxPool::new(PoolConfig::default());
+    let winner = other.build(&h.sealer, 1_004, &mut empty.best()).unwrap();
+    assert!(matches!(
+        h.chain.import_committed(winner.block.clone()).unwrap(),
+        Committed::Imported { .. }
+    ));
+    assert_eq!(proposed(&h.chain), None, "the lost proposal is forgotten");
+    assert_eq!(
+        h.chain.store().reader().unwrap().block_hash(1).unwrap(),
+        Some(winner.block.header.hash_slow())
+    );
+    // Its own proposal of block 2, committed, is stored from the execution already done.
+    let mine = h.chain.build(&h.sealer, 1_006, &mut h.pool.best()).unwrap();
+    let hash = mine.block.header.hash_slow();
+    assert_eq!(proposed(&h.chain), Some(hash));
+    h.chain.import_committed(mine.block.clone()).unwrap();
+    assert_eq!(proposed(&h.chain), None);
+    assert_eq!(h.receipts(2).len(), 1);
+    assert_eq!(h.nonce(h.users[0].address()), 1);
+    // The replica proposed block 1 itself and executes block 2 from scratch: same chain, roots
+    // included.
+    other.import_committed(winner.block).unwrap();
+    other.import_committed(mine.block).unwrap();
+    assert_eq!(
+        other.store().reader().unwrap().block_hash(2).unwrap(),
+        Some(hash)
+    );
+}
