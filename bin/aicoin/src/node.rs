@@ -123,7 +123,8 @@ pub struct NodeArgs {
     /// Most logs one eth_getLogs may return [default: 20000].
     #[arg(long, env = "AICOIN_RPC_MAX_LOGS")]
     rpc_max_logs: Option<usize>,
-    /// The RPC URL the MetaMask page at GET / hands to wallets [default: the page's own origin].
+    /// This node's public RPC URL: the one the MetaMask page at GET / hands to wallets, and the
+    /// one other nodes forward transactions to [default: the page's own origin; http://host:port].
     #[arg(long, env = "AICOIN_PUBLIC_RPC_URL")]
     public_rpc_url: Option<String>,
     /// Serve Prometheus metrics at GET /metrics on this port of --host [default: off].

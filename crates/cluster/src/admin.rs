@@ -69,10 +69,11 @@ pub async fn execute(shared: &Arc<Shared>, request: AdminRequest, forwarded: boo
         let Some(member) = metrics.membership_config.membership().get_node(&leader) else {
             return Err(format!("the leader {leader} is not in the membership"));
         };
-        // A status is quick; adding a validator waits for it to catch up.
+        // A status is quick, a removal two commits; adding a validator waits for it to catch up.
         let timeout = match request {
             AdminRequest::Status => Duration::from_secs(5),
-            _ => Duration::from_secs(600),
+            AdminRequest::Remove { .. } => Duration::from_secs(30),
+            AdminRequest::Add { .. } => Duration::from_secs(600),
         };
         let reply: Result<AdminReply, _> = shared
             .caller

@@ -84,7 +84,9 @@ impl Progress {
         let elapsed = since.elapsed();
         if elapsed >= PROGRESS_EVERY {
             let rate = *blocks as f64 / elapsed.as_secs_f64();
-            let eta = Duration::from_secs_f64((target - at) as f64 / rate.max(1e-9));
+            // The peer may have produced more since it told us its head.
+            let left = target.saturating_sub(at) as f64;
+            let eta = Duration::try_from_secs_f64(left / rate.max(1e-9)).unwrap_or(Duration::MAX);
             tracing::info!(block = at, target, blocks_per_s = format!("{rate:.0}"),
                 eta = ?Duration::from_secs(eta.as_secs()), "syncing");
             self.window = None;

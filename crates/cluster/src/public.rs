@@ -15,7 +15,7 @@ use axum::{
     routing::get,
 };
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::{
     Ledger,
@@ -34,11 +34,15 @@ pub(crate) struct Source {
     pub raft: Option<openraft::Raft<types::Raft>>,
 }
 
+/// Most `GET /blocks` answered at once (each reads up to 8 MiB); more get 503 and retry.
+const CONCURRENT_BLOCK_READS: usize = 4;
+
 pub(crate) fn router(source: Source) -> Router {
+    let reads = Arc::new(Semaphore::new(CONCURRENT_BLOCK_READS));
     Router::new()
         .route("/status", get(status))
         .route("/blocks", get(blocks))
-        .with_state(source)
+        .with_state((source, reads))
 }
 
 /// Serves only the public endpoints on `addr` (a standalone validator) until `shutdown`.
@@ -64,7 +68,7 @@ fn internal(e: impl std::fmt::Display) -> Response {
     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()
 }
 
-async fn status(State(source): State<Source>) -> Response {
+async fn status(State((source, _)): State<(Source, Arc<Semaphore>)>) -> Response {
     let ledger = source.ledger.clone();
     let head = match tokio::task::spawn_blocking(move || ledger.head()).await {
         Ok(Ok(head)) => head,
@@ -94,7 +98,17 @@ struct BlocksQuery {
     from: u64,
 }
 
-async fn blocks(State(source): State<Source>, Query(query): Query<BlocksQuery>) -> Response {
+async fn blocks(
+    State((source, reads)): State<(Source, Arc<Semaphore>)>,
+    Query(query): Query<BlocksQuery>,
+) -> Response {
+    let Ok(_permit) = reads.try_acquire() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy serving blocks; retry",
+        )
+            .into_response();
+    };
     let ledger = source.ledger.clone();
     let blocks = tokio::task::spawn_blocking(move || {
         ledger.blocks(query.from, MAX_BLOCKS_PER_REQUEST, MAX_BYTES_PER_REQUEST)

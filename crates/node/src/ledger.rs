@@ -54,7 +54,7 @@ impl Ledger for ChainLedger {
     fn blocks(&self, from: u64, max: usize, max_bytes: usize) -> Result<Vec<Bytes>, LedgerError> {
         let mut blocks = Vec::new();
         let mut bytes = 0;
-        for number in from.. {
+        for number in from..=u64::MAX {
             if blocks.len() >= max || bytes >= max_bytes {
                 break;
             }

@@ -289,6 +289,12 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let mut tasks = Vec::new();
     let mut cluster = None;
     let mut sync_addr = None;
+    // Where other nodes forward transactions to this one (behind a proxy, the public URL).
+    let rpc_url = config
+        .rpc
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{rpc_addr}"));
     if config.role == Role::Full {
         let ledger = Arc::new(ledger::ChainLedger {
             chain: chain.clone(),
@@ -331,7 +337,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                     SocketAddr::new(config.host, config.sync_port())
                 )
             }),
-            rpc_url: format!("http://{rpc_addr}"),
+            rpc_url: rpc_url.clone(),
             priority: config.priority,
         };
         let handle = aicoin_cluster::start(
@@ -384,7 +390,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
                     .advertise_sync_url
                     .clone()
                     .unwrap_or_else(|| format!("http://{addr}")),
-                rpc_url: format!("http://{rpc_addr}"),
+                rpc_url: rpc_url.clone(),
                 priority: config.priority,
             };
             let served = aicoin_cluster::public::serve(

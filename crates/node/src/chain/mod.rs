@@ -201,7 +201,8 @@ impl Chain {
 
     /// Builds and seals the next block as [`Chain::produce`] does, but stores nothing: a
     /// replicated validator proposes the block to its cluster, and every member (itself too)
-    /// imports it once a majority has it.
+    /// imports it once a majority has it. What executing it gave is kept in memory until the
+    /// next import, which reuses it if that is this very block.
     pub fn build(
         &self,
         sealer: &Sealer,
@@ -321,7 +322,9 @@ impl Chain {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
-            .filter(|(proposed, _)| *proposed == hash)
+            .filter(|(proposed, built)| {
+                *proposed == hash && built.transactions == block.body.transactions
+            })
             .map(|(_, built)| built);
         let timestamp = block.header.timestamp;
         let (block, next_nonces) =

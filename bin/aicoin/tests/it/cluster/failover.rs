@@ -10,8 +10,8 @@ use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 
 use super::{
-    Slot, agreed_leader, assert_all_receipted, assert_same_chain, cluster_command, prepare, reach,
-    send_transfers, start, transfers,
+    Slot, agreed_leader, assert_all_receipted, assert_same_chain, cluster_command,
+    one_cluster_at_a_time, prepare, reach, send_transfers, start, transfers,
 };
 use crate::common::{NodeProcess, aicoin, tempdir};
 
@@ -54,6 +54,7 @@ async fn kill_leader(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_survives_leader_kills_without_losing_or_forking() {
+    let _serial = one_cluster_at_a_time().await;
     let tmp = tempdir();
     let home = tmp.path();
     let (spec, slots) = prepare(home, VALIDATORS, VALIDATORS);

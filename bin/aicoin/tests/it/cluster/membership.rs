@@ -4,12 +4,14 @@
 //! cluster goes on without it.
 
 use super::{
-    agreed_leader, assert_same_chain, cluster_command, eventually, prepare, reach, start, status,
+    agreed_leader, assert_same_chain, cluster_command, eventually, one_cluster_at_a_time, prepare,
+    reach, start, status,
 };
 use crate::common::tempdir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_validator_joins_and_leaves_a_running_cluster() {
+    let _serial = one_cluster_at_a_time().await;
     let tmp = tempdir();
     let home = tmp.path();
     // Four authorities in the chain spec; the first three form the cluster.

@@ -20,6 +20,14 @@ use serde_json::Value;
 
 use crate::common::{DEADLINE, NodeProcess, aicoin, dev_key, transfer};
 
+/// Held by each cluster test for its whole run: three validators with sub-second raft timers
+/// share two cores with the rest of the suite, and two clusters at once would starve each other
+/// into elections nobody asked for.
+async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    CLUSTER.lock().await
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -1,11 +1,15 @@
 //! A single validator, no cluster: given `--sync-port`, it serves its blocks, so full nodes can
 //! follow a one-authority chain, verify it, and forward transactions to it.
 
-use super::{assert_all_receipted, assert_same_chain, prepare, reach, start, transfers};
+use super::{
+    assert_all_receipted, assert_same_chain, one_cluster_at_a_time, prepare, reach, start,
+    transfers,
+};
 use crate::common::{NodeProcess, aicoin, tempdir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_follows_a_standalone_validator() {
+    let _serial = one_cluster_at_a_time().await;
     let tmp = tempdir();
     let home = tmp.path();
     let (spec, slots) = prepare(home, 1, 1);
