@@ -183,7 +183,7 @@ fn reply(result: AdminReply) -> Response {
 pub async fn serve(
     shared: Arc<Shared>,
     addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let app = Router::new()
         .route(
@@ -222,18 +222,5 @@ pub async fn serve(
             ),
         )
         .with_state(shared);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "cluster admin API failed");
-        }
-    });
-    Ok(bound)
+    crate::server::listen(app, addr, shutdown).await
 }

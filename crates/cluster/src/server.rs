@@ -63,7 +63,7 @@ pub(crate) async fn listen(
         .with_graceful_shutdown(stopped)
         .await
         {
-            tracing::error!(error = %e, "sync server failed");
+            tracing::error!(error = %e, addr = %bound, "cluster HTTP server failed");
         }
     });
     Ok(bound)

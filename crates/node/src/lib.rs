@@ -295,12 +295,28 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{rpc_addr}"));
-    if config.role == Role::Full {
-        let ledger = Arc::new(ledger::ChainLedger {
+    let chain_ledger = |sealer| {
+        Arc::new(ledger::ChainLedger {
             chain: chain.clone(),
             pool: pool.clone(),
-            sealer: None,
-        });
+            sealer,
+        })
+    };
+    // How other nodes reach this one, when it serves blocks on `sync_port`.
+    let me = |sync_port| Member {
+        name: config
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{}", rpc_addr.port())),
+        sync_url: config
+            .advertise_sync_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(config.host, sync_port))),
+        rpc_url: rpc_url.clone(),
+        priority: config.priority,
+    };
+    if config.role == Role::Full {
+        let ledger = chain_ledger(None);
         let fetcher = Fetcher::new();
         let (target, target_rx) = watch::channel(None);
         tasks.push(tokio::spawn(forward::run(
@@ -321,32 +337,14 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             shutdown_rx,
         )));
     } else if config.replicated() {
-        let ledger = Arc::new(ledger::ChainLedger {
-            chain: chain.clone(),
-            pool: pool.clone(),
-            sealer: Some(sealer),
-        });
-        let me = Member {
-            name: config
-                .node_id
-                .clone()
-                .unwrap_or_else(|| format!("node-{}", rpc_addr.port())),
-            sync_url: config.advertise_sync_url.clone().unwrap_or_else(|| {
-                format!(
-                    "http://{}",
-                    SocketAddr::new(config.host, config.sync_port())
-                )
-            }),
-            rpc_url: rpc_url.clone(),
-            priority: config.priority,
-        };
+        let ledger = chain_ledger(Some(sealer));
         let handle = aicoin_cluster::start(
             ClusterConfig {
                 data_dir: config.data_dir.clone(),
                 key: key.clone(),
                 genesis: genesis_hash,
                 validators: spec.authorities.clone(),
-                me,
+                me: me(config.sync_port()),
                 listen: SocketAddr::new(config.host, config.sync_port()),
                 admin: Some(SocketAddr::new(
                     IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -378,25 +376,11 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         cluster = Some(handle);
     } else {
         if let Some(port) = config.sync_port {
-            let ledger = Arc::new(ledger::ChainLedger {
-                chain: chain.clone(),
-                pool: pool.clone(),
-                sealer: None,
-            });
             let addr = SocketAddr::new(config.host, port);
-            let me = Member {
-                name: config.node_id.clone().unwrap_or_else(|| "validator".into()),
-                sync_url: config
-                    .advertise_sync_url
-                    .clone()
-                    .unwrap_or_else(|| format!("http://{addr}")),
-                rpc_url: rpc_url.clone(),
-                priority: config.priority,
-            };
             let served = aicoin_cluster::public::serve(
-                ledger,
+                chain_ledger(None),
                 key.address(),
-                me,
+                me(port),
                 genesis_hash,
                 addr,
                 shutdown_rx.clone(),

@@ -11,9 +11,9 @@ use alloy_signer_local::PrivateKeySigner;
 
 use super::{
     Slot, agreed_leader, assert_all_receipted, assert_same_chain, cluster_command,
-    one_cluster_at_a_time, prepare, reach, send_transfers, start, transfers,
+    one_cluster_at_a_time, prepare, reach, send_transfers, start, start_full_node, transfers,
 };
-use crate::common::{NodeProcess, aicoin, tempdir};
+use crate::common::{NodeProcess, tempdir};
 
 const VALIDATORS: usize = 3;
 
@@ -173,26 +173,8 @@ async fn a_full_node_syncs_and_forwards(
     slots: &[Slot],
     nodes: &[Option<NodeProcess>],
 ) {
-    let dir = home.join("full");
     let bootnodes = format!("{},{}", slots[1].sync_url(), slots[2].sync_url());
-    let full = NodeProcess::start(aicoin(
-        home,
-        &[
-            "node",
-            "--role",
-            "full",
-            "--chain",
-            spec.to_str().unwrap(),
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--rpc-port",
-            "0",
-            "--no-api",
-            "--bootnodes",
-            &bootnodes,
-        ],
-    ))
-    .await;
+    let full = start_full_node(home, spec, &bootnodes).await;
     let validator = nodes[2].as_ref().unwrap();
     let target = validator.block_number().await;
     reach(&full, target).await;

@@ -153,6 +153,27 @@ async fn start(home: &Path, slot: &Slot) -> NodeProcess {
     NodeProcess::start(aicoin(home, &args)).await
 }
 
+/// A full node (in `home/full`) of the chain `spec`, following `bootnodes` (comma-separated sync
+/// URLs).
+async fn start_full_node(home: &Path, spec: &Path, bootnodes: &str) -> NodeProcess {
+    let dir = home.join("full");
+    let args = [
+        "node",
+        "--role",
+        "full",
+        "--chain",
+        spec.to_str().unwrap(),
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--rpc-port",
+        "0",
+        "--no-api",
+        "--bootnodes",
+        bootnodes,
+    ];
+    NodeProcess::start(aicoin(home, &args)).await
+}
+
 /// What `aicoin cluster status` prints, as JSON.
 async fn status(slot: &Slot) -> Option<ClusterStatus> {
     let response = reqwest::Client::new()

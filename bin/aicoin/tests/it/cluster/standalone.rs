@@ -1,11 +1,12 @@
 //! A single validator, no cluster: given `--sync-port`, it serves its blocks, so full nodes can
 //! follow a one-authority chain, verify it, and forward transactions to it.
 
+use super::start_full_node;
 use super::{
     assert_all_receipted, assert_same_chain, one_cluster_at_a_time, prepare, reach, start,
     transfers,
 };
-use crate::common::{NodeProcess, aicoin, tempdir};
+use crate::common::tempdir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_node_follows_a_standalone_validator() {
@@ -22,25 +23,7 @@ async fn a_full_node_follows_a_standalone_validator() {
         )
     );
     let before = transfers(&validator, 0, 2).await;
-    let dir = home.join("full");
-    let full = NodeProcess::start(aicoin(
-        home,
-        &[
-            "node",
-            "--role",
-            "full",
-            "--chain",
-            spec.to_str().unwrap(),
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--rpc-port",
-            "0",
-            "--no-api",
-            "--bootnodes",
-            &slots[0].sync_url(),
-        ],
-    ))
-    .await;
+    let full = start_full_node(home, &spec, &slots[0].sync_url()).await;
     reach(&full, validator.block_number().await).await;
     assert_same_chain(&[&full, &validator]).await;
     assert_all_receipted(&full, &before).await;
