@@ -1,5 +1,7 @@
-// Compiles contracts/*.sol with solc-js into contracts/out/<Name>.json ({abi, bytecode}), the
-// artifacts Rust tests, benchmarks and the e2e suites load.
+// Compiles contracts/*.sol and the chain modules' interfaces, contracts/interfaces/I<Name>.sol,
+// with solc-js into contracts/out/<Name>.json ({abi, bytecode}): the artifacts Rust tests,
+// benchmarks and the e2e suites load, and the ABIs clients call the modules with. (The node
+// decodes module calls from the same .sol files, through alloy's sol! macro.)
 //   node e2e/compile-contracts.mjs          regenerate the artifacts
 //   node e2e/compile-contracts.mjs --check  fail if the committed artifacts are stale
 import fs from 'node:fs';
@@ -8,9 +10,11 @@ import { fileURLToPath } from 'node:url';
 import solc from 'solc';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'contracts');
+const solidity = (dir) => fs.readdirSync(path.join(root, dir)).filter((f) => f.endsWith('.sol'))
+  .map((f) => path.posix.join(dir, f));
 const sources = Object.fromEntries(
-  fs.readdirSync(root).filter((f) => f.endsWith('.sol'))
-    .map((f) => [f, { content: fs.readFileSync(path.join(root, f), 'utf8') }]),
+  [...solidity('.'), ...solidity('interfaces')]
+    .map((f) => [path.posix.normalize(f), { content: fs.readFileSync(path.join(root, f), 'utf8') }]),
 );
 const input = {
   language: 'Solidity',

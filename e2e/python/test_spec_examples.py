@@ -9,7 +9,6 @@ import os
 import pytest
 from eth_account import Account
 from web3 import Web3
-from web3.middleware import ExtraDataToPOAMiddleware
 
 RPC_URL = os.environ["AICOIN_RPC_URL"]
 DEV_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -63,10 +62,8 @@ def test_balance_send_and_receipt(w3):
     assert before - after == w3.to_wei(1.0, "ether")
     assert w3.eth.get_balance(recipient) == w3.to_wei(1.0, "ether")
 
-    # The block, with full transactions. AICoin seals blocks Clique-style (a 65-byte signature
-    # in extraData), so web3.py needs its proof-of-authority middleware to read blocks, as on
-    # every PoA chain.
-    w3.middleware_onion.inject(ExtraDataToPOAMiddleware, layer=0)
+    # The block, with full transactions: no middleware needed (plain Ethereum headers; the seal
+    # travels beside the header, see test_blocks.py).
     block = w3.eth.get_block(receipt.blockNumber, full_transactions=True)
     assert block.baseFeePerGas == 0
     mined = [t for t in block.transactions if t.hash == tx_hash]

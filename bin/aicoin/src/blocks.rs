@@ -1,7 +1,8 @@
 //! `aicoin import`, `export` and `chain-spec`: moving sealed blocks between data dirs as an RLP
-//! stream (geth's export format: one RLP-encoded block after another). Import checks every seal
-//! against the authority set and re-executes every block, so a file cannot smuggle in anything
-//! an authority did not seal or that does not execute to the sealed roots.
+//! stream, one [`SealedBlock`] (`[header, seal, [transactions…]]`) after another, as geth's
+//! export streams its blocks. Import checks every seal against the authority set and
+//! re-executes every block, so a file cannot smuggle in anything an authority did not seal or
+//! that does not execute to the sealed roots.
 
 use std::{
     io::{BufWriter, Write},
@@ -10,9 +11,8 @@ use std::{
 };
 
 use aicoin_node::{Chain, unix_now};
-use aicoin_primitives::ChainSpec;
+use aicoin_primitives::{ChainSpec, SealedBlock};
 use aicoin_storage::{Store, StoreError};
-use alloy_consensus::{Block, TxEnvelope};
 use alloy_rlp::{Decodable, Encodable};
 use clap::Args;
 use eyre::{WrapErr, bail};
@@ -50,8 +50,6 @@ pub struct ChainSpecArgs {
     data_dir: PathBuf,
 }
 
-type ChainBlock = Block<TxEnvelope>;
-
 fn open(data_dir: &Path, chain: Option<&PathBuf>) -> eyre::Result<(Store, ChainSpec)> {
     match Store::open_existing(data_dir) {
         Ok(opened) => Ok(opened),
@@ -83,23 +81,20 @@ pub async fn import(args: ImportArgs) -> eyre::Result<()> {
     )?);
     let (mut imported, mut known) = (0u64, 0u64);
     while !rest.is_empty() {
-        let block =
-            ChainBlock::decode(&mut rest).wrap_err("the file is not a stream of RLP blocks")?;
-        let number = block.header.number;
-        // AICoin blocks have neither uncles nor withdrawals (their header roots are fixed empty).
-        if !block.body.ommers.is_empty() || block.body.withdrawals.is_some_and(|w| !w.is_empty()) {
-            bail!("block {number} carries uncles or withdrawals, which AICoin blocks never have");
-        }
+        let block = SealedBlock::decode(&mut rest).wrap_err(
+            "the file is not a stream of sealed AICoin blocks (exported by aicoin 0.6 or newer)",
+        )?;
+        let number = block.number();
         let head = store.reader()?.head_number()?;
         if number <= head {
             let stored = store.reader()?.block_hash(number)?;
-            if stored != Some(block.header.hash_slow()) {
+            if stored != Some(block.hash()) {
                 bail!("block {number} differs from the block {number} already in the data dir");
             }
             known += 1;
         } else {
             chain
-                .import(block.header, block.body.transactions, unix_now())
+                .import(block, unix_now())
                 .wrap_err_with(|| format!("block {number} rejected"))?;
             imported += 1;
         }

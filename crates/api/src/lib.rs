@@ -221,14 +221,7 @@ pub async fn start(
     }
     let models = Arc::new(models);
     let app = router(models.clone(), registry);
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "the inference API server failed");
-        }
-    });
+    let task = aicoin_http::serve("inference API", listener, app, shutdown);
     tracing::info!(%addr, models = ?models.cards().iter().map(|c| &c.id).collect::<Vec<_>>(), "inference API serving");
     Ok(ApiServer { addr, models, task })
 }

@@ -222,5 +222,5 @@ pub async fn serve(
             ),
         )
         .with_state(shared);
-    crate::server::listen(app, addr, shutdown).await
+    aicoin_http::listen("cluster admin", addr, app, shutdown).await
 }

@@ -61,7 +61,7 @@ pub async fn serve(
         genesis,
         raft: None,
     };
-    crate::server::listen(router(source), addr, shutdown).await
+    aicoin_http::listen("sync", addr, router(source), shutdown).await
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

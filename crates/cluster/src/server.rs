@@ -41,32 +41,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
         .with_state(shared)
         .merge(public::router(source));
-    listen(app, addr, shutdown).await
-}
-
-/// Serves `app` on `addr` until `shutdown`; returns the bound address.
-pub(crate) async fn listen(
-    app: Router,
-    addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
-) -> std::io::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped)
-        .await
-        {
-            tracing::error!(error = %e, addr = %bound, "cluster HTTP server failed");
-        }
-    });
-    Ok(bound)
+    aicoin_http::listen("node-to-node", addr, app, shutdown).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

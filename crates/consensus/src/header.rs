@@ -10,22 +10,24 @@
 use aicoin_primitives::ChainSpec;
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH, Header};
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
-use alloy_primitives::{Address, B64, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B64, B256, U256, keccak256};
 
-use crate::seal::{SealError, recover_sealer};
+use aicoin_primitives::Seal;
+
+use crate::seal::{SealError, recover_sealer, sealer_extra_data};
 
 /// How far ahead of the importer's clock a block timestamp may be.
 pub const MAX_FUTURE_DRIFT_SECS: u64 = 15;
 
-/// A header for block `parent.number + 1` with every fixed field set; the producer fills in the
-/// roots, bloom and gas used after execution, then seals it.
+/// A header for block `parent.number + 1` that `sealer` will seal, with every fixed field set;
+/// the producer fills in the roots, bloom and gas used after execution, then seals it.
 pub fn header_template(
     parent: &Header,
     parent_hash: B256,
     beneficiary: Address,
     timestamp: u64,
     gas_limit: u64,
-    vanity: &[u8],
+    sealer: Address,
 ) -> Header {
     Header {
         parent_hash,
@@ -34,7 +36,7 @@ pub fn header_template(
         timestamp: timestamp.max(parent.timestamp),
         gas_limit,
         mix_hash: keccak256(parent_hash),
-        extra_data: Bytes::copy_from_slice(vanity),
+        extra_data: sealer_extra_data(sealer),
         ..genesis_shape()
     }
 }
@@ -57,7 +59,7 @@ pub fn genesis_shape() -> Header {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum HeaderError {
     #[error("block {got} does not follow head {head}")]
     NotNext { head: u64, got: u64 },
@@ -77,13 +79,14 @@ pub enum HeaderError {
     UnknownSealer(Address),
 }
 
-/// Checks `header` as the successor of `parent` (whose hash is `parent_hash`) and returns the
-/// authority that sealed it. `now` is the importer's clock in seconds.
+/// Checks `header` as the successor of `parent` (whose hash is `parent_hash`) and its `seal`,
+/// and returns the authority that sealed it. `now` is the importer's clock in seconds.
 pub fn validate_header(
     spec: &ChainSpec,
     parent: &Header,
     parent_hash: B256,
     header: &Header,
+    seal: &Seal,
     now: u64,
 ) -> Result<Address, HeaderError> {
     if header.number != parent.number + 1 {
@@ -148,7 +151,7 @@ pub fn validate_header(
     if let Some((field, _)) = fixed.iter().find(|(_, ok)| !ok) {
         return Err(HeaderError::BadShape(field));
     }
-    let sealer = recover_sealer(header)?;
+    let sealer = recover_sealer(header, seal)?;
     if !spec.is_authority(&sealer) {
         return Err(HeaderError::UnknownSealer(sealer));
     }
@@ -158,7 +161,8 @@ pub fn validate_header(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seal::seal_header;
+    use crate::seal::seal_block;
+    use aicoin_primitives::SealedBlock;
     use alloy_signer_local::PrivateKeySigner;
 
     fn setup() -> (ChainSpec, PrivateKeySigner, Header, B256) {
@@ -172,18 +176,36 @@ mod tests {
         (spec, signer, parent, hash)
     }
 
-    fn child(parent: &Header, hash: B256, signer: &PrivateKeySigner) -> Header {
-        let h = header_template(parent, hash, signer.address(), 103, 30_000_000, b"test");
-        seal_header(h, signer).unwrap()
+    fn child(parent: &Header, hash: B256, signer: &PrivateKeySigner) -> SealedBlock {
+        let h = header_template(
+            parent,
+            hash,
+            signer.address(),
+            103,
+            30_000_000,
+            signer.address(),
+        );
+        seal_block(h, Vec::new(), signer).unwrap()
+    }
+
+    fn check(
+        spec: &ChainSpec,
+        parent: &Header,
+        hash: B256,
+        block: &SealedBlock,
+        now: u64,
+    ) -> Result<Address, HeaderError> {
+        validate_header(spec, parent, hash, &block.header, &block.seal, now)
     }
 
     #[test]
     fn accepts_a_well_formed_sealed_child() {
         let (spec, signer, parent, hash) = setup();
-        let header = child(&parent, hash, &signer);
+        let block = child(&parent, hash, &signer);
+        assert!(block.header.extra_data.len() <= 32);
         assert_eq!(
-            validate_header(&spec, &parent, hash, &header, 103),
-            Ok(signer.address())
+            check(&spec, &parent, hash, &block, 103).unwrap(),
+            signer.address()
         );
     }
 
@@ -191,30 +213,45 @@ mod tests {
     fn rejects_foreign_seal_and_broken_links() {
         let (spec, signer, parent, hash) = setup();
         let stranger = PrivateKeySigner::random();
-        let header = child(&parent, hash, &stranger);
-        assert_eq!(
-            validate_header(&spec, &parent, hash, &header, 103),
-            Err(HeaderError::UnknownSealer(stranger.address()))
-        );
-
-        let header = child(&parent, B256::repeat_byte(1), &signer);
+        let block = child(&parent, hash, &stranger);
         assert!(matches!(
-            validate_header(&spec, &parent, hash, &header, 103),
+            check(&spec, &parent, hash, &block, 103),
+            Err(HeaderError::UnknownSealer(a)) if a == stranger.address()
+        ));
+
+        let block = child(&parent, B256::repeat_byte(1), &signer);
+        assert!(matches!(
+            check(&spec, &parent, hash, &block, 103),
             Err(HeaderError::WrongParent { .. })
         ));
 
-        let mut header = header_template(&parent, hash, signer.address(), 103, 30_000_000, b"");
-        header.base_fee_per_gas = Some(7);
-        let header = seal_header(header, &signer).unwrap();
-        assert_eq!(
-            validate_header(&spec, &parent, hash, &header, 103),
-            Err(HeaderError::BadShape("baseFeePerGas"))
+        let mut header = header_template(
+            &parent,
+            hash,
+            signer.address(),
+            103,
+            30_000_000,
+            signer.address(),
         );
-
-        let header = child(&parent, hash, &signer);
+        header.base_fee_per_gas = Some(7);
+        let block = seal_block(header, Vec::new(), &signer).unwrap();
         assert!(matches!(
-            validate_header(&spec, &parent, hash, &header, 50),
+            check(&spec, &parent, hash, &block, 103),
+            Err(HeaderError::BadShape("baseFeePerGas"))
+        ));
+
+        let block = child(&parent, hash, &signer);
+        assert!(matches!(
+            check(&spec, &parent, hash, &block, 50),
             Err(HeaderError::TimestampInFuture { .. })
+        ));
+
+        // An authority's valid seal moved onto a header that names another sealer.
+        let mut other = child(&parent, hash, &signer);
+        other.header.extra_data = sealer_extra_data(stranger.address());
+        assert!(matches!(
+            check(&spec, &parent, hash, &other, 103),
+            Err(HeaderError::Seal(SealError::SealerMismatch { .. }))
         ));
     }
 }

@@ -8,5 +8,6 @@ pub use header::{
     HeaderError, MAX_FUTURE_DRIFT_SECS, genesis_shape, header_template, validate_header,
 };
 pub use seal::{
-    EXTRA_SEAL_LEN, EXTRA_VANITY_LEN, SealError, recover_sealer, seal_hash, seal_header,
+    MAX_EXTRA_DATA, SealError, named_sealer, recover_sealer, seal_block, sealer_extra_data,
+    version_tag,
 };

@@ -1,15 +1,19 @@
-//! Executing a block's transactions one by one on revm, with nothing ever charged for gas, then
-//! paying the block reward and collecting the state changes, receipts and roots.
+//! Executing a block: its transactions one by one on the chain's EVM, with nothing ever charged
+//! for gas, then the end-of-block system step (the block reward, at the parameters the block's
+//! state holds), and the state changes, receipts and roots collected.
 //!
 //! The same builder serves the producer (which offers pool transactions and skips the ones that
 //! fail) and the importer (for which any failing transaction rejects the whole block).
 
-use aicoin_primitives::{BlockReward, Tokenomics, TokenomicsError, TxReceipt};
+use aicoin_primitives::{
+    BlockReward, Params, Tokenomics, TokenomicsError, TxReceipt, modules::PARAMS_ADDRESS,
+};
 use aicoin_storage::{AccountChange, AccountInfo, StateChanges};
 use alloy_consensus::{TxEnvelope, proofs, transaction::Recovered};
-use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx, eth::EthEvmFactory};
+use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx};
 use alloy_primitives::{Address, B256, Bloom, U256};
 use revm::{
+    Database as _,
     context::TxEnv,
     context_interface::result::{EVMError, InvalidTransaction},
     database::{BundleState, State, states::bundle_state::BundleRetention},
@@ -17,10 +21,13 @@ use revm::{
     inspector::NoOpInspector,
 };
 
-use crate::db::{DbError, StateDb};
+use crate::{
+    db::{DbError, StateDb},
+    evm::{AicoinEvm, AicoinEvmFactory},
+};
 
 type BlockState = State<WrapDatabaseRef<StateDb>>;
-type BlockEvm = <EthEvmFactory as EvmFactory>::Evm<BlockState, NoOpInspector>;
+type BlockEvm = AicoinEvm<BlockState, NoOpInspector>;
 
 /// Why a transaction could not be part of this block.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -88,7 +95,7 @@ impl BlockBuilder {
             .with_bundle_update()
             .build();
         Self {
-            evm: EthEvmFactory::default().create_evm(state, env),
+            evm: AicoinEvmFactory.create_evm(state, env),
             gas_limit,
             gas_used: 0,
             transactions: Vec::new(),
@@ -143,16 +150,28 @@ impl BlockBuilder {
         Ok(self.receipts.last().expect("just pushed"))
     }
 
-    /// Pays block `number`'s reward (capped so issuance never passes `max_supply`) to
-    /// `beneficiary` and `treasury`, and returns the finished block contents.
+    /// The chain parameters as the block's state holds them now.
+    pub fn params(&mut self) -> Result<Params, ExecError> {
+        let db = self.evm.db_mut();
+        Params::read(|key| db.storage(PARAMS_ADDRESS, key.into())).map_err(|e| match e {
+            EvmDatabaseError::Database(e) => ExecError::Db(e),
+            other => ExecError::Evm(other.to_string()),
+        })
+    }
+
+    /// Runs the end-of-block system step and returns the finished block contents. The step
+    /// pays block `number`'s reward on the issuance schedule the parameters give at this
+    /// point of the block, capped (whatever they say) so that issuance never passes
+    /// `tokenomics.max_supply`, to the beneficiary and `treasury`.
     pub fn finish(
-        self,
+        mut self,
         tokenomics: &Tokenomics,
         number: u64,
         issued_before: U256,
         treasury: Address,
     ) -> Result<BuiltBlock, ExecError> {
-        let reward = tokenomics.block_reward(number, issued_before)?;
+        let schedule = self.params()?.tokenomics(tokenomics);
+        let reward = schedule.block_reward(number, issued_before)?;
         let issued = issued_before + reward.total();
         if issued > tokenomics.max_supply {
             return Err(TokenomicsError::CapExceeded {

@@ -5,7 +5,7 @@
 use alloy_eips::eip2930::AccessList;
 use alloy_evm::{
     Evm, EvmEnv, EvmFactory,
-    eth::{EthEvmContext, EthEvmFactory},
+    eth::EthEvmContext,
     overrides::{OverrideBlockHashes, StateOverrideError, apply_state_overrides},
     rpc::TryIntoTxEnv,
 };
@@ -25,6 +25,7 @@ use revm_inspectors::access_list::AccessListInspector;
 use crate::{
     db::{DbError, StateDb},
     env::TX_GAS_LIMIT_CAP,
+    evm::{AicoinEvm, AicoinEvmFactory},
 };
 
 /// The state a call runs on: a block's state with the call's overrides on top.
@@ -166,6 +167,14 @@ impl CallEnv {
         Ok(tx)
     }
 
+    /// The EVM over this state (overrides included), with `inspector` watching.
+    fn evm<I>(&mut self, inspector: I) -> AicoinEvm<&mut CallDb, I>
+    where
+        I: for<'a> Inspector<EthEvmContext<&'a mut CallDb>>,
+    {
+        AicoinEvmFactory.create_evm_with_inspector(&mut self.db, self.env.clone(), inspector)
+    }
+
     /// Runs `tx` with `inspector` watching, without keeping its changes. Returns the result
     /// with the inspector and the state as it was before `tx`, for tracers that need both.
     pub fn inspect<I, T>(
@@ -178,11 +187,7 @@ impl CallEnv {
         I: for<'a> Inspector<EthEvmContext<&'a mut CallDb>>,
     {
         let env = self.env.clone();
-        let mut evm = EthEvmFactory::default().create_evm_with_inspector(
-            &mut self.db,
-            env.clone(),
-            inspector,
-        );
+        let mut evm = self.evm(inspector);
         let result = evm.transact(tx.clone())?;
         let (db, inspector, _) = evm.components_mut();
         Ok(finish(inspector, &tx, &env, &result, db))
@@ -197,8 +202,7 @@ impl CallEnv {
 
     /// Runs `tx` and keeps its changes, as the next transaction of a replayed block sees them.
     pub fn commit(&mut self, tx: TxEnv) -> Result<CallOutcome, CallError> {
-        let mut evm = EthEvmFactory::default().create_evm(&mut self.db, self.env.clone());
-        let result = evm.transact_commit(tx)?;
+        let result = self.evm(NoOpInspector).transact_commit(tx)?;
         Ok(CallOutcome::from_result(result))
     }
 }

@@ -1,12 +1,12 @@
 //! The chain as a replicated validator cluster and a full node see it ([`Ledger`]): blocks travel
-//! as RLP, committed blocks are imported (seal checked, re-executed) and prune the pool, and the
+//! as RLP [`SealedBlock`]s, committed blocks are imported (seal checked, re-executed) and prune the pool, and the
 //! leader builds blocks without storing them until the cluster commits them.
 
 use std::sync::Arc;
 
 use aicoin_cluster::{ChainPoint, Ledger, LedgerError};
+use aicoin_primitives::SealedBlock;
 use aicoin_txpool::TxPool;
-use alloy_consensus::{Block, TxEnvelope};
 use alloy_primitives::Bytes;
 use alloy_rlp::{Decodable, Encodable};
 
@@ -38,10 +38,10 @@ impl Ledger for ChainLedger {
     }
 
     fn apply(&self, mut bytes: &[u8]) -> Result<ChainPoint, LedgerError> {
-        let block = Block::<TxEnvelope>::decode(&mut bytes).map_err(err)?;
+        let block = SealedBlock::decode(&mut bytes).map_err(err)?;
         let point = ChainPoint {
-            number: block.header.number,
-            hash: block.header.hash_slow(),
+            number: block.number(),
+            hash: block.hash(),
         };
         if let Committed::Imported { next_nonces, .. } =
             self.chain.import_committed(block).map_err(err)?

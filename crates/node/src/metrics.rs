@@ -18,7 +18,7 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-use tokio::{net::TcpListener, sync::watch};
+use tokio::sync::watch;
 
 /// Every metric of one node.
 #[derive(Debug)]
@@ -129,10 +129,8 @@ impl NodeMetrics {
 pub async fn serve(
     metrics: Arc<NodeMetrics>,
     addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    let listener = TcpListener::bind(addr).await?;
-    let bound = listener.local_addr()?;
     let app = Router::new().route(
         "/metrics",
         get(move || {
@@ -149,16 +147,5 @@ pub async fn serve(
             }
         }),
     );
-    tokio::spawn(async move {
-        let stopped = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::error!(error = %e, "metrics server failed");
-        }
-    });
-    Ok(bound)
+    aicoin_http::listen("metrics", addr, app, shutdown).await
 }

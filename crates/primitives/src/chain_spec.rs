@@ -9,7 +9,11 @@ use std::collections::BTreeMap;
 use alloy_primitives::{Address, B256, Bytes, U256, address};
 use serde::{Deserialize, Serialize};
 
-use crate::tokenomics::{AIC, Tokenomics, TokenomicsError};
+use crate::{
+    modules::{PARAMS_ADDRESS, module_stub_code},
+    params::{ParamError, Params},
+    tokenomics::{AIC, Tokenomics, TokenomicsError},
+};
 
 /// AICoin's chain id (`0x83c`).
 pub const AICOIN_CHAIN_ID: u64 = 2108;
@@ -63,6 +67,10 @@ pub struct ChainSpec {
     pub treasury: Address,
     /// Validator addresses whose seal a block must carry.
     pub authorities: Vec<Address>,
+    /// Genesis values of chain parameters, by name (e.g. `epochLength`), over the defaults.
+    /// The issuance schedule's come from `tokenomics`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, U256>,
 }
 
 /// A spec that cannot start a chain.
@@ -78,6 +86,8 @@ pub enum ChainSpecError {
     GenesisSupplyOverflow,
     #[error(transparent)]
     Tokenomics(#[from] TokenomicsError),
+    #[error(transparent)]
+    Params(#[from] Box<ParamError>),
 }
 
 impl ChainSpec {
@@ -109,13 +119,32 @@ impl ChainSpec {
             tokenomics: Tokenomics::default(),
             treasury: TREASURY_ADDRESS,
             authorities: vec![validator],
+            params: BTreeMap::new(),
         }
     }
 
-    /// The complete genesis state: `alloc` plus the genesis allocation credited to the genesis
-    /// address.
+    /// The chain parameters at genesis.
+    pub fn genesis_params(&self) -> Result<Params, ParamError> {
+        Params::genesis(&self.tokenomics, &self.params)
+    }
+
+    /// The complete genesis state: `alloc`, the genesis allocation credited to the genesis
+    /// address, and the modules' accounts (stub code, the parameters in storage).
     pub fn genesis_accounts(&self) -> BTreeMap<Address, GenesisAccount> {
         let mut accounts = self.genesis.alloc.clone();
+        // `validate` refuses specs whose parameters do not hold.
+        let params = self.genesis_params().unwrap_or_default();
+        accounts.insert(
+            PARAMS_ADDRESS,
+            GenesisAccount {
+                code: Some(module_stub_code()),
+                storage: params
+                    .entries()
+                    .map(|(key, value)| (key, B256::from(value)))
+                    .collect(),
+                ..Default::default()
+            },
+        );
         let genesis = accounts.entry(self.genesis.genesis_address).or_default();
         genesis.balance = genesis
             .balance
@@ -153,6 +182,7 @@ impl ChainSpec {
             .checked_genesis_supply()
             .ok_or(ChainSpecError::GenesisSupplyOverflow)?;
         self.tokenomics.validate(supply)?;
+        self.genesis_params().map_err(Box::new)?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! Stored blocks, transactions, receipts and logs in their JSON-RPC shapes. Every fee a client
 //! sees is zero: `baseFeePerGas`, and `gasPrice`/`effectiveGasPrice` of every mined transaction.
 
-use aicoin_primitives::TxReceipt;
+use aicoin_primitives::{Seal, TxReceipt};
 use aicoin_storage::Reader;
 use alloy_consensus::{
     Block as ConsensusBlock, BlockBody, Eip658Value, Header as ConsensusHeader, Receipt,
@@ -27,12 +27,26 @@ pub fn rpc_header(header: ConsensusHeader, hash: B256, size: Option<U256>) -> He
     Header::from_consensus(Sealed::new_unchecked(header, hash), None, size)
 }
 
+/// A block as AICoin's RPC returns it: Ethereum's block JSON, plus the producer's seal as one
+/// more field (clients ignore fields they do not know).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RpcBlock {
+    #[serde(flatten)]
+    pub block: Block,
+    /// The 65-byte signature over the block hash by the sealer `extraData` names (none for
+    /// genesis).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal_signature: Option<Seal>,
+}
+
 /// A stored block read once, from which every RPC shape of it is built.
 #[derive(Debug, Clone)]
 pub struct StoredBlock {
     pub number: u64,
     pub hash: B256,
     pub header: ConsensusHeader,
+    pub seal: Option<Seal>,
     pub transactions: Vec<TxEnvelope>,
     pub senders: Vec<Address>,
 }
@@ -47,13 +61,14 @@ impl StoredBlock {
             number,
             hash,
             header,
+            seal: reader.seal(number)?,
             transactions: reader.transactions(number)?,
             senders: reader.senders(number)?,
         }))
     }
 
     /// The block as `eth_getBlockBy*` returns it, with full transactions or their hashes.
-    pub fn rpc_block(self, full: bool) -> Block {
+    pub fn rpc_block(self, full: bool) -> RpcBlock {
         let transactions = match full {
             true => BlockTransactions::Full(
                 (0..self.transactions.len())
@@ -71,11 +86,14 @@ impl StoredBlock {
             },
         };
         let size = U256::from(block.length());
-        Block {
-            header: rpc_header(block.header, self.hash, Some(size)),
-            uncles: Vec::new(),
-            transactions,
-            withdrawals: Some(Withdrawals::default()),
+        RpcBlock {
+            block: Block {
+                header: rpc_header(block.header, self.hash, Some(size)),
+                uncles: Vec::new(),
+                transactions,
+                withdrawals: Some(Withdrawals::default()),
+            },
+            seal_signature: self.seal,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Ethereum JSON-RPC for AICoin on jsonrpsee: the `eth_`, `net_`, `web3_`, `debug_`,
-//! `txpool_` and `personal_sign` methods over HTTP and WebSocket on one port, with the MetaMask
-//! page, CORS, gzip, rate limits and metrics.
+//! `txpool_`, `personal_sign` and AICoin's own `aic_` methods over HTTP and WebSocket on one
+//! port, with the MetaMask page, CORS, gzip, rate limits and metrics.
 
+mod aic;
 mod block_id;
 mod convert;
 mod debug;
@@ -12,6 +13,7 @@ mod server;
 mod state;
 mod txpool;
 
+pub use convert::RpcBlock;
 pub use error::{EXECUTION_REVERTED_CODE, LIMIT_EXCEEDED_CODE, RpcError};
 pub use jsonrpsee::server::ServerHandle;
 pub use net::client_version;

@@ -60,6 +60,13 @@ pub enum StoreError {
     InUse(PathBuf),
     #[error("{0} holds no chain database")]
     NoChain(PathBuf),
+    #[error(
+        "{0} was written by aicoin 0.5 or older, whose headers carry a Clique-style seal in \
+         extraData; this version keeps headers plain and cannot read it. Move the data dir aside \
+         and start a fresh one (or re-sync it from the cluster), or keep running the older \
+         version on it"
+    )]
+    OldFormat(PathBuf),
     #[error("trie: {0}")]
     Trie(String),
 }
@@ -95,6 +102,9 @@ pub(crate) fn decode_account(bytes: &[u8]) -> Result<TrieAccount, StoreError> {
 
 const META_GENESIS_HASH: &str = "genesis_hash";
 const META_CHAIN_SPEC: &str = "chain_spec";
+const META_FORMAT: &str = "format";
+/// The storage layout this version writes: 2 keeps the seal beside the header (aicoin 0.6).
+const FORMAT: u8 = 2;
 
 /// The chain database. Cheap to clone; readers run concurrently with the one writer.
 #[derive(Clone)]
@@ -132,6 +142,10 @@ impl Store {
                 .get(META_GENESIS_HASH)?
                 .map(|v| B256::from_slice(v.value()));
             let stored_spec = meta.get(META_CHAIN_SPEC)?.map(|v| v.value().to_vec());
+            let format = meta.get(META_FORMAT)?.map(|v| v.value().to_vec());
+            if stored_hash.is_some() && format.as_deref() != Some(&[FORMAT]) {
+                return Err(StoreError::OldFormat(dir.to_path_buf()));
+            }
             stored_hash.map(|h| (h, stored_spec))
         };
         match stored {
@@ -160,6 +174,7 @@ impl Store {
                 writer.insert_block(
                     &genesis,
                     genesis_hash,
+                    None,
                     &[],
                     &[],
                     &[],
@@ -168,6 +183,7 @@ impl Store {
                 {
                     let mut meta = writer.txn.open_table(META)?;
                     meta.insert(META_GENESIS_HASH, genesis_hash.as_slice())?;
+                    meta.insert(META_FORMAT, [FORMAT].as_slice())?;
                     let json = serde_json::to_vec(spec)
                         .map_err(|e| StoreError::Corrupt(format!("chain spec: {e}")))?;
                     meta.insert(META_CHAIN_SPEC, json.as_slice())?;

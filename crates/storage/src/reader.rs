@@ -2,7 +2,7 @@
 //! or at any earlier block. A [`Reader`] sees the chain as of when it was opened, whatever is
 //! committed meanwhile.
 
-use aicoin_primitives::TxReceipt;
+use aicoin_primitives::{Seal, SealedBlock, TxReceipt};
 use alloy_consensus::{Header, TxEnvelope};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
@@ -32,6 +32,26 @@ impl Reader {
         let table = self.txn.open_table(HEADERS)?;
         let value = table.get(number)?;
         value.map(|v| decode_rlp(v.value(), "header")).transpose()
+    }
+
+    /// The producer's seal of block `number` (genesis has none).
+    pub fn seal(&self, number: u64) -> Result<Option<Seal>, StoreError> {
+        let table = self.txn.open_table(SEALS)?;
+        let value = table.get(number)?;
+        Ok(value.map(|v| Seal::from(v.value())))
+    }
+
+    /// Block `number` with its seal and transactions, as blocks travel between nodes (none for
+    /// genesis, which no one sealed).
+    pub fn sealed_block(&self, number: u64) -> Result<Option<SealedBlock>, StoreError> {
+        let (Some(header), Some(seal)) = (self.header(number)?, self.seal(number)?) else {
+            return Ok(None);
+        };
+        Ok(Some(SealedBlock {
+            header,
+            seal,
+            transactions: self.transactions(number)?,
+        }))
     }
 
     pub fn block_hash(&self, number: u64) -> Result<Option<B256>, StoreError> {

@@ -6,10 +6,13 @@ use redb::TableDefinition;
 /// Hash of an address or slot: a state trie key.
 pub(crate) type Hashed = [u8; 32];
 
-/// `"genesis_hash"` → 32 bytes, `"chain_spec"` → JSON, `"issued"` → 32-byte big-endian wei.
+/// `"genesis_hash"` → 32 bytes, `"chain_spec"` → JSON, `"issued"` → 32-byte big-endian wei,
+/// `"format"` → the layout version as one byte (absent in data dirs of aicoin 0.5 and older).
 pub(crate) const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// Block number → RLP header.
 pub(crate) const HEADERS: TableDefinition<u64, &[u8]> = TableDefinition::new("headers");
+/// Block number → the producer's 65-byte seal (none for genesis).
+pub(crate) const SEALS: TableDefinition<u64, [u8; 65]> = TableDefinition::new("seals");
 /// Block number → block hash.
 pub(crate) const BLOCK_HASHES: TableDefinition<u64, [u8; 32]> =
     TableDefinition::new("block_hashes");

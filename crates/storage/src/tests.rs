@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use aicoin_primitives::ChainSpec;
+use aicoin_primitives::{ChainSpec, Seal};
 use alloy_primitives::{Address, B256, U256};
 use alloy_trie::{KECCAK_EMPTY, TrieAccount, root};
 use proptest::prelude::*;
@@ -39,9 +39,17 @@ fn genesis_model(spec: &ChainSpec) -> Model {
             let info = AccountInfo {
                 nonce: acc.nonce,
                 balance: acc.balance,
-                code_hash: KECCAK_EMPTY,
+                code_hash: acc
+                    .code
+                    .as_ref()
+                    .map_or(KECCAK_EMPTY, alloy_primitives::keccak256),
             };
-            (a, (info, BTreeMap::new()))
+            let storage = acc
+                .storage
+                .iter()
+                .map(|(k, v)| (U256::from_be_bytes(k.0), U256::from_be_bytes(v.0)))
+                .collect();
+            (a, (info, storage))
         })
         .collect()
 }
@@ -55,8 +63,16 @@ fn commit(store: &Store, number: u64, changes: &StateChanges) -> B256 {
         state_root: root,
         ..Default::default()
     };
-    w.insert_block(&header, header.hash_slow(), &[], &[], &[], U256::ZERO)
-        .unwrap();
+    w.insert_block(
+        &header,
+        header.hash_slow(),
+        Some(&Seal::ZERO),
+        &[],
+        &[],
+        &[],
+        U256::ZERO,
+    )
+    .unwrap();
     w.commit().unwrap();
     root
 }
@@ -383,4 +399,38 @@ proptest! {
             prop_assert_eq!(store.reader().unwrap().rebuild_state_root().unwrap(), root);
         }
     }
+}
+
+#[test]
+fn a_data_dir_of_the_old_header_format_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = spec();
+    drop(Store::open(dir.path(), &spec).unwrap());
+    // What aicoin 0.5 left: the same tables, no format marker.
+    {
+        let db = Database::open(dir.path().join("chain.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        txn.open_table(META).unwrap().remove(META_FORMAT).unwrap();
+        txn.commit().unwrap();
+    }
+    for err in [
+        Store::open(dir.path(), &spec).unwrap_err(),
+        Store::open_existing(dir.path()).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::OldFormat(_)), "{err}");
+        assert!(err.to_string().contains("start a fresh one"), "{err}");
+    }
+}
+
+#[test]
+fn blocks_keep_their_seal_beside_the_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &spec()).unwrap();
+    commit(&store, 1, &StateChanges::default());
+    let reader = store.reader().unwrap();
+    assert_eq!(reader.seal(0).unwrap(), None, "no one seals genesis");
+    assert!(reader.sealed_block(0).unwrap().is_none());
+    let block = reader.sealed_block(1).unwrap().unwrap();
+    assert_eq!(block.seal, Seal::ZERO);
+    assert_eq!(block.header, reader.header(1).unwrap().unwrap());
 }

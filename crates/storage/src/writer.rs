@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use aicoin_primitives::TxReceipt;
+use aicoin_primitives::{Seal, TxReceipt};
 use aicoin_trie::{EMPTY_ROOT_HASH, PrefixSet, TrieUpdates, compute_root};
 use alloy_consensus::{Header, TxEnvelope};
 use alloy_primitives::{Address, B256, U256, keccak256};
@@ -123,12 +123,14 @@ impl BlockWriter {
         Ok(root)
     }
 
-    /// Stores the sealed block, its senders and receipts, indexes its transactions, and records
-    /// the total issued after it.
+    /// Stores the block with its seal (none for genesis), its senders and receipts, indexes its
+    /// transactions, and records the total issued after it.
+    #[allow(clippy::too_many_arguments)]
     pub fn insert_block(
         &mut self,
         header: &Header,
         hash: B256,
+        seal: Option<&Seal>,
         transactions: &[TxEnvelope],
         senders: &[Address],
         receipts: &[TxReceipt],
@@ -144,6 +146,9 @@ impl BlockWriter {
         self.txn
             .open_table(HEADERS)?
             .insert(n, alloy_rlp::encode(header).as_slice())?;
+        if let Some(seal) = seal {
+            self.txn.open_table(SEALS)?.insert(n, seal.0)?;
+        }
         self.txn.open_table(BLOCK_HASHES)?.insert(n, hash.0)?;
         self.txn.open_table(BLOCK_NUMBERS)?.insert(hash.0, n)?;
         self.txn

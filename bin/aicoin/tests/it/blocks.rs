@@ -3,8 +3,8 @@
 
 use std::{fs, path::Path, process::Output};
 
-use aicoin_consensus::seal_header;
-use alloy_consensus::{Block, TxEnvelope};
+use aicoin_consensus::{seal_block, sealer_extra_data};
+use aicoin_primitives::SealedBlock;
 use alloy_primitives::{Address, U256};
 use alloy_rlp::{Decodable, Encodable};
 use alloy_signer_local::PrivateKeySigner;
@@ -89,9 +89,10 @@ async fn import_accepts_the_authoritys_blocks_and_rejects_a_foreign_seal() {
 
     // The first block re-sealed by an outsider is refused, and nothing is imported.
     let bytes = fs::read(&exported).unwrap();
-    let mut block = Block::<TxEnvelope>::decode(&mut bytes.as_slice()).unwrap();
+    let mut block = SealedBlock::decode(&mut bytes.as_slice()).unwrap();
     let outsider = PrivateKeySigner::random();
-    block.header = seal_header(block.header, &outsider).unwrap();
+    block.header.extra_data = sealer_extra_data(outsider.address());
+    let block = seal_block(block.header, block.transactions, &outsider).unwrap();
     let mut forged = Vec::new();
     block.encode(&mut forged);
     let forged_file = home.join("forged.rlp");

@@ -1,6 +1,8 @@
 //! The chain engine: builds sealed blocks from pool transactions on top of the head, and imports
-//! blocks sealed elsewhere after checking their seal and re-executing them. Both paths commit a
-//! block with its state in one storage transaction and then announce the new head.
+//! blocks sealed elsewhere after checking their seal and re-executing them. Both run a block
+//! through one execution path ([`Chain::execute`]: system steps around the transactions), and
+//! both commit a block with its seal and state in one storage transaction, then announce the new
+//! head.
 
 use std::{
     collections::HashMap,
@@ -8,15 +10,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aicoin_consensus::{HeaderError, header_template, seal_header, validate_header};
+use aicoin_consensus::{HeaderError, header_template, seal_block, validate_header};
 use aicoin_execution::{
     BlockBuilder, BuiltBlock, ExecError, StateDb, TxError, TxValidationError, block_env,
     validate_transaction,
 };
-use aicoin_primitives::{ChainSpec, NewBlock};
+use aicoin_primitives::{ChainSpec, NewBlock, Seal, SealedBlock};
 use aicoin_storage::{Store, StoreError};
 use aicoin_txpool::BestTransactions;
-use alloy_consensus::{Block, BlockBody, Header, TxEnvelope, proofs};
+use alloy_consensus::{Header, TxEnvelope, proofs};
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
 use tokio::sync::broadcast;
@@ -47,7 +49,7 @@ pub type NextNonces = Vec<(Address, u64)>;
 /// A sealed block built for a cluster to commit.
 #[derive(Debug)]
 pub struct Proposal {
-    pub block: Block<TxEnvelope>,
+    pub block: SealedBlock,
     /// Pool transactions that cannot execute (and never will as they are).
     pub rejected: Vec<(B256, String)>,
 }
@@ -103,9 +105,17 @@ pub enum ChainError {
     Mismatch {
         number: u64,
         field: &'static str,
-        got: String,
-        expected: String,
+        got: B256,
+        expected: B256,
     },
+    #[error("block {number}: gasUsed is {got}, execution gives {expected}")]
+    GasUsedMismatch {
+        number: u64,
+        got: u64,
+        expected: u64,
+    },
+    #[error("block {number}: logsBloom differs from the one execution gives")]
+    BloomMismatch { number: u64 },
 }
 
 /// The chain engine. Cheap to share; production and import must not run concurrently (the
@@ -119,20 +129,6 @@ pub struct Chain {
     /// cluster commits that very block, importing it reuses the execution instead of running
     /// every transaction a second time.
     proposed: Mutex<Option<(B256, BuiltBlock)>>,
-}
-
-fn mismatch<T: std::fmt::Display>(
-    number: u64,
-    field: &'static str,
-    got: T,
-    expected: T,
-) -> ChainError {
-    ChainError::Mismatch {
-        number,
-        field,
-        got: got.to_string(),
-        expected: expected.to_string(),
-    }
 }
 
 impl Chain {
@@ -154,18 +150,10 @@ impl Chain {
         &self.spec
     }
 
-    /// Stored block `number` with its transactions, as blocks travel between nodes.
-    pub fn block(&self, number: u64) -> Result<Option<Block<TxEnvelope>>, ChainError> {
-        let reader = self.store.reader()?;
-        let Some(header) = reader.header(number)? else {
-            return Ok(None);
-        };
-        let body = BlockBody {
-            transactions: reader.transactions(number)?,
-            ommers: Vec::new(),
-            withdrawals: Some(Default::default()),
-        };
-        Ok(Some(Block { header, body }))
+    /// Stored block `number` with its seal and transactions, as blocks travel between nodes
+    /// (none for genesis, which no one sealed).
+    pub fn block(&self, number: u64) -> Result<Option<SealedBlock>, ChainError> {
+        Ok(self.store.reader()?.sealed_block(number)?)
     }
 
     /// New heads as they are committed.
@@ -185,11 +173,10 @@ impl Chain {
         timestamp: u64,
         candidates: &mut BestTransactions,
     ) -> Result<Produced, ChainError> {
-        let (header, built, rejected, execution) = self.execute(sealer, timestamp, candidates)?;
+        let (header, built, rejected, execution) = self.propose(sealer, timestamp, candidates)?;
         let next_nonces = next_nonces(&built);
-        let (block, mut timings) = self.commit(header, built, |header| {
-            Ok(seal_header(header, &sealer.key)?)
-        })?;
+        let (block, mut timings) =
+            self.commit(header, built, |header| sign(header, &sealer.key))?;
         timings.execution = execution;
         Ok(Produced {
             block,
@@ -209,33 +196,21 @@ impl Chain {
         timestamp: u64,
         candidates: &mut BestTransactions,
     ) -> Result<Proposal, ChainError> {
-        let (mut header, built, rejected, _) = self.execute(sealer, timestamp, candidates)?;
+        let (mut header, built, rejected, _) = self.propose(sealer, timestamp, candidates)?;
         // The state root needs the trie as this block leaves it: write it, read the root, and
         // drop the transaction uncommitted.
         let mut discarded = self.store.begin_block(header.number)?;
         header.state_root = discarded.apply_state(&built.changes)?;
         drop(discarded);
         complete_header(&mut header, &built);
-        let header = seal_header(header, &sealer.key)?;
-        let transactions = built.transactions.clone();
-        *self.proposed.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((header.hash_slow(), built));
-        Ok(Proposal {
-            block: Block {
-                header,
-                body: BlockBody {
-                    transactions,
-                    ommers: Vec::new(),
-                    withdrawals: Some(Default::default()),
-                },
-            },
-            rejected,
-        })
+        let block = seal_block(header, built.transactions.clone(), &sealer.key)?;
+        *self.proposed.lock().unwrap_or_else(PoisonError::into_inner) = Some((block.hash(), built));
+        Ok(Proposal { block, rejected })
     }
 
     /// Runs the pool's best transactions on the head for a block at `timestamp`.
     #[allow(clippy::type_complexity)]
-    fn execute(
+    fn propose(
         &self,
         sealer: &Sealer,
         timestamp: u64,
@@ -245,53 +220,77 @@ impl Chain {
         let head = reader.head_number()?;
         let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
         let parent_hash = reader.block_hash(head)?.ok_or_else(|| missing(head))?;
-        let issued = reader.issued()?;
-        let vanity = format!("aicoin/v{}", env!("CARGO_PKG_VERSION"));
         let header = header_template(
             &parent,
             parent_hash,
             sealer.beneficiary,
             timestamp,
             sealer.gas_limit,
-            vanity.as_bytes(),
+            sealer.key.address(),
         );
         let started = Instant::now();
-        let mut builder = BlockBuilder::new(
-            StateDb::at(reader, head)?,
-            block_env(self.spec.chain_id, &header),
-        );
-
         let mut rejected = Vec::new();
-        while let Some(candidate) = candidates.next() {
-            if builder.gas_left() < 21_000 {
-                break;
+        let built = self.execute(
+            reader,
+            &header,
+            Transactions::Pool(candidates, &mut rejected),
+        )?;
+        Ok((header, built, rejected, started.elapsed()))
+    }
+
+    /// The one block-execution path, producing and importing alike: runs the block described
+    /// by `header` on its parent's state (`reader`'s head), with the transactions `source`
+    /// gives, between the system steps at the block's start and end.
+    fn execute(
+        &self,
+        reader: aicoin_storage::Reader,
+        header: &Header,
+        source: Transactions<'_>,
+    ) -> Result<BuiltBlock, ChainError> {
+        let parent = header.number - 1;
+        let issued = reader.issued()?;
+        let mut builder = BlockBuilder::new(
+            StateDb::at(reader, parent)?,
+            block_env(self.spec.chain_id, header),
+        );
+        match source {
+            Transactions::Pool(candidates, rejected) => {
+                while let Some(candidate) = candidates.next() {
+                    if builder.gas_left() < 21_000 {
+                        break;
+                    }
+                    match builder.execute(candidate.tx.clone()) {
+                        Ok(_) => {}
+                        // Does not fit this block: the sender's transactions wait for the next.
+                        Err(ExecError::Tx {
+                            error: TxError::BlockGasExhausted { .. },
+                            ..
+                        }) => candidates.skip_sender(candidate.sender()),
+                        Err(ExecError::Tx {
+                            hash,
+                            error: TxError::Invalid(reason),
+                        }) => {
+                            rejected.push((hash, reason.to_string()));
+                            candidates.skip_sender(candidate.sender());
+                        }
+                        Err(fatal) => return Err(fatal.into()),
+                    }
+                }
             }
-            match builder.execute(candidate.tx.clone()) {
-                Ok(_) => {}
-                // Does not fit this block: the sender's transactions wait for the next one.
-                Err(ExecError::Tx {
-                    error: TxError::BlockGasExhausted { .. },
-                    ..
-                }) => {
-                    candidates.skip_sender(candidate.sender());
+            Transactions::Sealed(transactions) => {
+                for (index, tx) in transactions.into_iter().enumerate() {
+                    let tx = validate_transaction(tx, self.spec.chain_id, header.gas_limit)
+                        .map_err(|error| ChainError::Transaction { index, error })?;
+                    builder.execute(tx)?;
                 }
-                Err(ExecError::Tx {
-                    hash,
-                    error: TxError::Invalid(reason),
-                }) => {
-                    rejected.push((hash, reason.to_string()));
-                    candidates.skip_sender(candidate.sender());
-                }
-                Err(fatal) => return Err(fatal.into()),
             }
         }
-        let built = builder.finish(
+        Ok(builder.finish(
             &self.spec.tokenomics,
             header.number,
             issued,
             self.spec.treasury,
-        )?;
-        Ok((header, built, rejected, started.elapsed()))
+        )?)
     }
 
     /// Imports a block a replicated cluster committed. Idempotent: a block already stored at
@@ -299,9 +298,9 @@ impl Chain {
     /// after its last recorded one) and refused when it is not. Its timestamp is not compared
     /// with this machine's clock: the majority accepted it, and a member with a skewed clock
     /// must not diverge from the rest.
-    pub fn import_committed(&self, block: Block<TxEnvelope>) -> Result<Committed, ChainError> {
-        let number = block.header.number;
-        let hash = block.header.hash_slow();
+    pub fn import_committed(&self, block: SealedBlock) -> Result<Committed, ChainError> {
+        let number = block.number();
+        let hash = block.hash();
         let reader = self.store.reader()?;
         if number <= reader.head_number()? {
             let stored = reader.block_hash(number)?;
@@ -323,32 +322,25 @@ impl Chain {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .filter(|(proposed, built)| {
-                *proposed == hash && built.transactions == block.body.transactions
+                *proposed == hash && built.transactions == block.transactions
             })
             .map(|(_, built)| built);
         let timestamp = block.header.timestamp;
-        let (block, next_nonces) =
-            self.import_block(block.header, block.body.transactions, timestamp, proposed)?;
+        let (block, next_nonces) = self.import_block(block, timestamp, proposed)?;
         Ok(Committed::Imported { block, next_nonces })
     }
 
     /// Verifies a block sealed elsewhere (seal, links, every transaction, and every root after
     /// re-executing it) and commits it as the new head.
-    pub fn import(
-        &self,
-        header: Header,
-        transactions: Vec<TxEnvelope>,
-        now: u64,
-    ) -> Result<Arc<NewBlock>, ChainError> {
-        Ok(self.import_block(header, transactions, now, None)?.0)
+    pub fn import(&self, block: SealedBlock, now: u64) -> Result<Arc<NewBlock>, ChainError> {
+        Ok(self.import_block(block, now, None)?.0)
     }
 
     /// Checks `header` against the head and commits the block; `executed` is what running
     /// exactly these transactions on the head gave, when this node already knows it.
     fn import_block(
         &self,
-        header: Header,
-        transactions: Vec<TxEnvelope>,
+        block: SealedBlock,
         now: u64,
         executed: Option<BuiltBlock>,
     ) -> Result<(Arc<NewBlock>, NextNonces), ChainError> {
@@ -356,104 +348,111 @@ impl Chain {
         let head = reader.head_number()?;
         let parent = reader.header(head)?.ok_or_else(|| missing(head))?;
         let parent_hash = reader.block_hash(head)?.ok_or_else(|| missing(head))?;
-        validate_header(&self.spec, &parent, parent_hash, &header, now)?;
+        let SealedBlock {
+            header,
+            seal,
+            transactions,
+        } = block;
+        validate_header(&self.spec, &parent, parent_hash, &header, &seal, now)?;
         let built = match executed {
             Some(built) => built,
-            None => self.execute_import(&header, transactions, reader, head)?,
+            None => {
+                check_transactions_root(&header, &transactions)?;
+                let built = self.execute(reader, &header, Transactions::Sealed(transactions))?;
+                check_results(&header, &built)?;
+                built
+            }
         };
         let number = header.number;
         let sealed = header.clone();
         let next_nonces = next_nonces(&built);
         let (block, _) = self.commit(header, built, move |computed| {
             if computed.state_root != sealed.state_root {
-                return Err(mismatch(
+                return Err(ChainError::Mismatch {
                     number,
-                    "stateRoot",
-                    sealed.state_root,
-                    computed.state_root,
-                ));
+                    field: "stateRoot",
+                    got: sealed.state_root,
+                    expected: computed.state_root,
+                });
             }
-            Ok(sealed)
+            Ok((sealed, seal))
         })?;
         Ok((block, next_nonces))
     }
+}
 
-    /// Re-executes an imported block's transactions on the head (`reader` at `head`) and checks
-    /// every result its header claims, but the state root (checked when it is written).
-    fn execute_import(
-        &self,
-        header: &Header,
-        transactions: Vec<TxEnvelope>,
-        reader: aicoin_storage::Reader,
-        head: u64,
-    ) -> Result<BuiltBlock, ChainError> {
-        let number = header.number;
-        let tx_root = proofs::calculate_transaction_root(&transactions);
-        if tx_root != header.transactions_root {
-            return Err(mismatch(
-                number,
-                "transactionsRoot",
-                header.transactions_root,
-                tx_root,
-            ));
-        }
-        let issued = reader.issued()?;
-        let mut builder = BlockBuilder::new(
-            StateDb::at(reader, head)?,
-            block_env(self.spec.chain_id, header),
-        );
-        for (index, tx) in transactions.into_iter().enumerate() {
-            let tx = validate_transaction(tx, self.spec.chain_id, header.gas_limit)
-                .map_err(|error| ChainError::Transaction { index, error })?;
-            builder.execute(tx)?;
-        }
-        let built = builder.finish(&self.spec.tokenomics, number, issued, self.spec.treasury)?;
-        let checks: [(&str, String, String); 3] = [
-            (
-                "gasUsed",
-                header.gas_used.to_string(),
-                built.gas_used.to_string(),
-            ),
-            (
-                "receiptsRoot",
-                header.receipts_root.to_string(),
-                built.receipts_root.to_string(),
-            ),
-            (
-                "logsBloom",
-                header.logs_bloom.to_string(),
-                built.logs_bloom.to_string(),
-            ),
-        ];
-        if let Some((field, got, expected)) = checks.into_iter().find(|(_, g, e)| g != e) {
-            return Err(ChainError::Mismatch {
-                number,
-                field,
-                got,
-                expected,
-            });
-        }
-        Ok(built)
+/// Where a block's transactions come from: the pool when producing (one that cannot execute is
+/// skipped and reported), the sealed block when importing (one that fails rejects the block).
+enum Transactions<'a> {
+    Pool(&'a mut BestTransactions, &'a mut Vec<(B256, String)>),
+    Sealed(Vec<TxEnvelope>),
+}
+
+/// Signs `header` as this node's block.
+fn sign(header: Header, key: &PrivateKeySigner) -> Result<(Header, Seal), ChainError> {
+    let block = seal_block(header, Vec::new(), key)?;
+    Ok((block.header, block.seal))
+}
+
+fn check_transactions_root(header: &Header, transactions: &[TxEnvelope]) -> Result<(), ChainError> {
+    let tx_root = proofs::calculate_transaction_root(transactions);
+    if tx_root != header.transactions_root {
+        return Err(ChainError::Mismatch {
+            number: header.number,
+            field: "transactionsRoot",
+            got: header.transactions_root,
+            expected: tx_root,
+        });
     }
+    Ok(())
+}
 
+/// Checks every result an imported header claims but the state root (checked when the state
+/// is written).
+fn check_results(header: &Header, built: &BuiltBlock) -> Result<(), ChainError> {
+    let number = header.number;
+    if header.gas_used != built.gas_used {
+        return Err(ChainError::GasUsedMismatch {
+            number,
+            got: header.gas_used,
+            expected: built.gas_used,
+        });
+    }
+    if header.logs_bloom != built.logs_bloom {
+        return Err(ChainError::BloomMismatch { number });
+    }
+    if header.receipts_root != built.receipts_root {
+        return Err(ChainError::Mismatch {
+            number,
+            field: "receiptsRoot",
+            got: header.receipts_root,
+            expected: built.receipts_root,
+        });
+    }
+    Ok(())
+}
+
+impl Chain {
     /// Writes the block's state, completes the header with the results (`finalize` seals it, or
-    /// checks it against the header being imported), stores the block and commits.
+    /// checks it against the block being imported and gives its seal), stores the block and
+    /// commits.
     fn commit(
         &self,
         mut header: Header,
         built: BuiltBlock,
-        finalize: impl FnOnce(Header) -> Result<Header, ChainError>,
+        finalize: impl FnOnce(Header) -> Result<(Header, Seal), ChainError>,
     ) -> Result<(Arc<NewBlock>, BlockTimings), ChainError> {
         let started = Instant::now();
         let mut writer = self.store.begin_block(header.number)?;
         header.state_root = writer.apply_state(&built.changes)?;
         let state_root = started.elapsed();
         complete_header(&mut header, &built);
-        let header = finalize(header)?;
+        let (header, seal) = finalize(header)?;
         let hash = header.hash_slow();
         writer.insert_block(
             &header,
             hash,
+            Some(&seal),
             &built.transactions,
             &built.senders,
             &built.receipts,

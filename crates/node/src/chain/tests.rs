@@ -316,6 +316,119 @@ fn rewards_split_80_20_and_stop_at_the_cap() {
     );
 }
 
+/// Writes block `number` straight into the store with `params` set in the parameters module's
+/// state, as if governance had changed them in that block.
+fn write_params_block(h: &mut Harness, params: &[(&str, U256)]) {
+    use aicoin_primitives::{Seal, modules::PARAMS_ADDRESS, param_key};
+    use aicoin_storage::{AccountChange, AccountInfo, StateChanges};
+    let store = h.chain.store();
+    let reader = store.reader().unwrap();
+    let head = reader.head_number().unwrap();
+    let module = reader
+        .state_at(head)
+        .unwrap()
+        .account(&PARAMS_ADDRESS)
+        .unwrap()
+        .unwrap();
+    let parent = reader.header(head).unwrap().unwrap();
+    let issued = reader.issued().unwrap();
+    let changes = StateChanges {
+        accounts: vec![AccountChange {
+            address: PARAMS_ADDRESS,
+            wipe_storage: false,
+            info: Some(AccountInfo {
+                nonce: module.nonce,
+                balance: module.balance,
+                code_hash: module.code_hash,
+            }),
+            storage: params
+                .iter()
+                .map(|(name, value)| (param_key(name).into(), *value))
+                .collect(),
+        }],
+        code: Default::default(),
+    };
+    h.time += 3;
+    let mut header = aicoin_consensus::header_template(
+        &parent,
+        parent.hash_slow(),
+        h.sealer.beneficiary,
+        h.time,
+        h.sealer.gas_limit,
+        h.sealer.key.address(),
+    );
+    let mut writer = store.begin_block(head + 1).unwrap();
+    header.state_root = writer.apply_state(&changes).unwrap();
+    let hash = header.hash_slow();
+    writer
+        .insert_block(&header, hash, Some(&Seal::ZERO), &[], &[], &[], issued)
+        .unwrap();
+    writer.commit().unwrap();
+}
+
+#[test]
+fn rewards_follow_the_parameters_in_state_from_the_block_that_changes_them() {
+    use aicoin_primitives::modules::PARAMS_ADDRESS;
+    sol! {
+        function initialReward() returns (uint256);
+        function treasuryShareBps() returns (uint256);
+    }
+    let mut h = Harness::new();
+    let (beneficiary, treasury) = (h.sealer.beneficiary, h.chain.spec().treasury);
+    let reward = |h: &Harness| h.call(PARAMS_ADDRESS, initialRewardCall {}.abi_encode());
+    assert_eq!(
+        U256::from_be_slice(&reward(&h)),
+        AIC * U256::from(50u64),
+        "genesis parameters come from the spec"
+    );
+    h.block(vec![]);
+    assert_eq!(h.balance(beneficiary), AIC * U256::from(40u64));
+    assert_eq!(h.balance(treasury), AIC * U256::from(10u64));
+
+    // Block 2 changes the schedule in state: 10 AIC a block, half to the treasury.
+    write_params_block(
+        &mut h,
+        &[
+            ("initialReward", AIC * U256::from(10u64)),
+            ("treasuryShareBps", U256::from(5_000u64)),
+        ],
+    );
+    assert_eq!(U256::from_be_slice(&reward(&h)), AIC * U256::from(10u64));
+    let share = h.call(PARAMS_ADDRESS, treasuryShareBpsCall {}.abi_encode());
+    assert_eq!(U256::from_be_slice(&share), U256::from(5_000u64));
+    let issued = h.chain.store().reader().unwrap().issued().unwrap();
+    h.block(vec![]);
+    h.block(vec![]);
+    assert_eq!(h.balance(beneficiary), AIC * U256::from(40u64 + 5 + 5));
+    assert_eq!(h.balance(treasury), AIC * U256::from(10u64 + 5 + 5));
+    assert_eq!(
+        h.chain.store().reader().unwrap().issued().unwrap(),
+        issued + AIC * U256::from(20u64)
+    );
+}
+
+#[test]
+fn no_parameter_takes_issuance_past_the_cap() {
+    // Room for 30 AIC under the cap, and parameters that would pay 1,000 a block.
+    let mut h = Harness::with_spec(|mut spec| {
+        spec.tokenomics.max_supply = spec.genesis_supply() + AIC * U256::from(30u64);
+        spec
+    });
+    write_params_block(&mut h, &[("initialReward", AIC * U256::from(1_000u64))]);
+    for _ in 0..3 {
+        h.block(vec![]);
+    }
+    let reader = h.chain.store().reader().unwrap();
+    assert_eq!(
+        reader.issued().unwrap(),
+        h.chain.spec().tokenomics.max_supply
+    );
+    assert_eq!(
+        h.balance(h.sealer.beneficiary) + h.balance(h.chain.spec().treasury),
+        AIC * U256::from(30u64)
+    );
+}
+
 #[test]
 fn unexecutable_transactions_are_rejected_not_included() {
     let h = Harness::new();
@@ -386,12 +499,8 @@ fn full_blocks_carry_transactions_over() {
 }
 
 /// Reads block `number` back as (header, transactions) for import elsewhere.
-fn stored_block(h: &Harness, number: u64) -> (Header, Vec<TxEnvelope>) {
-    let reader = h.chain.store().reader().unwrap();
-    (
-        reader.header(number).unwrap().unwrap(),
-        reader.transactions(number).unwrap(),
-    )
+fn stored_block(h: &Harness, number: u64) -> SealedBlock {
+    h.chain.block(number).unwrap().unwrap()
 }
 
 /// A second store with the same spec as `h`, ready to import its blocks.
@@ -434,9 +543,9 @@ fn import_reproduces_the_producers_chain() {
     ]);
     let (_dir, other) = replica(&h);
     for n in 1..=2 {
-        let (header, txs) = stored_block(&h, n);
-        let expected = header.hash_slow();
-        let imported = other.import(header, txs, 5_000).unwrap();
+        let block = stored_block(&h, n);
+        let expected = block.hash();
+        let imported = other.import(block, 5_000).unwrap();
         assert_eq!(imported.hash, expected);
     }
 }
@@ -451,22 +560,33 @@ fn import_rejects_foreign_seals_and_wrong_contents() {
         AIC,
         Bytes::new(),
     )]);
-    let (header, txs) = stored_block(&h, 1);
+    let block = stored_block(&h, 1);
     let (_dir, other) = replica(&h);
 
     let stranger = PrivateKeySigner::random();
-    let forged = aicoin_consensus::seal_header(header.clone(), &stranger).unwrap();
-    let err = other.import(forged, txs.clone(), 5_000).unwrap_err();
+    let mut forged = block.header.clone();
+    forged.extra_data = aicoin_consensus::sealer_extra_data(stranger.address());
+    let forged = seal_block(forged, block.transactions.clone(), &stranger).unwrap();
+    let err = other.import(forged, 5_000).unwrap_err();
     assert!(
         matches!(err, ChainError::Header(HeaderError::UnknownSealer(a)) if a == stranger.address()),
         "{err}"
     );
 
+    // The authority's seal on a header that names the stranger as sealer.
+    let mut renamed = block.clone();
+    renamed.header.extra_data = aicoin_consensus::sealer_extra_data(stranger.address());
+    let err = other.import(renamed, 5_000).unwrap_err();
+    assert!(
+        matches!(err, ChainError::Header(HeaderError::Seal(_))),
+        "{err}"
+    );
+
     // Sealed by the authority but claiming a different state: re-execution catches it.
-    let mut lying = header.clone();
+    let mut lying = block.header.clone();
     lying.state_root = alloy_primitives::B256::repeat_byte(1);
-    let lying = aicoin_consensus::seal_header(lying, &h.sealer.key).unwrap();
-    let err = other.import(lying, txs.clone(), 5_000).unwrap_err();
+    let lying = seal_block(lying, block.transactions.clone(), &h.sealer.key).unwrap();
+    let err = other.import(lying, 5_000).unwrap_err();
     assert!(
         matches!(
             err,
@@ -479,7 +599,11 @@ fn import_rejects_foreign_seals_and_wrong_contents() {
     );
 
     // Transactions that are not the ones the header commits to.
-    let err = other.import(header.clone(), vec![], 5_000).unwrap_err();
+    let emptied = SealedBlock {
+        transactions: vec![],
+        ..block.clone()
+    };
+    let err = other.import(emptied, 5_000).unwrap_err();
     assert!(
         matches!(
             err,
@@ -493,7 +617,7 @@ fn import_rejects_foreign_seals_and_wrong_contents() {
 
     // Nothing was committed by the failures; the genuine block still imports.
     assert_eq!(other.store().reader().unwrap().head_number().unwrap(), 0);
-    other.import(header, txs, 5_000).unwrap();
+    other.import(block, 5_000).unwrap();
 }
 
 /// A replicated validator builds a block, the cluster commits it, and importing it reuses the
@@ -520,7 +644,7 @@ fn committed_proposals_import_from_their_build() {
     // This node proposes block 1 with the transfer, but another leader's empty block 1 is what
     // the cluster commits.
     let lost = h.chain.build(&h.sealer, 1_003, &mut h.pool.best()).unwrap();
-    assert_eq!(lost.block.body.transactions.len(), 1);
+    assert_eq!(lost.block.transactions.len(), 1);
     let empty = TxPool::new(PoolConfig::default());
     let winner = other.build(&h.sealer, 1_004, &mut empty.best()).unwrap();
     assert!(matches!(
@@ -530,11 +654,11 @@ fn committed_proposals_import_from_their_build() {
     assert_eq!(proposed(&h.chain), None, "the lost proposal is forgotten");
     assert_eq!(
         h.chain.store().reader().unwrap().block_hash(1).unwrap(),
-        Some(winner.block.header.hash_slow())
+        Some(winner.block.hash())
     );
     // Its own proposal of block 2, committed, is stored from the execution already done.
     let mine = h.chain.build(&h.sealer, 1_006, &mut h.pool.best()).unwrap();
-    let hash = mine.block.header.hash_slow();
+    let hash = mine.block.hash();
     assert_eq!(proposed(&h.chain), Some(hash));
     h.chain.import_committed(mine.block.clone()).unwrap();
     assert_eq!(proposed(&h.chain), None);

@@ -2,13 +2,13 @@
 
 use alloy_eips::{BlockId, BlockNumberOrTag, eip2718::Encodable2718};
 use alloy_primitives::{B256, Bytes, U64};
-use alloy_rpc_types_eth::{Block, Index, Transaction, TransactionReceipt};
+use alloy_rpc_types_eth::{Index, Transaction, TransactionReceipt};
 use jsonrpsee::proc_macros::rpc;
 
 use super::EthRpc;
 use crate::{
     block_id::{number_for_id, number_for_tag},
-    convert::{StoredBlock, pending_transaction, rpc_receipt},
+    convert::{RpcBlock as Block, StoredBlock, pending_transaction, rpc_receipt},
     error::RpcResult,
 };
 

@@ -34,6 +34,7 @@ pub use http::{NetworkInfo, render_page};
 pub use metrics::RpcMetrics;
 
 use crate::{
+    aic::{AicApiServer, AicRpc},
     debug::{DebugApiServer, DebugRpc},
     eth::{
         EthBlocksApiServer, EthCallApiServer, EthFilters, EthFiltersApiServer, EthInfoApiServer,
@@ -139,6 +140,10 @@ pub fn rpc_parts(state: Arc<RpcState>) -> Vec<(&'static str, RpcModule<()>)> {
             TxPoolRpc::new(state.pool.clone())
                 .into_rpc()
                 .remove_context(),
+        ),
+        (
+            "Chain modules and parameters",
+            AicRpc::new(state.clone()).into_rpc().remove_context(),
         ),
         ("Network", net.into_rpc().remove_context()),
         ("Client", Web3Rpc.into_rpc().remove_context()),

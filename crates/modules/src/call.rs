@@ -1,0 +1,125 @@
+//! One call into a module: its input, gas metered for every read, write and log (fees are zero,
+//! but gas still bounds what a call may do), and the ABI-shaped outcome: returned data, a revert
+//! with an `Error(string)` reason that ethers and web3.py show, or out of gas.
+
+use alloy_evm::precompiles::PrecompileInput;
+use alloy_primitives::{Address, B256, Bytes, Log, U256};
+use alloy_sol_types::{Revert, SolError, SolEvent};
+use revm::precompile::{PrecompileError, PrecompileHalt, PrecompileOutput, PrecompileResult};
+
+/// Gas of entering a module, as a warm `CALL` costs.
+pub const CALL_GAS: u64 = 100;
+/// Gas of reading one slot of module state (a cold `SLOAD`).
+pub const READ_GAS: u64 = 2_100;
+/// Gas of writing one slot of module state (an `SSTORE` to a fresh slot).
+pub const WRITE_GAS: u64 = 20_000;
+/// Gas of an event: `LOG` costs (375, 375 per topic, 8 per data byte).
+fn log_gas(log: &Log) -> u64 {
+    375 + 375 * log.topics().len() as u64 + 8 * log.data.data.len() as u64
+}
+
+/// Why a call stops short of returning.
+#[derive(Debug)]
+pub enum Exit {
+    /// Reverts with this reason (state changes undone, remaining gas kept by the caller).
+    Revert(String),
+    OutOfGas,
+    /// The state could not be read: the block cannot be executed at all.
+    Fatal(String),
+}
+
+impl Exit {
+    pub fn revert(reason: impl Into<String>) -> Self {
+        Self::Revert(reason.into())
+    }
+}
+
+pub type CallResult<T> = Result<T, Exit>;
+
+/// A module call in progress.
+pub struct ModuleCall<'a> {
+    pub input: PrecompileInput<'a>,
+    /// The module's address, where its state lives.
+    pub module: Address,
+    gas_used: u64,
+}
+
+impl<'a> ModuleCall<'a> {
+    pub fn new(input: PrecompileInput<'a>, module: Address) -> Self {
+        Self {
+            input,
+            module,
+            gas_used: 0,
+        }
+    }
+
+    pub fn caller(&self) -> Address {
+        self.input.caller
+    }
+
+    /// Entering the module and reading its call data (3 gas a word, as `CALLDATACOPY`).
+    pub fn charge_input(&mut self) -> CallResult<()> {
+        self.charge(CALL_GAS + 3 * self.input.data.len().div_ceil(32) as u64)
+    }
+
+    pub fn charge(&mut self, gas: u64) -> CallResult<()> {
+        self.gas_used = self.gas_used.saturating_add(gas);
+        if self.gas_used > self.input.gas {
+            return Err(Exit::OutOfGas);
+        }
+        Ok(())
+    }
+
+    /// The module's storage slot `key`.
+    pub fn read(&mut self, key: B256) -> CallResult<U256> {
+        self.charge(READ_GAS)?;
+        let module = self.module;
+        self.input
+            .internals
+            .sload(module, key.into())
+            .map(|loaded| loaded.data)
+            .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
+    /// Writes the module's storage slot `key`; refused in a static (view) call.
+    pub fn write(&mut self, key: B256, value: U256) -> CallResult<()> {
+        if self.input.is_static {
+            return Err(Exit::revert(
+                "state changes are not allowed in a static call",
+            ));
+        }
+        self.charge(WRITE_GAS)?;
+        let module = self.module;
+        self.input
+            .internals
+            .sstore(module, key.into(), value)
+            .map(|_| ())
+            .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
+    /// Emits `event` from the module's address, an ordinary log.
+    pub fn emit(&mut self, event: &impl SolEvent) -> CallResult<()> {
+        let log = Log {
+            address: self.module,
+            data: event.encode_log_data(),
+        };
+        self.charge(log_gas(&log))?;
+        self.input.internals.log(log);
+        Ok(())
+    }
+
+    /// The precompile's answer for `result`.
+    pub fn finish(self, result: CallResult<Bytes>) -> PrecompileResult {
+        let reservoir = self.input.reservoir;
+        match result {
+            Ok(output) => Ok(PrecompileOutput::new(self.gas_used, output, reservoir)),
+            Err(Exit::Revert(reason)) => Ok(PrecompileOutput::revert(
+                self.gas_used.min(self.input.gas),
+                Revert::from(reason).abi_encode().into(),
+                reservoir,
+            )),
+            Err(Exit::OutOfGas) => Ok(PrecompileOutput::halt(PrecompileHalt::OutOfGas, reservoir)),
+            Err(Exit::Fatal(error)) => Err(PrecompileError::Fatal(error)),
+        }
+    }
+}

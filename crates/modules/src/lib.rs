@@ -1,0 +1,43 @@
+//! Chain modules: AICoin's on-chain logic as native Rust behind stateful precompiles at fixed
+//! addresses (the way Cosmos EVM exposes its staking and governance modules). Each module has a
+//! Solidity interface in `contracts/interfaces/`, from which its calls are decoded here, so
+//! ethers, viem, web3.py, Foundry and other contracts call it with an ordinary ABI. Its state is
+//! EVM storage under its address (in the state root, proofs and history), its events are
+//! ordinary logs, and every call is metered in gas.
+//!
+//! [`install`] puts every module into an EVM's precompiles; the execution crate's one EVM
+//! factory calls it for block building, `eth_call`, gas estimation and every tracer alike.
+
+mod call;
+pub mod params;
+
+pub use aicoin_primitives::modules::{MODULES, PARAMS_ADDRESS, SYSTEM_ADDRESS};
+pub use call::{CALL_GAS, READ_GAS, WRITE_GAS};
+
+use alloy_evm::precompiles::{DynPrecompile, PrecompileInput, PrecompilesMap};
+use alloy_primitives::{Address, Bytes};
+use revm::precompile::{PrecompileId, PrecompileResult};
+
+use crate::call::{CallResult, ModuleCall};
+
+/// Adds every module's precompile to `precompiles`.
+pub fn install(precompiles: &mut PrecompilesMap) {
+    precompiles.extend_precompiles([module(PARAMS_ADDRESS, "aicoin-params", params::call)]);
+}
+
+/// The precompile that answers calls at `address` with `handler`.
+fn module(
+    address: Address,
+    id: &'static str,
+    handler: fn(&mut ModuleCall<'_>) -> CallResult<Bytes>,
+) -> (Address, DynPrecompile) {
+    let precompile = move |input: PrecompileInput<'_>| -> PrecompileResult {
+        let mut call = ModuleCall::new(input, address);
+        let result = handler(&mut call);
+        call.finish(result)
+    };
+    (
+        address,
+        DynPrecompile::new_stateful(PrecompileId::custom(id), precompile),
+    )
+}

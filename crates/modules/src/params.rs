@@ -1,0 +1,287 @@
+//! The parameters module (`contracts/interfaces/IParams.sol`): views of every chain parameter
+//! at the block a call runs on, and the write only governance will be allowed to make.
+
+use aicoin_primitives::{
+    PARAMS, modules::GOVERNANCE_ADDRESS, param_by_key, param_key, params::ParamDef,
+};
+use alloy_primitives::{Bytes, U256};
+use alloy_sol_types::{SolCall, SolInterface, sol};
+
+use crate::call::{CallResult, Exit, ModuleCall};
+
+sol!("../../contracts/interfaces/IParams.sol");
+
+use IParams::IParamsCalls as Call;
+
+/// Answers one call to `IParams`.
+pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
+    call.charge_input()?;
+    if !call.input.value.is_zero() {
+        return Err(Exit::revert("IParams: does not accept AIC"));
+    }
+    let decoded = Call::abi_decode(call.input.data)
+        .map_err(|_| Exit::revert(unknown_function(call.input.data)))?;
+    let one = |call: &mut ModuleCall<'_>, name: &str| read(call, name);
+    Ok(match decoded {
+        Call::get(c) => {
+            let def = known(&c.key)?;
+            IParams::getCall::abi_encode_returns(&read_def(call, def)?).into()
+        }
+        Call::all(_) => {
+            let mut keys = Vec::with_capacity(PARAMS.len());
+            let mut values = Vec::with_capacity(PARAMS.len());
+            for def in PARAMS {
+                keys.push(def.key());
+                values.push(read_def(call, def)?);
+            }
+            IParams::allCall::abi_encode_returns(&IParams::allReturn { keys, values }).into()
+        }
+        Call::initialReward(_) => encode_uint(one(call, "initialReward")?),
+        Call::halvingInterval(_) => encode_uint(one(call, "halvingInterval")?),
+        Call::treasuryShareBps(_) => encode_uint(one(call, "treasuryShareBps")?),
+        Call::epochLength(_) => encode_uint(one(call, "epochLength")?),
+        Call::minStake(_) => encode_uint(one(call, "minStake")?),
+        Call::slashBps(_) => encode_uint(one(call, "slashBps")?),
+        Call::subscriptionBlocks(_) => encode_uint(one(call, "subscriptionBlocks")?),
+        Call::tier(c) => {
+            let prefix = match c.id {
+                1 => "basic",
+                2 => "standard",
+                3 => "premium",
+                other => {
+                    return Err(Exit::revert(format!(
+                        "IParams: no tier {other} (1 Basic, 2 Standard, 3 Premium)"
+                    )));
+                }
+            };
+            let tier = IParams::tierReturn {
+                price: one(call, &format!("{prefix}Price"))?,
+                requestsPerMinute: one(call, &format!("{prefix}Rpm"))?,
+                tokensPerDay: one(call, &format!("{prefix}TokensPerDay"))?,
+            };
+            IParams::tierCall::abi_encode_returns(&tier).into()
+        }
+        Call::set(c) => {
+            if call.caller() != GOVERNANCE_ADDRESS {
+                return Err(Exit::revert(
+                    "IParams: only governance may set parameters (no governance module is \
+                     active yet)",
+                ));
+            }
+            let def = known(&c.key)?;
+            def.check(c.value)
+                .map_err(|e| Exit::revert(format!("IParams: {e}")))?;
+            let previous = read_def(call, def)?;
+            call.write(c.key, c.value)?;
+            call.emit(&IParams::ParamChanged {
+                key: c.key,
+                previous,
+                value: c.value,
+            })?;
+            Bytes::new()
+        }
+    })
+}
+
+fn known(key: &alloy_primitives::B256) -> CallResult<&'static ParamDef> {
+    param_by_key(key).ok_or_else(|| {
+        let name = String::from_utf8_lossy(key.as_slice())
+            .trim_end_matches('\0')
+            .to_string();
+        Exit::revert(format!("IParams: unknown parameter {name:?} ({key})"))
+    })
+}
+
+fn encode_uint(value: U256) -> Bytes {
+    IParams::getCall::abi_encode_returns(&value).into()
+}
+
+fn read(call: &mut ModuleCall<'_>, name: &str) -> CallResult<U256> {
+    call.read(param_key(name))
+}
+
+fn read_def(call: &mut ModuleCall<'_>, def: &ParamDef) -> CallResult<U256> {
+    call.read(def.key())
+}
+
+fn unknown_function(data: &[u8]) -> String {
+    match data.get(..4) {
+        Some(selector) => format!(
+            "IParams: no function with selector 0x{}",
+            alloy_primitives::hex::encode(selector)
+        ),
+        None => "IParams: call data shorter than a function selector".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aicoin_primitives::{Params, modules::PARAMS_ADDRESS};
+    use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
+    use alloy_primitives::{Address, Log, TxKind};
+    use alloy_sol_types::{Revert, SolError, SolEvent};
+    use revm::{
+        context::TxEnv,
+        context_interface::result::ExecutionResult,
+        database::{CacheDB, EmptyDB},
+    };
+
+    fn genesis_state() -> CacheDB<EmptyDB> {
+        let mut db = CacheDB::new(EmptyDB::default());
+        for (key, value) in Params::default().entries() {
+            db.insert_account_storage(PARAMS_ADDRESS, key.into(), value)
+                .unwrap();
+        }
+        // A user with coins to (try to) send along.
+        let funded = revm::state::AccountInfo {
+            balance: U256::from(10u64).pow(U256::from(18u64)),
+            ..Default::default()
+        };
+        db.insert_account_info(Address::repeat_byte(7), funded);
+        db
+    }
+
+    /// Runs `data` against the module from `caller` and keeps the changes.
+    fn transact(
+        db: &mut CacheDB<EmptyDB>,
+        caller: Address,
+        data: Vec<u8>,
+        value: U256,
+        gas: u64,
+    ) -> ExecutionResult {
+        let mut env = EvmEnv::default();
+        env.cfg_env.disable_nonce_check = true;
+        let mut evm = EthEvmFactory::default().create_evm(db, env);
+        crate::install(evm.precompiles_mut());
+        let tx = TxEnv {
+            caller,
+            kind: TxKind::Call(PARAMS_ADDRESS),
+            data: data.into(),
+            value,
+            gas_limit: gas,
+            gas_price: 0,
+            ..Default::default()
+        };
+        evm.transact_commit(tx).unwrap()
+    }
+
+    fn call(db: &mut CacheDB<EmptyDB>, caller: Address, data: Vec<u8>) -> ExecutionResult {
+        transact(db, caller, data, U256::ZERO, 1_000_000)
+    }
+
+    fn revert_reason(result: &ExecutionResult) -> String {
+        match result {
+            ExecutionResult::Revert { output, .. } => Revert::abi_decode(output).unwrap().reason,
+            other => panic!("expected a revert, got {other:?}"),
+        }
+    }
+
+    fn output(result: ExecutionResult) -> (alloy_primitives::Bytes, Vec<Log>) {
+        match result {
+            ExecutionResult::Success { output, logs, .. } => (output.into_data(), logs),
+            other => panic!("expected success, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn views_read_the_parameters_from_module_storage() {
+        let mut db = genesis_state();
+        let user = Address::repeat_byte(7);
+        let key = param_key("epochLength");
+        let (out, _) = output(call(&mut db, user, IParams::getCall { key }.abi_encode()));
+        assert_eq!(
+            IParams::getCall::abi_decode_returns(&out).unwrap(),
+            U256::from(100u64)
+        );
+        let (out, _) = output(call(
+            &mut db,
+            user,
+            IParams::tierCall { id: 2 }.abi_encode(),
+        ));
+        let tier = IParams::tierCall::abi_decode_returns(&out).unwrap();
+        assert_eq!(tier.price, aicoin_primitives::AIC * U256::from(5u64));
+        assert_eq!(tier.requestsPerMinute, U256::from(60u64));
+        let (out, _) = output(call(&mut db, user, IParams::allCall {}.abi_encode()));
+        let all = IParams::allCall::abi_decode_returns(&out).unwrap();
+        assert_eq!(all.keys.len(), PARAMS.len());
+        assert_eq!(
+            all.keys.iter().zip(&all.values).find(|(k, _)| **k == key),
+            Some((&key, &U256::from(100u64)))
+        );
+    }
+
+    #[test]
+    fn bad_calls_revert_with_a_reason() {
+        let mut db = genesis_state();
+        let user = Address::repeat_byte(7);
+        let unknown = IParams::getCall {
+            key: param_key("epochs"),
+        };
+        assert!(revert_reason(&call(&mut db, user, unknown.abi_encode())).contains("\"epochs\""));
+        assert!(revert_reason(&call(&mut db, user, vec![1, 2, 3, 4])).contains("0x01020304"));
+        assert!(
+            revert_reason(&call(
+                &mut db,
+                user,
+                IParams::tierCall { id: 4 }.abi_encode()
+            ))
+            .contains("no tier 4")
+        );
+        let paid = transact(
+            &mut db,
+            user,
+            IParams::epochLengthCall {}.abi_encode(),
+            U256::from(1u64),
+            1_000_000,
+        );
+        assert!(revert_reason(&paid).contains("does not accept AIC"));
+        // Gas bounds the call even though it costs nothing: too little for the read halts.
+        let starved = transact(
+            &mut db,
+            user,
+            IParams::epochLengthCall {}.abi_encode(),
+            U256::ZERO,
+            21_000 + 1_000,
+        );
+        assert!(
+            matches!(starved, ExecutionResult::Halt { .. }),
+            "{starved:?}"
+        );
+    }
+
+    #[test]
+    fn only_governance_writes_and_a_write_is_an_event() {
+        let mut db = genesis_state();
+        let key = param_key("epochLength");
+        let set = |value: u64| {
+            IParams::setCall {
+                key,
+                value: U256::from(value),
+            }
+            .abi_encode()
+        };
+        let refused = call(&mut db, Address::repeat_byte(7), set(10));
+        assert!(revert_reason(&refused).contains("only governance"));
+        let out_of_bounds = call(&mut db, GOVERNANCE_ADDRESS, set(0));
+        assert!(revert_reason(&out_of_bounds).contains("outside its bounds"));
+
+        let (_, logs) = output(call(&mut db, GOVERNANCE_ADDRESS, set(10)));
+        assert_eq!(logs.len(), 1);
+        assert_eq!(logs[0].address, PARAMS_ADDRESS);
+        let event = IParams::ParamChanged::decode_log_data(&logs[0].data).unwrap();
+        assert_eq!(
+            (event.key, event.previous, event.value),
+            (key, U256::from(100u64), U256::from(10u64))
+        );
+        let (out, _) = output(call(
+            &mut db,
+            Address::repeat_byte(8),
+            IParams::epochLengthCall {}.abi_encode(),
+        ));
+        assert_eq!(
+            IParams::epochLengthCall::abi_decode_returns(&out).unwrap(),
+            U256::from(10u64)
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Where the chain modules live: native code behind stateful precompiles at fixed addresses,
+//! their state in EVM storage under those addresses. Each address also holds a one-byte stub of
+//! code from genesis, so tools (and Solidity's `extcodesize` check before a call) see a contract.
+
+use alloy_primitives::{Address, Bytes, address};
+
+/// The parameters module (`IParams`).
+pub const PARAMS_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c001");
+
+/// The governance module's address (reserved: the module is not active yet, and no one holds
+/// a key for it). The only caller the parameters module lets write.
+pub const GOVERNANCE_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c004");
+
+/// The caller of the system steps that run at the start and end of every block (EIP-4788's
+/// system address: no one holds its key).
+pub const SYSTEM_ADDRESS: Address = address!("0xfffffffffffffffffffffffffffffffffffffffe");
+
+/// Every module, by name.
+pub const MODULES: &[(&str, Address)] = &[("params", PARAMS_ADDRESS)];
+
+/// The code stored at each module address: `INVALID`, never run (the precompile answers first).
+pub fn module_stub_code() -> Bytes {
+    Bytes::from_static(&[0xfe])
+}
