@@ -11,6 +11,7 @@ root=$(cd "$here/.." && pwd)
 bin=${1:-$root/target/debug/aicoin}
 [ -x "$bin" ] || (cd "$root" && cargo build -p aicoin)
 bin=$(realpath "$bin")
+"$root/scripts/e2e-deps.sh"
 
 export AICOIN_MODELS_DIR=${AICOIN_MODELS_DIR:-$root/target/models}
 "$bin" model fetch all --models-dir "$AICOIN_MODELS_DIR"

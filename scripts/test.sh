@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Every test: unit and property tests, integration tests with real node processes, known-answer
 # tests on the real models, and the end-to-end suites with real clients (ethers v6, viem,
-# web3.py, Hardhat, the openai SDKs). Needs the e2e dependencies (.ci/run installs them on a
-# fresh machine); fetches the models into $AICOIN_MODELS_DIR (default target/models) once.
+# web3.py, Hardhat, the openai SDKs). Installs the e2e dependencies first (scripts/e2e-deps.sh:
+# npm, pip, Chromium; a no-op once installed); fetches the models into $AICOIN_MODELS_DIR
+# (default target/models) once.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export AICOIN_MODELS_DIR=${AICOIN_MODELS_DIR:-$PWD/target/models}
 # One inference thread: the machines running this are small and shared, and no test times
 # anything.
 export RAYON_NUM_THREADS=${RAYON_NUM_THREADS:-1}
+
+echo "== e2e dependencies (npm, pip, Chromium; skipped when up to date)"
+scripts/e2e-deps.sh
 
 echo "== contract artifacts are up to date"
 node e2e/compile-contracts.mjs --check
