@@ -1,6 +1,7 @@
 //! An AICoin node: storage, pool, block production and JSON-RPC wired together.
 //! [`spawn`] starts one in-process (as anvil's `spawn(NodeConfig)`), so tests and tools can run
-//! nodes without a shell; the `aicoin` binary is a thin command line over it.
+//! nodes without a shell; the `aicoin` binary is a thin command line over it. What each role
+//! runs is in `roles`; what start-up has set running, and its cleanup, in `services`.
 
 pub mod chain;
 mod config;
@@ -9,22 +10,21 @@ mod key;
 mod ledger;
 mod metrics;
 mod producer;
+mod roles;
+mod services;
 
-use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
-    path::PathBuf,
-    sync::Arc,
-};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use aicoin_api::ApiServer;
-use aicoin_cluster::{ClusterConfig, ClusterHandle, Fetcher, Member};
+use aicoin_cluster::ClusterHandle;
 use aicoin_primitives::{ChainSpec, dev::dev_signers};
-use aicoin_rpc::{RpcState, ServerHandle};
+use aicoin_rpc::RpcState;
 use aicoin_storage::{Store, StoreError};
 use aicoin_txpool::TxPool;
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
-use tokio::{sync::watch, task::JoinHandle};
+
+use crate::{roles::Core, services::Services};
 
 pub use aicoin_cluster;
 pub use aicoin_primitives::NewBlock;
@@ -81,22 +81,13 @@ pub enum NodeError {
 pub struct NodeHandle {
     rpc_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
-    metrics: Arc<NodeMetrics>,
     api: Option<ApiServer>,
-    validator: Address,
     beneficiary: Address,
-    key_created: bool,
+    identity: Identity,
     data_dir: PathBuf,
-    spec: Arc<ChainSpec>,
-    genesis_hash: B256,
-    dev_accounts: Vec<PrivateKeySigner>,
-    chain: Arc<Chain>,
-    pool: Arc<TxPool>,
-    server: ServerHandle,
-    shutdown: watch::Sender<bool>,
-    cluster: Option<ClusterHandle>,
-    sync_addr: Option<SocketAddr>,
-    tasks: Vec<JoinHandle<()>>,
+    core: Core,
+    started: roles::Started,
+    services: Services,
 }
 
 impl NodeHandle {
@@ -110,7 +101,7 @@ impl NodeHandle {
     }
 
     pub fn metrics(&self) -> &Arc<NodeMetrics> {
-        &self.metrics
+        &self.core.metrics
     }
 
     /// The OpenAI-compatible inference API, when the node serves models.
@@ -128,7 +119,7 @@ impl NodeHandle {
 
     /// The address whose key seals this node's blocks.
     pub fn validator(&self) -> Address {
-        self.validator
+        self.identity.key.address()
     }
 
     /// Where the miner share of block rewards goes.
@@ -138,7 +129,7 @@ impl NodeHandle {
 
     /// Whether this start created the validator key (a new data dir).
     pub fn key_created(&self) -> bool {
-        self.key_created
+        self.identity.key_created
     }
 
     pub fn data_dir(&self) -> &PathBuf {
@@ -146,354 +137,223 @@ impl NodeHandle {
     }
 
     pub fn spec(&self) -> &Arc<ChainSpec> {
-        &self.spec
+        &self.identity.spec
     }
 
     pub fn genesis_hash(&self) -> B256 {
-        self.genesis_hash
+        self.core.genesis_hash
     }
 
     /// The prefunded `--dev` accounts (empty without `--dev`).
     pub fn dev_accounts(&self) -> &[PrivateKeySigner] {
-        &self.dev_accounts
+        &self.identity.dev_accounts
     }
 
     pub fn chain(&self) -> &Arc<Chain> {
-        &self.chain
+        &self.core.chain
     }
 
     pub fn pool(&self) -> &Arc<TxPool> {
-        &self.pool
+        &self.core.pool
     }
 
     /// This validator's cluster membership, when it runs replicated.
     pub fn cluster(&self) -> Option<&ClusterHandle> {
-        self.cluster.as_ref()
+        self.started.cluster.as_ref()
     }
 
     /// Where the node-to-node port listens (cluster members, and standalone validators given
     /// `--sync-port`).
     pub fn sync_addr(&self) -> Option<SocketAddr> {
-        self.sync_addr
-            .or_else(|| self.cluster.as_ref().map(ClusterHandle::sync_addr))
+        self.started
+            .sync_addr
+            .or_else(|| self.cluster().map(ClusterHandle::sync_addr))
     }
 
     /// Stops producing, finishes the block in progress, and closes the RPC server.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(true);
-        if let Some(cluster) = self.cluster {
-            cluster.stop().await;
-        }
-        for task in self.tasks {
-            let _ = task.await;
-        }
-        let _ = self.server.stop();
-        self.server.stopped().await;
+        let cluster = self.started.cluster;
+        self.services
+            .stop(async move {
+                if let Some(cluster) = cluster {
+                    cluster.stop().await;
+                }
+            })
+            .await;
         if let Some(api) = self.api {
             api.stopped().await;
         }
     }
 }
 
-/// Starts a node: opens (or creates) its data dir, starts JSON-RPC and block production.
+/// Starts a node: its identity and chain spec, the store, JSON-RPC, metrics and the inference
+/// API, then what its role runs. If any step fails, what was started is stopped again.
 pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     config.validate().map_err(NodeError::Config)?;
-    let (key, key_created) = key::load_or_create(&config.data_dir)?;
-    let dev_accounts = match config.dev {
-        true => dev_signers().map_err(|e| NodeError::DevAccounts(e.to_string()))?,
-        false => Vec::new(),
-    };
-    let dev_addresses: Vec<Address> = dev_accounts.iter().map(|s| s.address()).collect();
-    let spec = Arc::new(match &config.chain_spec {
-        Some(spec) => spec.clone(),
-        None => ChainSpec::local(config.chain_id, key.address(), &dev_addresses),
-    });
-    if config.role != Role::Full && !spec.is_authority(&key.address()) {
-        return Err(NodeError::NotAuthority {
-            validator: key.address(),
-            authorities: spec.authorities.clone(),
-        });
-    }
-    let store = {
-        let (dir, spec) = (config.data_dir.clone(), spec.clone());
-        tokio::task::spawn_blocking(move || Store::open(&dir, &spec))
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("opening the store panicked: {e}")))??
-    };
+    let identity = Identity::load(&config)?;
+    let store = open_store(&config, &identity.spec).await?;
     let genesis_hash = store.reader()?.block_hash(0)?.unwrap_or_default();
     let pool = Arc::new(TxPool::new(config.pool.clone()));
-    let chain = Arc::new(Chain::new(store.clone(), spec.clone()));
-    let beneficiary = config.miner_address.unwrap_or(key.address());
+    let chain = Arc::new(Chain::new(store.clone(), identity.spec.clone()));
     let metrics = Arc::new(NodeMetrics::new(store.clone(), pool.clone()));
-    let (shutdown, shutdown_rx) = watch::channel(false);
+    let beneficiary = config.miner_address.unwrap_or(identity.key.address());
+    let mut services = Services::new();
 
-    let rpc_state = Arc::new(RpcState {
+    let rpc_state = RpcState {
         store,
         pool: pool.clone(),
-        spec: spec.clone(),
+        spec: identity.spec.clone(),
         new_blocks: chain.new_blocks(),
         coinbase: beneficiary,
         block_gas_limit: config.gas_limit,
         mining: config.role != Role::Full,
-        signers: dev_accounts.clone(),
+        signers: identity.dev_accounts.clone(),
         limits: config.rpc_limits.clone(),
-    });
-    let addr = SocketAddr::new(config.host, config.rpc_port);
-    let rpc = aicoin_rpc::start(rpc_state, addr, &config.rpc, Some(metrics.rpc.clone()))
-        .await
-        .map_err(|source| NodeError::Rpc { addr, source })?;
-    let rpc_addr = rpc.addr;
-    let metrics_addr = match config.metrics_port {
-        Some(port) => {
-            let addr = SocketAddr::new(config.host, port);
-            let bound = metrics::serve(metrics.clone(), addr, shutdown_rx.clone())
-                .await
-                .map_err(|source| NodeError::Metrics { addr, source })?;
-            Some(bound)
-        }
-        None => None,
     };
+    let rpc_addr = serve_rpc(&config, rpc_state, &metrics, &mut services).await?;
+    let metrics_addr = serve_metrics(&config, &metrics, &services).await?;
+    let api = serve_api(&config, &metrics, &services).await?;
 
-    let api = match config.api.clone() {
-        Some(api) => {
-            let mut stop = shutdown_rx.clone();
-            let stopped = async move {
-                let _ = stop.wait_for(|stop| *stop).await;
-            };
-            let inference = metrics.inference.clone();
-            let explicit = api.explicit;
-            match aicoin_api::start(api, inference, metrics.registry().clone(), stopped).await {
-                Ok(server) => Some(server),
-                // Models found lying in the models directory are a convenience: the chain runs
-                // without them.
-                Err(e) if !explicit => {
-                    tracing::warn!(error = %e, "not serving the inference API");
-                    None
-                }
-                Err(e) => {
-                    // Leave nothing running behind a node that did not start.
-                    let _ = shutdown.send(true);
-                    let _ = rpc.handle.stop();
-                    return Err(e.into());
-                }
-            }
-        }
-        None => None,
-    };
-
-    let sealer = Sealer {
-        key: key.clone(),
-        beneficiary,
-        gas_limit: config.gas_limit,
-    };
-    let mut tasks = Vec::new();
-    let mut cluster = None;
-    let mut sync_addr = None;
-    // Where other nodes forward transactions to this one (behind a proxy, the public URL).
-    let rpc_url = config
-        .rpc
-        .public_url
-        .clone()
-        .unwrap_or_else(|| format!("http://{rpc_addr}"));
-    let chain_ledger = |sealer| {
-        Arc::new(ledger::ChainLedger {
-            chain: chain.clone(),
-            pool: pool.clone(),
-            sealer,
-        })
-    };
-    // How other nodes reach this one, when it serves blocks on `sync_port`.
-    let me = |sync_port| Member {
-        name: config
-            .node_id
+    let core = Core {
+        sealer: Sealer {
+            key: identity.key.clone(),
+            beneficiary,
+            gas_limit: config.gas_limit,
+        },
+        key: identity.key.clone(),
+        spec: identity.spec.clone(),
+        genesis_hash,
+        chain,
+        pool,
+        metrics,
+        rpc_addr,
+        rpc_url: config
+            .rpc
+            .public_url
             .clone()
-            .unwrap_or_else(|| format!("node-{}", rpc_addr.port())),
-        sync_url: config
-            .advertise_sync_url
-            .clone()
-            .unwrap_or_else(|| format!("http://{}", SocketAddr::new(config.host, sync_port))),
-        rpc_url: rpc_url.clone(),
-        priority: config.priority,
+            .unwrap_or_else(|| format!("http://{rpc_addr}")),
     };
-    if config.role == Role::Full {
-        let ledger = chain_ledger(None);
-        let fetcher = Fetcher::new();
-        let (target, target_rx) = watch::channel(None);
-        tasks.push(tokio::spawn(forward::run(
-            pool.clone(),
-            target_rx,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(producer_rpc_of_bootnode(
-            fetcher.clone(),
-            config.bootnodes.clone(),
-            target,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(aicoin_cluster::follow::run(
-            ledger,
-            config.bootnodes.clone(),
-            fetcher,
-            shutdown_rx,
-        )));
-    } else if config.replicated() {
-        let ledger = chain_ledger(Some(sealer));
-        let handle = aicoin_cluster::start(
-            ClusterConfig {
-                data_dir: config.data_dir.clone(),
-                key: key.clone(),
-                genesis: genesis_hash,
-                validators: spec.authorities.clone(),
-                me: me(config.sync_port()),
-                listen: SocketAddr::new(config.host, config.sync_port()),
-                admin: Some(SocketAddr::new(
-                    IpAddr::V4(Ipv4Addr::LOCALHOST),
-                    config.admin_port(),
-                )),
-                peers: config
-                    .peers
-                    .iter()
-                    .map(|p| format!("http://{}:{}", p.host, p.sync_port))
-                    .collect(),
-                bootstrap: config.bootstraps_cluster(),
-                block_interval: config.block_interval,
-            },
-            ledger,
-        )
-        .await?;
-        let (target, target_rx) = watch::channel(None);
-        tasks.push(tokio::spawn(forward::run(
-            pool.clone(),
-            target_rx,
-            shutdown_rx.clone(),
-        )));
-        tasks.push(tokio::spawn(follow_leader(
-            handle.changes(),
-            key.address(),
-            target,
-            shutdown_rx,
-        )));
-        cluster = Some(handle);
-    } else {
-        if let Some(port) = config.sync_port {
-            let addr = SocketAddr::new(config.host, port);
-            let served = aicoin_cluster::public::serve(
-                chain_ledger(None),
-                key.address(),
-                me(port),
-                genesis_hash,
-                addr,
-                shutdown_rx.clone(),
-            )
-            .await;
-            match served {
-                Ok(bound) => sync_addr = Some(bound),
-                Err(source) => {
-                    let _ = shutdown.send(true);
-                    let _ = rpc.handle.stop();
-                    return Err(NodeError::Sync { addr, source });
-                }
-            }
-        }
-        tasks.push(tokio::spawn(producer::run(
-            chain.clone(),
-            pool.clone(),
-            sealer,
-            config.block_interval,
-            metrics.clone(),
-            shutdown_rx,
-        )));
-    }
-    tracing::info!(%rpc_addr, validator = %key.address(), chain_id = spec.chain_id, "node started");
+    let started = match config.role {
+        Role::Full => roles::start_full(&config, &core, &mut services),
+        _ if config.replicated() => roles::start_replicated(&config, &core, &mut services).await?,
+        _ => roles::start_standalone(&config, &core, &mut services).await?,
+    };
+    tracing::info!(%rpc_addr, validator = %core.key.address(), chain_id = core.spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,
         metrics_addr,
-        metrics,
         api,
-        validator: key.address(),
         beneficiary,
-        key_created,
+        identity,
         data_dir: config.data_dir,
-        spec,
-        genesis_hash,
-        dev_accounts,
-        chain,
-        pool,
-        server: rpc.handle,
-        shutdown,
-        cluster,
-        sync_addr,
-        tasks,
+        core,
+        started,
+        services: services.started(),
     })
 }
 
-/// Keeps `target` at the leader's JSON-RPC URL while another node leads (`None` while this one
-/// does or none is known). The URL is asked of the leader itself: the membership records where
-/// a validator's RPC was when it joined, which a restart may have changed.
-async fn follow_leader(
-    mut changes: watch::Receiver<aicoin_cluster::Metrics>,
-    me: Address,
-    target: watch::Sender<Option<String>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let fetcher = Fetcher::new();
-    let mut current: Option<Address> = None;
-    loop {
-        let leader = {
-            let metrics = changes.borrow_and_update();
-            metrics
-                .current_leader
-                .filter(|leader| *leader != me)
-                .and_then(|leader| {
-                    let membership = metrics.membership_config.membership();
-                    membership
-                        .get_node(&leader)
-                        .map(|m| (leader, m.sync_url.clone()))
-                })
+/// Who this node is: its validator key, the prefunded dev accounts, and the chain spec.
+#[derive(Debug)]
+struct Identity {
+    key: PrivateKeySigner,
+    /// Whether this start created the key (a new data dir).
+    key_created: bool,
+    dev_accounts: Vec<PrivateKeySigner>,
+    spec: Arc<ChainSpec>,
+}
+
+impl Identity {
+    /// Loads (or creates) the key and settles the spec: the given one, or a local chain with
+    /// this validator as its only authority. A validator must be an authority of its spec.
+    fn load(config: &NodeConfig) -> Result<Self, NodeError> {
+        let (key, key_created) = key::load_or_create(&config.data_dir)?;
+        let dev_accounts = match config.dev {
+            true => dev_signers().map_err(|e| NodeError::DevAccounts(e.to_string()))?,
+            false => Vec::new(),
         };
-        if leader.as_ref().map(|(a, _)| *a) != current {
-            current = leader.as_ref().map(|(a, _)| *a);
-            let url = match &leader {
-                Some((_, sync_url)) => match fetcher.status(sync_url).await {
-                    Ok(status) => Some(status.member.rpc_url),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot ask the leader for its RPC URL");
-                        current = None;
-                        None
-                    }
-                },
-                None => None,
-            };
-            let _ = target.send(url);
+        let dev_addresses: Vec<Address> = dev_accounts.iter().map(|s| s.address()).collect();
+        let spec = Arc::new(match &config.chain_spec {
+            Some(spec) => spec.clone(),
+            None => ChainSpec::local(config.chain_id, key.address(), &dev_addresses),
+        });
+        if config.role != Role::Full && !spec.is_authority(&key.address()) {
+            return Err(NodeError::NotAuthority {
+                validator: key.address(),
+                authorities: spec.authorities.clone(),
+            });
         }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            // Retry a leader that did not answer.
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)), if current.is_none() && leader.is_some() => {}
-            _ = shutdown.changed() => return,
-        }
+        Ok(Self {
+            key,
+            key_created,
+            dev_accounts,
+            spec,
+        })
     }
 }
 
-/// Points `target` at the JSON-RPC URL of the first bootnode that answers.
-async fn producer_rpc_of_bootnode(
-    fetcher: Fetcher,
-    bootnodes: Vec<String>,
-    target: watch::Sender<Option<String>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        for bootnode in &bootnodes {
-            if let Ok(status) = fetcher.status(bootnode).await {
-                let _ = target.send(Some(status.member.rpc_url));
-                // The forwarder stops when `target` is dropped.
-                let _ = shutdown.wait_for(|stop| *stop).await;
-                return;
-            }
+/// Opens (or creates) the chain database off the async workers: a first open writes genesis.
+async fn open_store(config: &NodeConfig, spec: &Arc<ChainSpec>) -> Result<Store, NodeError> {
+    let (dir, spec) = (config.data_dir.clone(), spec.clone());
+    Ok(
+        tokio::task::spawn_blocking(move || Store::open(&dir, &spec))
+            .await
+            .map_err(|e| StoreError::Corrupt(format!("opening the store panicked: {e}")))??,
+    )
+}
+
+async fn serve_rpc(
+    config: &NodeConfig,
+    state: RpcState,
+    metrics: &NodeMetrics,
+    services: &mut Services,
+) -> Result<SocketAddr, NodeError> {
+    let addr = SocketAddr::new(config.host, config.rpc_port);
+    let rpc = aicoin_rpc::start(
+        Arc::new(state),
+        addr,
+        &config.rpc,
+        Some(metrics.rpc.clone()),
+    )
+    .await
+    .map_err(|source| NodeError::Rpc { addr, source })?;
+    services.set_rpc(rpc.handle);
+    Ok(rpc.addr)
+}
+
+/// `GET /metrics` on `--metrics-port`, when given.
+async fn serve_metrics(
+    config: &NodeConfig,
+    metrics: &Arc<NodeMetrics>,
+    services: &Services,
+) -> Result<Option<SocketAddr>, NodeError> {
+    let Some(port) = config.metrics_port else {
+        return Ok(None);
+    };
+    let addr = SocketAddr::new(config.host, port);
+    let bound = metrics::serve(metrics.clone(), addr, services.shutdown())
+        .await
+        .map_err(|source| NodeError::Metrics { addr, source })?;
+    Ok(Some(bound))
+}
+
+/// The inference API over the configured models. Models merely found in the models directory
+/// are a convenience: when they fail to load, the chain runs without them.
+async fn serve_api(
+    config: &NodeConfig,
+    metrics: &NodeMetrics,
+    services: &Services,
+) -> Result<Option<ApiServer>, NodeError> {
+    let Some(api) = config.api.clone() else {
+        return Ok(None);
+    };
+    let explicit = api.explicit;
+    let registry = metrics.registry().clone();
+    match aicoin_api::start(api, metrics.inference.clone(), registry, services.stopped()).await {
+        Ok(server) => Ok(Some(server)),
+        Err(e) if !explicit => {
+            tracing::warn!(error = %e, "not serving the inference API");
+            Ok(None)
         }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = shutdown.changed() => return,
-        }
+        Err(e) => Err(e.into()),
     }
 }

@@ -1,0 +1,248 @@
+//! What each role runs once the chain and JSON-RPC are up: a standalone validator produces on
+//! its own (and serves its blocks to full nodes when given a sync port), a replicated validator
+//! joins its raft cluster and forwards transactions to the leader, a full node follows its
+//! bootnodes and forwards transactions to their producer.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use aicoin_cluster::{ClusterConfig, ClusterHandle, Fetcher, Member};
+use aicoin_primitives::ChainSpec;
+use aicoin_txpool::TxPool;
+use alloy_primitives::{Address, B256};
+use alloy_signer_local::PrivateKeySigner;
+use tokio::sync::watch;
+
+use crate::{
+    NodeConfig, NodeError, NodeMetrics, chain::Chain, chain::Sealer, forward, ledger::ChainLedger,
+    producer, services::Services,
+};
+
+/// What every role works with.
+#[derive(Debug)]
+pub(crate) struct Core {
+    pub key: PrivateKeySigner,
+    pub spec: Arc<ChainSpec>,
+    pub genesis_hash: B256,
+    pub chain: Arc<Chain>,
+    pub pool: Arc<TxPool>,
+    pub metrics: Arc<NodeMetrics>,
+    pub sealer: Sealer,
+    pub rpc_addr: SocketAddr,
+    /// Where other nodes forward transactions to this one (behind a proxy, the public URL).
+    pub rpc_url: String,
+}
+
+impl Core {
+    /// The chain as the cluster and sync code see it; `sealer` for a validator that builds.
+    fn ledger(&self, sealer: Option<Sealer>) -> Arc<ChainLedger> {
+        Arc::new(ChainLedger {
+            chain: self.chain.clone(),
+            pool: self.pool.clone(),
+            sealer,
+        })
+    }
+
+    /// How other nodes reach this one, when it serves blocks on `sync_port`.
+    fn member(&self, config: &NodeConfig, sync_port: u16) -> Member {
+        let sync_url = SocketAddr::new(config.host, sync_port);
+        Member {
+            name: config
+                .node_id
+                .clone()
+                .unwrap_or_else(|| format!("node-{}", self.rpc_addr.port())),
+            sync_url: config
+                .advertise_sync_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{sync_url}")),
+            rpc_url: self.rpc_url.clone(),
+            priority: config.priority,
+        }
+    }
+}
+
+/// What a role started that the node handle keeps.
+#[derive(Debug, Default)]
+pub(crate) struct Started {
+    pub cluster: Option<ClusterHandle>,
+    pub sync_addr: Option<SocketAddr>,
+}
+
+/// A validator alone: it produces every block, and serves them to full nodes on
+/// `--sync-port` when given.
+pub(crate) async fn start_standalone(
+    config: &NodeConfig,
+    core: &Core,
+    services: &mut Services,
+) -> Result<Started, NodeError> {
+    let mut started = Started::default();
+    if let Some(port) = config.sync_port {
+        let addr = SocketAddr::new(config.host, port);
+        let bound = aicoin_cluster::public::serve(
+            core.ledger(None),
+            core.key.address(),
+            core.member(config, port),
+            core.genesis_hash,
+            addr,
+            services.shutdown(),
+        )
+        .await
+        .map_err(|source| NodeError::Sync { addr, source })?;
+        started.sync_addr = Some(bound);
+    }
+    services.spawn(producer::run(
+        core.chain.clone(),
+        core.pool.clone(),
+        core.sealer.clone(),
+        config.block_interval,
+        core.metrics.clone(),
+        services.shutdown(),
+    ));
+    Ok(started)
+}
+
+/// A member of a replicated validator cluster: raft decides who produces, and the others
+/// forward their transactions to the leader.
+pub(crate) async fn start_replicated(
+    config: &NodeConfig,
+    core: &Core,
+    services: &mut Services,
+) -> Result<Started, NodeError> {
+    let cluster = aicoin_cluster::start(
+        ClusterConfig {
+            data_dir: config.data_dir.clone(),
+            key: core.key.clone(),
+            genesis: core.genesis_hash,
+            validators: core.spec.authorities.clone(),
+            me: core.member(config, config.sync_port()),
+            listen: SocketAddr::new(config.host, config.sync_port()),
+            admin: Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                config.admin_port(),
+            )),
+            peers: config
+                .peers
+                .iter()
+                .map(|p| format!("http://{}:{}", p.host, p.sync_port))
+                .collect(),
+            bootstrap: config.bootstraps_cluster(),
+            block_interval: config.block_interval,
+        },
+        core.ledger(Some(core.sealer.clone())),
+    )
+    .await?;
+    let (target, target_rx) = watch::channel(None);
+    services.spawn(forward::run(
+        core.pool.clone(),
+        target_rx,
+        services.shutdown(),
+    ));
+    services.spawn(follow_leader(
+        cluster.changes(),
+        core.key.address(),
+        target,
+        services.shutdown(),
+    ));
+    Ok(Started {
+        cluster: Some(cluster),
+        sync_addr: None,
+    })
+}
+
+/// A full node: follows its bootnodes' chain and forwards transactions to their producer.
+pub(crate) fn start_full(config: &NodeConfig, core: &Core, services: &mut Services) -> Started {
+    let fetcher = Fetcher::new();
+    let (target, target_rx) = watch::channel(None);
+    services.spawn(forward::run(
+        core.pool.clone(),
+        target_rx,
+        services.shutdown(),
+    ));
+    services.spawn(producer_rpc_of_bootnode(
+        fetcher.clone(),
+        config.bootnodes.clone(),
+        target,
+        services.shutdown(),
+    ));
+    services.spawn(aicoin_cluster::follow::run(
+        core.ledger(None),
+        config.bootnodes.clone(),
+        fetcher,
+        services.shutdown(),
+    ));
+    Started::default()
+}
+
+/// Keeps `target` at the leader's JSON-RPC URL while another node leads (`None` while this one
+/// does or none is known). The URL is asked of the leader itself: the membership records where
+/// a validator's RPC was when it joined, which a restart may have changed.
+async fn follow_leader(
+    mut changes: watch::Receiver<aicoin_cluster::Metrics>,
+    me: Address,
+    target: watch::Sender<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let fetcher = Fetcher::new();
+    let mut current: Option<Address> = None;
+    loop {
+        let leader = {
+            let metrics = changes.borrow_and_update();
+            metrics
+                .current_leader
+                .filter(|leader| *leader != me)
+                .and_then(|leader| {
+                    let membership = metrics.membership_config.membership();
+                    membership
+                        .get_node(&leader)
+                        .map(|m| (leader, m.sync_url.clone()))
+                })
+        };
+        if leader.as_ref().map(|(a, _)| *a) != current {
+            current = leader.as_ref().map(|(a, _)| *a);
+            let url = match &leader {
+                Some((_, sync_url)) => match fetcher.status(sync_url).await {
+                    Ok(status) => Some(status.member.rpc_url),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot ask the leader for its RPC URL");
+                        current = None;
+                        None
+                    }
+                },
+                None => None,
+            };
+            let _ = target.send(url);
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            // Retry a leader that did not answer.
+            _ = tokio::time::sleep(Duration::from_secs(1)), if current.is_none() && leader.is_some() => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Points `target` at the JSON-RPC URL of the first bootnode that answers.
+async fn producer_rpc_of_bootnode(
+    fetcher: Fetcher,
+    bootnodes: Vec<String>,
+    target: watch::Sender<Option<String>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        for bootnode in &bootnodes {
+            if let Ok(status) = fetcher.status(bootnode).await {
+                let _ = target.send(Some(status.member.rpc_url));
+                // The forwarder stops when `target` is dropped.
+                let _ = shutdown.wait_for(|stop| *stop).await;
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
