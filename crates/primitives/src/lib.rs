@@ -9,6 +9,9 @@ pub mod events;
 pub mod modules;
 pub mod params;
 pub mod receipt;
+pub mod signing;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 pub mod tokenomics;
 
 pub use block::{Seal, SealedBlock};
@@ -19,4 +22,5 @@ pub use chain_spec::{
 pub use events::NewBlock;
 pub use params::{PARAMS, ParamDef, ParamError, Params, param_by_key, param_key};
 pub use receipt::TxReceipt;
+pub use signing::sign_transaction;
 pub use tokenomics::{AIC, BlockReward, Tokenomics, TokenomicsError};

@@ -1,6 +1,5 @@
-use alloy_consensus::{SignableTransaction, TxLegacy};
+use alloy_consensus::TxLegacy;
 use alloy_primitives::{Bytes, TxKind};
-use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 
 use super::*;
@@ -24,8 +23,8 @@ fn tx_with(
         value: U256::from(value),
         input: Bytes::from(vec![0u8; input]),
     };
-    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-    Recovered::new_unchecked(TxEnvelope::Legacy(tx.into_signed(sig)), signer.address())
+    let tx = aicoin_primitives::sign_transaction(signer, tx).unwrap();
+    Recovered::new_unchecked(tx, signer.address())
 }
 
 fn tx(signer: &PrivateKeySigner, nonce: u64) -> Recovered<TxEnvelope> {

@@ -12,12 +12,11 @@ use std::{
 };
 
 use aicoin_node::{Chain, Sealer};
-use aicoin_primitives::{AIC, ChainSpec, GenesisAccount};
+use aicoin_primitives::{AIC, ChainSpec, GenesisAccount, testing::contract_bytecode};
 use aicoin_storage::Store;
 use aicoin_txpool::{PoolConfig, SenderState, TxPool};
-use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy, transaction::Recovered};
-use alloy_primitives::{Address, Bytes, TxKind, U256, hex, keccak256};
-use alloy_signer::SignerSync;
+use alloy_consensus::{TxEnvelope, TxLegacy, transaction::Recovered};
+use alloy_primitives::{Address, Bytes, TxKind, U256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue, sol};
 use clap::Args;
@@ -27,8 +26,6 @@ use super::{median, ms};
 sol! {
     function transfer(address to, uint256 value) returns (bool);
 }
-
-const TOKEN_ARTIFACT: &str = include_str!("../../../../contracts/out/Token.json");
 
 #[derive(Debug, Args)]
 pub struct ExecuteArgs {
@@ -229,8 +226,8 @@ impl Setup {
         };
         self.nonces[sender] += 1;
         let key = &self.senders[sender];
-        let sig = key.sign_hash_sync(&tx.signature_hash()).expect("signing");
-        Recovered::new_unchecked(TxEnvelope::Legacy(tx.into_signed(sig)), key.address())
+        let tx = aicoin_primitives::sign_transaction(key, tx).expect("signing with a valid key");
+        Recovered::new_unchecked(tx, key.address())
     }
 
     /// Pools `txs` and produces one block holding all of them.
@@ -270,8 +267,7 @@ fn bench(workload: Workload, accounts: usize, args: &ExecuteArgs) -> eyre::Resul
     let token = match workload {
         Workload::Transfer => None,
         Workload::Erc20 => {
-            let artifact: serde_json::Value = serde_json::from_str(TOKEN_ARTIFACT)?;
-            let mut init = hex::decode(artifact["bytecode"].as_str().unwrap_or_default())?;
+            let mut init = contract_bytecode("Token").to_vec();
             init.extend(("Bench", "BNC", AIC * U256::from(1_000_000_000u64)).abi_encode_params());
             let deploy = s.sign(0, TxKind::Create, init.into(), U256::ZERO, 3_000_000);
             s.block(vec![deploy])?;

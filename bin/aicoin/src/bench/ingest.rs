@@ -7,10 +7,9 @@ use std::time::{Duration, Instant};
 
 use aicoin_node::NodeConfig;
 use aicoin_primitives::dev::dev_signers;
-use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
+use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U64, U256};
-use alloy_signer::SignerSync;
 use clap::Args;
 use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
 
@@ -74,10 +73,8 @@ pub async fn run(args: IngestArgs) -> eyre::Result<()> {
                     value: U256::from(1u64),
                     input: Bytes::new(),
                 };
-                let sig = signer
-                    .sign_hash_sync(&tx.signature_hash())
-                    .expect("signing");
-                TxEnvelope::Legacy(tx.into_signed(sig))
+                aicoin_primitives::sign_transaction(signer, tx)
+                    .expect("signing with a valid key")
                     .encoded_2718()
                     .into()
             })

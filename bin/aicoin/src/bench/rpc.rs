@@ -7,10 +7,9 @@
 use std::time::{Duration, Instant};
 
 use aicoin_primitives::{AIC, dev::dev_signers};
-use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
+use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U64, U256, hex};
-use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue, sol};
 use clap::Args;
@@ -25,8 +24,6 @@ sol! {
     function transfer(address to, uint256 value) returns (bool);
     function balanceOf(address owner) returns (uint256);
 }
-
-const TOKEN_ARTIFACT: &str = include_str!("../../../../contracts/out/Token.json");
 
 #[derive(Debug, Args)]
 pub struct RpcLoadArgs {
@@ -73,10 +70,8 @@ fn sign(
         value: U256::ZERO,
         input: input.into(),
     };
-    let sig = key
-        .sign_hash_sync(&tx.signature_hash())
-        .expect("signing with a valid key");
-    TxEnvelope::Legacy(tx.into_signed(sig))
+    aicoin_primitives::sign_transaction(key, tx)
+        .expect("signing with a valid key")
         .encoded_2718()
         .into()
 }
@@ -111,8 +106,7 @@ async fn fixture(client: &HttpClient) -> eyre::Result<Fixture> {
         )
         .await?;
     let nonce = nonce.to::<u64>();
-    let artifact: Value = serde_json::from_str(TOKEN_ARTIFACT)?;
-    let mut init = hex::decode(artifact["bytecode"].as_str().unwrap_or_default())?;
+    let mut init = aicoin_primitives::testing::contract_bytecode("Token").to_vec();
     init.extend(("Load", "LOAD", AIC * U256::from(1_000_000u64)).abi_encode_params());
     let deploy = sign(&key, chain_id, nonce, gas_price, TxKind::Create, init);
     let hash: B256 = client

@@ -3,10 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_consensus::TxEip1559;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U64, U256};
-use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use eyre::{WrapErr, eyre};
 use jsonrpsee::{
@@ -124,10 +123,8 @@ impl Node {
             value,
             ..Default::default()
         };
-        let signature = signer
-            .sign_hash_sync(&tx.signature_hash())
-            .wrap_err("signing the transaction failed")?;
-        let raw: Bytes = TxEnvelope::Eip1559(tx.into_signed(signature))
+        let raw: Bytes = aicoin_primitives::sign_transaction(signer, tx)
+            .wrap_err("signing the transaction failed")?
             .encoded_2718()
             .into();
         self.call("eth_sendRawTransaction", rpc_params![raw]).await

@@ -14,7 +14,7 @@ use alloy_signer_local::PrivateKeySigner;
 
 use crate::common::*;
 
-async fn expect_error(node: &NodeProcess, raw: &Bytes, code: i32, fragment: &str) {
+async fn expect_error(node: &Rpc, raw: &Bytes, code: i32, fragment: &str) {
     let err = node.send_raw(raw).await.expect_err(fragment);
     assert_eq!(err.code(), code, "{fragment}: got {err:?}");
     assert!(
@@ -39,10 +39,10 @@ fn raw_post(url: &str, body: &str) -> String {
     response
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_transactions_and_requests_get_clear_errors() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |_| {}).await;
     let dev = dev_key(0);
     let to = Address::repeat_byte(0x22);
     let one = U256::from(1u64);

@@ -1,5 +1,8 @@
-//! Starting `aicoin` processes and talking to them: readiness is the banner's RPC URL followed
-//! by a successful `eth_chainId`; waits poll with a deadline, never a fixed sleep.
+//! Starting nodes and talking to them. [`DevNode`] runs one in-process (`aicoin_node::spawn`),
+//! for the RPC feature tests; [`NodeProcess`] runs the real `aicoin` binary, for what needs a
+//! process (the CLI, config files, kill and restart, clusters). Both are an [`Rpc`] client.
+//! Readiness is a successful `eth_chainId` (after the banner's RPC URL, for a process); waits
+//! poll with a deadline, never a fixed sleep.
 
 use std::{
     io::{BufRead, BufReader},
@@ -9,10 +12,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use alloy_consensus::{SignableTransaction, TxEnvelope, TxLegacy};
+use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
-use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use jsonrpsee::{
     core::{
@@ -38,12 +40,52 @@ pub fn dev_key(i: usize) -> PrivateKeySigner {
     KEYS[i].parse().unwrap()
 }
 
+/// A JSON-RPC client of a running node, with the calls tests make.
+pub struct Rpc {
+    pub url: String,
+    pub client: HttpClient,
+}
+
 /// A running `aicoin node` process.
 pub struct NodeProcess {
     child: Child,
-    pub url: String,
+    rpc: Rpc,
     pub stdout: Vec<String>,
-    pub client: HttpClient,
+}
+
+impl std::ops::Deref for NodeProcess {
+    type Target = Rpc;
+
+    fn deref(&self) -> &Rpc {
+        &self.rpc
+    }
+}
+
+/// A `--dev` node running in this test's process.
+pub struct DevNode {
+    rpc: Rpc,
+    pub handle: aicoin_node::NodeHandle,
+}
+
+impl std::ops::Deref for DevNode {
+    type Target = Rpc;
+
+    fn deref(&self) -> &Rpc {
+        &self.rpc
+    }
+}
+
+impl DevNode {
+    /// A dev node on a free port producing a block every 200 ms, with `edit`'s changes to that
+    /// configuration.
+    pub async fn spawn(data_dir: &Path, edit: impl FnOnce(&mut aicoin_node::NodeConfig)) -> Self {
+        let mut config = aicoin_node::NodeConfig::dev(data_dir.to_path_buf());
+        config.block_interval = Duration::from_millis(200);
+        edit(&mut config);
+        let handle = aicoin_node::spawn(config).await.expect("dev node starts");
+        let rpc = Rpc::ready(handle.rpc_url()).await;
+        Self { rpc, handle }
+    }
 }
 
 /// `aicoin` with `args`, HOME pointed at `home` so nothing escapes the test's directory.
@@ -120,21 +162,11 @@ impl NodeProcess {
         let url = url.unwrap_or_else(|| panic!("no RPC URL in {lines:?}"));
         // Keep collecting the rest of the banner without blocking on it.
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        let client = HttpClientBuilder::default().build(&url).unwrap();
-        let node = Self {
+        Self {
             child,
-            url,
+            rpc: Rpc::ready(url).await,
             stdout: lines,
-            client,
-        };
-        node.wait_until(|| async {
-            node.client
-                .request::<String, _>("eth_chainId", ArrayParams::new())
-                .await
-                .is_ok()
-        })
-        .await;
-        node
+        }
     }
 
     /// SIGKILL: no chance to flush or clean up.
@@ -151,6 +183,36 @@ impl NodeProcess {
             .unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "node exited with {status}");
+    }
+
+    /// The value after `label:` on the start-up banner.
+    pub fn banner_value(&self, label: &str) -> String {
+        let line = self
+            .stdout
+            .iter()
+            .find(|l| l.trim_start().starts_with(label));
+        line.unwrap_or_else(|| panic!("no {label} in {:?}", self.stdout))
+            .split_once(':')
+            .unwrap()
+            .1
+            .trim()
+            .to_string()
+    }
+}
+
+impl Rpc {
+    /// A client of `url`, once the node answers there.
+    async fn ready(url: String) -> Self {
+        let client = HttpClientBuilder::default().build(&url).unwrap();
+        let rpc = Self { url, client };
+        rpc.wait_until(|| async {
+            rpc.client
+                .request::<String, _>("eth_chainId", ArrayParams::new())
+                .await
+                .is_ok()
+        })
+        .await;
+        rpc
     }
 
     pub async fn rpc<T: DeserializeOwned>(
@@ -219,20 +281,6 @@ impl NodeProcess {
         }
     }
 
-    /// The value after `label:` on the start-up banner.
-    pub fn banner_value(&self, label: &str) -> String {
-        let line = self
-            .stdout
-            .iter()
-            .find(|l| l.trim_start().starts_with(label));
-        line.unwrap_or_else(|| panic!("no {label} in {:?}", self.stdout))
-            .split_once(':')
-            .unwrap()
-            .1
-            .trim()
-            .to_string()
-    }
-
     /// Sends `tx` (a JSON transaction request) with `eth_sendTransaction` and waits for its
     /// receipt.
     pub async fn send_and_mine(&self, tx: Value) -> Value {
@@ -297,8 +345,8 @@ pub fn legacy(
         value,
         input: Bytes::new(),
     };
-    let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-    TxEnvelope::Legacy(tx.into_signed(sig))
+    aicoin_primitives::sign_transaction(signer, tx)
+        .unwrap()
         .encoded_2718()
         .into()
 }
@@ -307,14 +355,9 @@ pub fn transfer(signer: &PrivateKeySigner, nonce: u64, to: Address, value: U256)
     legacy(signer, 2108, nonce, to, value, 21_000)
 }
 
-/// The creation bytecode of `contracts/out/<name>.json`.
+/// The creation bytecode of `contracts/out/<name>.json`, as hex.
 pub fn artifact_bytecode(name: &str) -> String {
-    let path = format!(
-        "{}/../../contracts/out/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let artifact: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    artifact["bytecode"].as_str().unwrap().to_string()
+    aicoin_primitives::testing::contract_bytecode(name).to_string()
 }
 
 pub fn tempdir() -> tempfile::TempDir {

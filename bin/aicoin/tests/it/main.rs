@@ -1,4 +1,6 @@
-//! Integration tests: real `aicoin` processes on free 127.0.0.1 ports, one file per feature.
+//! Integration tests, one file per feature: the RPC features against nodes spawned in-process,
+//! the CLI, config, restarts, kills and clusters against real `aicoin` processes, all on
+//! 127.0.0.1.
 
 mod bad_input;
 mod blocks;

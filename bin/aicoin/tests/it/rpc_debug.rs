@@ -19,10 +19,10 @@ fn address(v: &Value) -> Address {
     v.as_str().unwrap().parse().unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tracers_replay_mined_transactions_and_calls() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |_| {}).await;
     let alice = dev_key(0).address();
     let probe = node.deploy("Probe").await;
     let receipt = node
@@ -121,11 +121,14 @@ async fn tracers_replay_mined_transactions_and_calls() {
     assert_eq!(unknown.code(), -32000, "{unknown:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn txpool_shows_pending_and_queued_by_sender_and_nonce() {
     let tmp = tempdir();
     // No block for an hour: what is sent stays in the pool.
-    let node = NodeProcess::dev(&data_dir(&tmp), &["--block-interval", "3600"]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.block_interval = std::time::Duration::from_secs(3600)
+    })
+    .await;
     let (alice, key) = (dev_key(0).address(), dev_key(0));
     let to = Address::repeat_byte(0x42);
     node.send_raw(&transfer(&key, 0, to, U256::from(5)))

@@ -28,7 +28,7 @@ fn quantity(n: u64) -> String {
     format!("{n:#x}")
 }
 
-async fn set_value(node: &NodeProcess, probe: Address, from: Address, v: u64) -> Value {
+async fn set_value(node: &Rpc, probe: Address, from: Address, v: u64) -> Value {
     let data = setCall { v: U256::from(v) }.abi_encode();
     let receipt = node
         .send_and_mine(json!({ "from": from, "to": probe, "data": hex(data) }))
@@ -37,10 +37,10 @@ async fn set_value(node: &NodeProcess, probe: Address, from: Address, v: u64) ->
     receipt
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_logs_filters_and_signing() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &["--rpc-max-logs-range", "20"]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |c| c.rpc_limits.max_logs_range = 20).await;
     let (alice, bob) = (dev_key(0).address(), dev_key(1).address());
 
     let accounts: Vec<Address> = node.ok("eth_accounts", vec![]).await;
@@ -225,10 +225,10 @@ async fn blocks_logs_filters_and_signing() {
     assert_eq!(err.code(), -32602, "{err:?}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proofs_calls_overrides_and_access_lists() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |_| {}).await;
     let alice = dev_key(0).address();
     let probe = node.deploy("Probe").await;
     set_value(&node, probe, alice, 42).await;

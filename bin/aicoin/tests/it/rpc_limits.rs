@@ -20,7 +20,7 @@ sol! {
 /// Creation code that counts down from 0xffff in a loop: ~460,000 EVM steps for ~1.7M gas.
 const LOOP_INITCODE: &str = "0x61ffff5b600190038060035700";
 
-async fn set_value(node: &NodeProcess, probe: Address, v: u64) -> u64 {
+async fn set_value(node: &Rpc, probe: Address, v: u64) -> u64 {
     let data = setCall { v: U256::from(v) }.abi_encode();
     let receipt = node
         .send_and_mine(json!({
@@ -32,13 +32,13 @@ async fn set_value(node: &NodeProcess, probe: Address, v: u64) -> u64 {
     block_of(&receipt)
 }
 
-async fn wait_for_block(node: &NodeProcess, number: u64) {
+async fn wait_for_block(node: &Rpc, number: u64) {
     node.wait_until(|| async { node.block_number().await >= number })
         .await;
 }
 
 /// Every log the filter reports over `polls` polls.
-async fn poll(node: &NodeProcess, filter: &Value, polls: u64) -> Vec<Value> {
+async fn poll(node: &Rpc, filter: &Value, polls: u64) -> Vec<Value> {
     let mut logs = Vec::new();
     for _ in 0..polls {
         let changes: Vec<Value> = node.ok("eth_getFilterChanges", vec![filter.clone()]).await;
@@ -58,13 +58,13 @@ fn block_of(log: &Value) -> u64 {
     .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filters_catch_up_in_ranges_and_never_report_before_their_from_block() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(
-        &data_dir(&tmp),
-        &["--rpc-max-logs-range", "5", "--block-interval", "0.1"],
-    )
+    let node = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.rpc_limits.max_logs_range = 5;
+        c.block_interval = std::time::Duration::from_millis(100);
+    })
     .await;
     let probe = node.deploy("Probe").await;
 
@@ -106,10 +106,10 @@ async fn filters_catch_up_in_ranges_and_never_report_before_their_from_block() {
     assert_eq!(logs.iter().map(block_of).collect::<Vec<_>>(), [late]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_per_client_address_are_capped() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &["--rpc-max-connections-per-ip", "8"]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |c| c.rpc.max_connections_per_ip = 8).await;
     let addr = node.url.trim_start_matches("http://").to_string();
     let fresh_request = || async {
         // A new client: a new connection.
@@ -133,10 +133,10 @@ async fn connections_per_client_address_are_capped() {
         .await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_bounded_and_oversized_calls_run_with_the_cap() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |_| {}).await;
     let from = dev_key(0).address();
     let call = json!({ "from": from, "data": LOOP_INITCODE, "gas": "0x1000000" });
 

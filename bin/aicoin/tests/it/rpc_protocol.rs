@@ -50,11 +50,14 @@ async fn error_code(url: &str, body: impl Into<reqwest::Body>) -> i64 {
         .unwrap_or_else(|| panic!("no error in {response}"))
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_get_the_standard_codes() {
     let tmp = tempdir();
     // No block for an hour: everything below runs before the first block.
-    let node = NodeProcess::dev(&data_dir(&tmp), &["--block-interval", "3600"]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.block_interval = std::time::Duration::from_secs(3600)
+    })
+    .await;
     let url = node.url.as_str();
 
     let (_, r) = post(url, call("eth_chainId", json!([]))).await;
@@ -117,10 +120,10 @@ async fn malformed_requests_get_the_standard_codes() {
     assert_eq!(r["result"], "0x83c");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_serves_browsers_metamask_and_prometheus() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &["--metrics-port", "0"]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |c| c.metrics_port = Some(0)).await;
     let url = node.url.as_str();
     let client = Client::new();
 
@@ -166,7 +169,7 @@ async fn http_serves_browsers_metamask_and_prometheus() {
     // Prometheus metrics on their own port.
     node.wait_until(|| async { node.block_number().await >= 1 })
         .await;
-    let metrics_url = node.banner_value("Metrics");
+    let metrics_url = format!("http://{}/metrics", node.handle.metrics_addr().unwrap());
     let text = client
         .get(&metrics_url)
         .send()
@@ -187,13 +190,13 @@ async fn http_serves_browsers_metamask_and_prometheus() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn origins_and_request_rates_can_be_limited() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(
-        &data_dir(&tmp),
-        &["--rpc-cors", "https://app.example", "--rpc-rate-limit", "5"],
-    )
+    let node = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.rpc.cors = aicoin_rpc::CorsOrigins::List(vec!["https://app.example".into()]);
+        c.rpc.rate_limit = std::num::NonZeroU32::new(5);
+    })
     .await;
     let client = Client::new();
     let preflight = |origin: &'static str| {

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::common::*;
 
-async fn ws(node: &NodeProcess) -> WsClient {
+async fn ws(node: &Rpc) -> WsClient {
     let url = node.url.replacen("http://", "ws://", 1);
     WsClientBuilder::default().build(&url).await.unwrap()
 }
@@ -24,10 +24,10 @@ async fn next(sub: &mut Subscription<Value>) -> Value {
         .expect("notification is JSON")
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heads_logs_and_pending_transactions_are_pushed() {
     let tmp = tempdir();
-    let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
+    let node = DevNode::spawn(&data_dir(&tmp), |_| {}).await;
     let client = ws(&node).await;
 
     let mut heads = client

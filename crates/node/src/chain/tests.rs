@@ -3,14 +3,11 @@
 
 use std::sync::Arc;
 
-use aicoin_primitives::{AIC, ChainSpec, dev::dev_signers};
+use aicoin_primitives::{AIC, ChainSpec, dev::dev_signers, sign_transaction};
 use aicoin_storage::Store;
 use aicoin_txpool::{PoolConfig, SenderState, TxPool};
-use alloy_consensus::{
-    SignableTransaction, TxEip1559, TxEnvelope, TxLegacy, transaction::Recovered,
-};
-use alloy_primitives::{Address, Bytes, TxKind, U256, hex};
-use alloy_signer::SignerSync;
+use alloy_consensus::{TxEip1559, TxEnvelope, TxLegacy, transaction::Recovered};
+use alloy_primitives::{Address, Bytes, TxKind, U256};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, sol};
 
@@ -26,15 +23,7 @@ sol! {
 }
 
 fn bytecode(name: &str) -> Bytes {
-    let path = format!(
-        "{}/../../contracts/out/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    hex::decode(json["bytecode"].as_str().unwrap())
-        .unwrap()
-        .into()
+    aicoin_primitives::testing::contract_bytecode(name)
 }
 
 struct Harness {
@@ -115,8 +104,7 @@ impl Harness {
             input,
             access_list: Default::default(),
         };
-        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-        Recovered::new_unchecked(TxEnvelope::Eip1559(tx.into_signed(sig)), signer.address())
+        Recovered::new_unchecked(sign_transaction(signer, tx).unwrap(), signer.address())
     }
 
     /// A plain 21,000-gas legacy transfer of 1 wei.
@@ -131,8 +119,7 @@ impl Harness {
             value: U256::from(1u64),
             input: Bytes::new(),
         };
-        let sig = signer.sign_hash_sync(&tx.signature_hash()).unwrap();
-        Recovered::new_unchecked(TxEnvelope::Legacy(tx.into_signed(sig)), signer.address())
+        Recovered::new_unchecked(sign_transaction(signer, tx).unwrap(), signer.address())
     }
 
     /// Pools `txs` and produces one block.
