@@ -168,10 +168,8 @@ pub(crate) async fn head(ledger: &Arc<dyn Ledger>) -> Result<ChainPoint, FetchEr
     let ledger = ledger.clone();
     tokio::task::spawn_blocking(move || ledger.head())
         .await
-        .map_err(|e| FetchError::Import {
-            number: 0,
-            source: LedgerError(e.to_string()),
-        })?
+        .map_err(LedgerError::from)
+        .and_then(|head| head)
         .map_err(|source| FetchError::Import { number: 0, source })
 }
 
@@ -200,7 +198,7 @@ pub(crate) async fn import(
     .await
     .map_err(|e| FetchError::Import {
         number: first,
-        source: LedgerError(e.to_string()),
+        source: e.into(),
     })?
 }
 

@@ -46,9 +46,31 @@ use crate::{
 };
 
 /// An error from the chain behind the cluster.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct LedgerError(pub String);
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The bytes are not a sealed block.
+    #[error("not a sealed block: {0}")]
+    Decode(#[from] alloy_rlp::Error),
+    /// The chain refused the block, or could not read or write its store.
+    #[error(transparent)]
+    Chain(Box<dyn std::error::Error + Send + Sync>),
+    /// A block the store's head says exists is not there.
+    #[error("block {0} is missing from the store")]
+    Missing(u64),
+    /// Asked to build a block on a node that holds no validator key.
+    #[error("this node does not seal blocks")]
+    NotASealer,
+    /// The blocking task that ran the ledger call died.
+    #[error("the ledger call did not finish: {0}")]
+    Aborted(#[from] tokio::task::JoinError),
+}
+
+impl LedgerError {
+    /// The chain's own error, kept whole.
+    pub fn chain(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Chain(Box::new(error))
+    }
+}
 
 /// The chain as the cluster sees it. Every method may block (storage, execution): the cluster
 /// calls them off the async workers.
@@ -73,8 +95,12 @@ pub enum ClusterError {
         path: PathBuf,
         source: redb::DatabaseError,
     },
-    #[error("raft: {0}")]
-    Raft(String),
+    #[error("invalid raft configuration: {0}")]
+    Config(#[from] Box<openraft::ConfigError>),
+    #[error("cannot open the raft state: {0}")]
+    State(#[from] Box<openraft::StorageError<Address>>),
+    #[error("raft stopped: {0}")]
+    Fatal(#[from] Box<openraft::error::Fatal<Address>>),
     #[error("cannot serve {what} on {addr}: {source}")]
     Bind {
         what: &'static str,
@@ -157,7 +183,7 @@ fn raft_config(priority: u32) -> Result<Config, ClusterError> {
         ..Default::default()
     }
     .validate()
-    .map_err(|e| ClusterError::Raft(e.to_string()))
+    .map_err(|e| Box::new(e).into())
 }
 
 /// Starts this validator's raft member, its transport, admin API and producer.
@@ -180,9 +206,8 @@ pub async fn start(
     ));
     let caller = Caller::new(auth.clone());
     let fetcher = Fetcher::new();
-    let raft_error = |e: &dyn std::fmt::Display| ClusterError::Raft(e.to_string());
-    let state_machine = StateMachine::open(db.clone(), ledger.clone(), fetcher.clone())
-        .map_err(|e| raft_error(&e))?;
+    let state_machine =
+        StateMachine::open(db.clone(), ledger.clone(), fetcher.clone()).map_err(Box::new)?;
     let raft = openraft::Raft::new(
         me,
         Arc::new(raft_config(config.me.priority)?),
@@ -191,7 +216,7 @@ pub async fn start(
         state_machine,
     )
     .await
-    .map_err(|e| raft_error(&e))?;
+    .map_err(Box::new)?;
     let shared = Arc::new(Shared {
         raft: raft.clone(),
         auth,

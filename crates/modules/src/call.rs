@@ -57,9 +57,17 @@ impl<'a> ModuleCall<'a> {
         self.input.caller
     }
 
-    /// Entering the module and reading its call data (3 gas a word, as `CALLDATACOPY`).
+    /// Entering the module and reading its call data (3 gas a word, as `CALLDATACOPY`). Only a
+    /// direct call is answered: under `DELEGATECALL` or `CALLCODE` the caller would be someone
+    /// else's and the storage the calling contract's.
     pub fn charge_input(&mut self) -> CallResult<()> {
-        self.charge(CALL_GAS + 3 * self.input.data.len().div_ceil(32) as u64)
+        self.charge(CALL_GAS + 3 * self.input.data.len().div_ceil(32) as u64)?;
+        if self.input.target_address != self.module || self.input.bytecode_address != self.module {
+            return Err(Exit::revert(
+                "chain modules answer direct calls only, not DELEGATECALL or CALLCODE",
+            ));
+        }
+        Ok(())
     }
 
     pub fn charge(&mut self, gas: u64) -> CallResult<()> {

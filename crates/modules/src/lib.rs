@@ -11,7 +11,7 @@
 mod call;
 pub mod params;
 
-pub use aicoin_primitives::modules::{MODULES, PARAMS_ADDRESS, SYSTEM_ADDRESS};
+pub use aicoin_primitives::modules::{MODULES, PARAMS_ADDRESS};
 pub use call::{CALL_GAS, READ_GAS, WRITE_GAS};
 
 use alloy_evm::precompiles::{DynPrecompile, PrecompileInput, PrecompilesMap};

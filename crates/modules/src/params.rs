@@ -167,7 +167,47 @@ mod tests {
     }
 
     fn call(db: &mut CacheDB<EmptyDB>, caller: Address, data: Vec<u8>) -> ExecutionResult {
-        transact(db, caller, data, U256::ZERO, 1_000_000)
+        transact_to(db, caller, PARAMS_ADDRESS, data)
+    }
+
+    fn transact_to(
+        db: &mut CacheDB<EmptyDB>,
+        caller: Address,
+        to: Address,
+        data: Vec<u8>,
+    ) -> ExecutionResult {
+        let mut env = EvmEnv::default();
+        env.cfg_env.disable_nonce_check = true;
+        let mut evm = EthEvmFactory::default().create_evm(db, env);
+        crate::install(evm.precompiles_mut());
+        let tx = TxEnv {
+            caller,
+            kind: TxKind::Call(to),
+            data: data.into(),
+            gas_limit: 1_000_000,
+            gas_price: 0,
+            ..Default::default()
+        };
+        evm.transact_commit(tx).unwrap()
+    }
+
+    /// Runtime code that forwards its call data to the module with `opcode` (`STATICCALL` or
+    /// `DELEGATECALL`) and returns or reverts with what came back.
+    fn forwarder(opcode: u8) -> revm::bytecode::Bytecode {
+        let mut code = vec![0x36, 0x5f, 0x5f, 0x37, 0x5f, 0x5f, 0x36, 0x5f, 0x73];
+        code.extend_from_slice(PARAMS_ADDRESS.as_slice());
+        code.extend_from_slice(&[0x5a, opcode, 0x3d, 0x5f, 0x5f, 0x3e, 0x60, 0x29, 0x57]);
+        code.extend_from_slice(&[0x3d, 0x5f, 0xfd, 0x5b, 0x3d, 0x5f, 0xf3]);
+        revm::bytecode::Bytecode::new_raw(code.into())
+    }
+
+    fn install_code(db: &mut CacheDB<EmptyDB>, at: Address, code: revm::bytecode::Bytecode) {
+        let info = revm::state::AccountInfo {
+            code_hash: code.hash_slow(),
+            code: Some(code),
+            ..Default::default()
+        };
+        db.insert_account_info(at, info);
     }
 
     fn revert_reason(result: &ExecutionResult) -> String {
@@ -247,6 +287,48 @@ mod tests {
         assert!(
             matches!(starved, ExecutionResult::Halt { .. }),
             "{starved:?}"
+        );
+    }
+
+    #[test]
+    fn writes_refuse_static_calls_and_no_call_but_a_direct_one_is_answered() {
+        let mut db = genesis_state();
+        let set = IParams::setCall {
+            key: param_key("epochLength"),
+            value: U256::from(10u64),
+        }
+        .abi_encode();
+        // Governance itself, but inside a STATICCALL: the write is refused.
+        install_code(&mut db, GOVERNANCE_ADDRESS, forwarder(0xfa));
+        let static_set = transact_to(
+            &mut db,
+            Address::repeat_byte(7),
+            GOVERNANCE_ADDRESS,
+            set.clone(),
+        );
+        assert!(
+            revert_reason(&static_set).contains("static call"),
+            "{static_set:?}"
+        );
+        // A contract delegating to the module would read and write its own storage as the
+        // module's: refused, views included.
+        let proxy = Address::repeat_byte(0x99);
+        install_code(&mut db, proxy, forwarder(0xf4));
+        let view = IParams::epochLengthCall {}.abi_encode();
+        let delegated = transact_to(&mut db, Address::repeat_byte(7), proxy, view);
+        assert!(
+            revert_reason(&delegated).contains("direct calls only"),
+            "{delegated:?}"
+        );
+        let (out, _) = output(call(
+            &mut db,
+            Address::repeat_byte(7),
+            IParams::epochLengthCall {}.abi_encode(),
+        ));
+        assert_eq!(
+            IParams::epochLengthCall::abi_decode_returns(&out).unwrap(),
+            U256::from(100u64),
+            "nothing was written"
         );
     }
 

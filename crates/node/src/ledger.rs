@@ -22,29 +22,27 @@ pub struct ChainLedger {
     pub sealer: Option<Sealer>,
 }
 
-fn err(e: impl std::fmt::Display) -> LedgerError {
-    LedgerError(e.to_string())
-}
-
 impl Ledger for ChainLedger {
     fn head(&self) -> Result<ChainPoint, LedgerError> {
-        let reader = self.chain.store().reader().map_err(err)?;
-        let number = reader.head_number().map_err(err)?;
+        let reader = self.chain.store().reader().map_err(LedgerError::chain)?;
+        let number = reader.head_number().map_err(LedgerError::chain)?;
         let hash = reader
             .block_hash(number)
-            .map_err(err)?
-            .ok_or_else(|| err(format!("block {number} is missing")))?;
+            .map_err(LedgerError::chain)?
+            .ok_or(LedgerError::Missing(number))?;
         Ok(ChainPoint { number, hash })
     }
 
     fn apply(&self, mut bytes: &[u8]) -> Result<ChainPoint, LedgerError> {
-        let block = SealedBlock::decode(&mut bytes).map_err(err)?;
+        let block = SealedBlock::decode(&mut bytes)?;
         let point = ChainPoint {
             number: block.number(),
             hash: block.hash(),
         };
-        if let Committed::Imported { next_nonces, .. } =
-            self.chain.import_committed(block).map_err(err)?
+        if let Committed::Imported { next_nonces, .. } = self
+            .chain
+            .import_committed(block)
+            .map_err(LedgerError::chain)?
         {
             self.pool.on_new_block(next_nonces);
         }
@@ -58,7 +56,7 @@ impl Ledger for ChainLedger {
             if blocks.len() >= max || bytes >= max_bytes {
                 break;
             }
-            let Some(block) = self.chain.block(number).map_err(err)? else {
+            let Some(block) = self.chain.block(number).map_err(LedgerError::chain)? else {
                 break;
             };
             let mut out = Vec::with_capacity(block.length());
@@ -70,14 +68,11 @@ impl Ledger for ChainLedger {
     }
 
     fn build(&self) -> Result<Bytes, LedgerError> {
-        let sealer = self
-            .sealer
-            .as_ref()
-            .ok_or_else(|| err("this node does not seal blocks"))?;
+        let sealer = self.sealer.as_ref().ok_or(LedgerError::NotASealer)?;
         let proposal = self
             .chain
             .build(sealer, unix_now(), &mut self.pool.best())
-            .map_err(err)?;
+            .map_err(LedgerError::chain)?;
         for (hash, reason) in &proposal.rejected {
             tracing::info!(%hash, reason, "dropped transaction that cannot execute");
         }

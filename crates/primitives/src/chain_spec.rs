@@ -10,7 +10,7 @@ use alloy_primitives::{Address, B256, Bytes, U256, address};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    modules::{PARAMS_ADDRESS, module_stub_code},
+    modules::{MODULES, PARAMS_ADDRESS, module_stub_code},
     params::{ParamError, Params},
     tokenomics::{AIC, Tokenomics, TokenomicsError},
 };
@@ -88,6 +88,8 @@ pub enum ChainSpecError {
     Tokenomics(#[from] TokenomicsError),
     #[error(transparent)]
     Params(#[from] Box<ParamError>),
+    #[error("genesis alloc holds {0}, a chain module's address")]
+    AllocAtModule(Address),
 }
 
 impl ChainSpec {
@@ -183,6 +185,12 @@ impl ChainSpec {
             .ok_or(ChainSpecError::GenesisSupplyOverflow)?;
         self.tokenomics.validate(supply)?;
         self.genesis_params().map_err(Box::new)?;
+        if let Some((_, address)) = MODULES
+            .iter()
+            .find(|(_, address)| self.genesis.alloc.contains_key(address))
+        {
+            return Err(ChainSpecError::AllocAtModule(*address));
+        }
         Ok(())
     }
 

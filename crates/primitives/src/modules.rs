@@ -11,10 +11,6 @@ pub const PARAMS_ADDRESS: Address = address!("0x00000000000000000000000000000000
 /// a key for it). The only caller the parameters module lets write.
 pub const GOVERNANCE_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c004");
 
-/// The caller of the system steps that run at the start and end of every block (EIP-4788's
-/// system address: no one holds its key).
-pub const SYSTEM_ADDRESS: Address = address!("0xfffffffffffffffffffffffffffffffffffffffe");
-
 /// Every module, by name.
 pub const MODULES: &[(&str, Address)] = &[("params", PARAMS_ADDRESS)];
 

@@ -101,6 +101,9 @@ const AIC_MILLION: U256 = U256::from_limbs([0x1bce_cced_a100_0000, 0xd3c2, 0, 0]
 const U64_MAX: U256 = U256::from_limbs([u64::MAX, 0, 0, 0]);
 const BPS: U256 = U256::from_limbs([BPS_DENOMINATOR, 0, 0, 0]);
 
+/// The parameters whose genesis values come from the spec's `tokenomics`.
+const ISSUANCE: [&str; 3] = ["initialReward", "halvingInterval", "treasuryShareBps"];
+
 /// A parameter's name and the bounds a change must respect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParamDef {
@@ -145,6 +148,8 @@ pub fn param_by_key(key: &B256) -> Option<&'static ParamDef> {
 pub enum ParamError {
     #[error("unknown chain parameter {0:?}")]
     Unknown(String),
+    #[error("{0} is set in the spec's tokenomics, not in its params")]
+    InTokenomics(String),
     #[error("parameter {name} = {value} is outside its bounds {min}..={max}")]
     OutOfBounds {
         name: &'static str,
@@ -168,6 +173,9 @@ impl Params {
             ..Self::default()
         };
         for (name, value) in overrides {
+            if ISSUANCE.contains(&name.as_str()) {
+                return Err(ParamError::InTokenomics(name.clone()));
+            }
             *params
                 .slot_mut(name)
                 .ok_or_else(|| ParamError::Unknown(name.clone()))? = *value;
@@ -197,11 +205,20 @@ impl Params {
     }
 
     /// The issuance rules at these parameters: the schedule from here, the cap from `base`.
+    /// Values outside their bounds (which no checked write produces) are clamped to them, so
+    /// the reward split can never take more than the whole.
     pub fn tokenomics(&self, base: &Tokenomics) -> Tokenomics {
+        let bounded = |name: &str, value: U256| {
+            PARAMS
+                .iter()
+                .find(|def| def.name == name)
+                .map_or(value, |def| value.clamp(def.min, def.max))
+        };
         Tokenomics {
-            initial_reward: self.initial_reward,
-            halving_interval: self.halving_interval.saturating_to(),
-            treasury_share_bps: self.treasury_share_bps.saturating_to(),
+            initial_reward: bounded("initialReward", self.initial_reward),
+            halving_interval: bounded("halvingInterval", self.halving_interval).saturating_to(),
+            treasury_share_bps: bounded("treasuryShareBps", self.treasury_share_bps)
+                .saturating_to(),
             ..base.clone()
         }
     }
@@ -238,6 +255,11 @@ mod tests {
         assert_eq!(
             Params::genesis(&tokenomics, &unknown),
             Err(ParamError::Unknown("epochs".into()))
+        );
+        let twice = [("initialReward".to_string(), AIC)].into();
+        assert_eq!(
+            Params::genesis(&tokenomics, &twice),
+            Err(ParamError::InTokenomics("initialReward".into()))
         );
         let too_big = [("slashBps".to_string(), U256::from(10_001u64))].into();
         assert!(matches!(

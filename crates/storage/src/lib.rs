@@ -67,6 +67,11 @@ pub enum StoreError {
          version on it"
     )]
     OldFormat(PathBuf),
+    #[error(
+        "{path} has storage layout {format:?}, which this version (layout {FORMAT}) does not \
+         know: it was written by a newer aicoin; run that version on it"
+    )]
+    UnknownFormat { path: PathBuf, format: Vec<u8> },
     #[error("trie: {0}")]
     Trie(String),
 }
@@ -143,8 +148,15 @@ impl Store {
                 .map(|v| B256::from_slice(v.value()));
             let stored_spec = meta.get(META_CHAIN_SPEC)?.map(|v| v.value().to_vec());
             let format = meta.get(META_FORMAT)?.map(|v| v.value().to_vec());
-            if stored_hash.is_some() && format.as_deref() != Some(&[FORMAT]) {
-                return Err(StoreError::OldFormat(dir.to_path_buf()));
+            match (&stored_hash, format.as_deref()) {
+                (None, _) | (Some(_), Some([FORMAT])) => {}
+                (Some(_), None) => return Err(StoreError::OldFormat(dir.to_path_buf())),
+                (Some(_), Some(other)) => {
+                    return Err(StoreError::UnknownFormat {
+                        path: dir.to_path_buf(),
+                        format: other.to_vec(),
+                    });
+                }
             }
             stored_hash.map(|h| (h, stored_spec))
         };

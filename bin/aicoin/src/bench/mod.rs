@@ -1,4 +1,5 @@
-//! `aicoin bench`: block production at different state sizes, the ingest→receipt rate of a node
+//! `aicoin bench`: block production at different state sizes, what a chain-module call costs,
+//! the ingest→receipt rate of a node
 //! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
 //! accounts, e.g. anvil), a full node's sync speed, and a text model's inference speed.
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
@@ -6,6 +7,7 @@
 mod execute;
 mod inference;
 mod ingest;
+mod modules;
 mod rpc;
 mod sync;
 
@@ -25,6 +27,9 @@ enum BenchCommand {
     Execute(execute::ExecuteArgs),
     /// Send signed transfers over JSON-RPC as fast as the node takes them; time until mined.
     Ingest(ingest::IngestArgs),
+    /// Gas and time of one call into a chain module, beside a built-in precompile and a plain
+    /// call.
+    Modules(modules::ModulesArgs),
     /// Mixed JSON-RPC reads from many concurrent clients: req/s, latency, server memory.
     Rpc(rpc::RpcLoadArgs),
     /// Prefill and decode tokens/s, time to first token and peak memory of a text model, for
@@ -39,6 +44,7 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
     match args.command {
         BenchCommand::Execute(a) => tokio::task::spawn_blocking(move || execute::run(a)).await?,
         BenchCommand::Ingest(a) => ingest::run(a).await,
+        BenchCommand::Modules(a) => tokio::task::spawn_blocking(move || modules::run(a)).await?,
         BenchCommand::Rpc(a) => rpc::run(a).await,
         BenchCommand::Inference(a) => inference::run(a).await,
         BenchCommand::Sync(a) => sync::run(a).await,

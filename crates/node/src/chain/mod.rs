@@ -1,6 +1,7 @@
 //! The chain engine: builds sealed blocks from pool transactions on top of the head, and imports
 //! blocks sealed elsewhere after checking their seal and re-executing them. Both run a block
-//! through one execution path ([`Chain::execute`]: system steps around the transactions), and
+//! through one execution path (`Chain::execute`: the transactions, then the end-of-block system
+//! step), and
 //! both commit a block with its seal and state in one storage transaction, then announce the new
 //! head.
 
@@ -240,7 +241,8 @@ impl Chain {
 
     /// The one block-execution path, producing and importing alike: runs the block described
     /// by `header` on its parent's state (`reader`'s head), with the transactions `source`
-    /// gives, between the system steps at the block's start and end.
+    /// gives, then the end-of-block system step (the reward; epoch settlement and executed
+    /// proposals join it there).
     fn execute(
         &self,
         reader: aicoin_storage::Reader,
