@@ -142,13 +142,13 @@ mod tests {
         db
     }
 
-    /// Runs `data` against the module from `caller` and keeps the changes.
+    /// Runs `data` from `caller` to `to` with `value` and `gas`, and keeps the changes.
     fn transact(
         db: &mut CacheDB<EmptyDB>,
         caller: Address,
+        to: Address,
         data: Vec<u8>,
-        value: U256,
-        gas: u64,
+        (value, gas): (U256, u64),
     ) -> ExecutionResult {
         let mut env = EvmEnv::default();
         env.cfg_env.disable_nonce_check = true;
@@ -156,7 +156,7 @@ mod tests {
         crate::install(evm.precompiles_mut());
         let tx = TxEnv {
             caller,
-            kind: TxKind::Call(PARAMS_ADDRESS),
+            kind: TxKind::Call(to),
             data: data.into(),
             value,
             gas_limit: gas,
@@ -176,19 +176,7 @@ mod tests {
         to: Address,
         data: Vec<u8>,
     ) -> ExecutionResult {
-        let mut env = EvmEnv::default();
-        env.cfg_env.disable_nonce_check = true;
-        let mut evm = EthEvmFactory::default().create_evm(db, env);
-        crate::install(evm.precompiles_mut());
-        let tx = TxEnv {
-            caller,
-            kind: TxKind::Call(to),
-            data: data.into(),
-            gas_limit: 1_000_000,
-            gas_price: 0,
-            ..Default::default()
-        };
-        evm.transact_commit(tx).unwrap()
+        transact(db, caller, to, data, (U256::ZERO, 1_000_000))
     }
 
     /// Runtime code that forwards its call data to the module with `opcode` (`STATICCALL` or
@@ -271,18 +259,18 @@ mod tests {
         let paid = transact(
             &mut db,
             user,
+            PARAMS_ADDRESS,
             IParams::epochLengthCall {}.abi_encode(),
-            U256::from(1u64),
-            1_000_000,
+            (U256::from(1u64), 1_000_000),
         );
         assert!(revert_reason(&paid).contains("does not accept AIC"));
         // Gas bounds the call even though it costs nothing: too little for the read halts.
         let starved = transact(
             &mut db,
             user,
+            PARAMS_ADDRESS,
             IParams::epochLengthCall {}.abi_encode(),
-            U256::ZERO,
-            21_000 + 1_000,
+            (U256::ZERO, 21_000 + 1_000),
         );
         assert!(
             matches!(starved, ExecutionResult::Halt { .. }),
