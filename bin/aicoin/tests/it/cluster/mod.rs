@@ -28,12 +28,24 @@ async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     CLUSTER.lock().await
 }
 
+/// A port for a validator to bind later. It comes from below the kernel's ephemeral range
+/// (32768 and up by default), where binds to port 0 (other tests' nodes, the proxies) never
+/// land, and each is handed out once per test process; it was free when handed out. Ports taken
+/// from port 0 and released could be given to another socket before the node binds them.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let offset = std::process::id().wrapping_mul(7919) % SPAN;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        assert!(n < SPAN, "no free port below the ephemeral range");
+        let port = (FIRST + (offset + n) % SPAN) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// One validator's fixed identity and ports, so it restarts as itself.
