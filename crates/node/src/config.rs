@@ -86,6 +86,39 @@ pub fn parse_peers(json: &str) -> Result<Vec<PeerConfig>, String> {
     serde_json::from_str(json).map_err(|e| format!("--peers is not a valid peer list: {e}"))
 }
 
+/// A configuration that cannot work, named by its flag.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--block-interval {0:?} is outside {MIN_BLOCK_INTERVAL:?}..={MAX_BLOCK_INTERVAL:?}")]
+    BlockInterval(Duration),
+    #[error("--gas-limit {0} is below the 21000 a transfer needs")]
+    GasLimit(u64),
+    #[error("--rpc-max-connections and --rpc-max-connections-per-ip must be at least 1")]
+    NoConnections,
+    #[error("--chain-id must not be 0")]
+    ZeroChainId,
+    #[error("--node-id must not be empty")]
+    EmptyNodeId,
+    #[error("--peers: node id {0:?} appears twice")]
+    DuplicateNodeId(String),
+    #[error("--role full needs --bootnodes (validators' sync URLs) to sync from")]
+    FullWithoutBootnodes,
+    #[error("--role follower needs --peers: the cluster it follows")]
+    FollowerWithoutPeers,
+    #[error(
+        "--role {} with peers needs the cluster's shared chain spec (--chain spec.json; \
+         `aicoin devnet` writes one)",
+        .0.as_str()
+    )]
+    NoSharedSpec(Role),
+    #[error("--sync-port must be set (not 0) for a cluster member")]
+    NoSyncPort,
+    #[error("--advertise-sync-url must be an http:// or https:// URL, got {0:?}")]
+    AdvertiseUrl(String),
+    #[error("--peers: peer {0:?} needs a host and a non-zero sync_port")]
+    PeerAddress(String),
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     pub host: IpAddr,
@@ -167,72 +200,53 @@ impl NodeConfig {
     }
 
     /// Refuses settings that cannot work, with a message naming the flag.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if !(MIN_BLOCK_INTERVAL..=MAX_BLOCK_INTERVAL).contains(&self.block_interval) {
-            return Err(format!(
-                "--block-interval {:?} is outside {:?}..={:?}",
-                self.block_interval, MIN_BLOCK_INTERVAL, MAX_BLOCK_INTERVAL
-            ));
+            return Err(ConfigError::BlockInterval(self.block_interval));
         }
         if self.gas_limit < 21_000 {
-            return Err(format!(
-                "--gas-limit {} is below the 21000 a transfer needs",
-                self.gas_limit
-            ));
+            return Err(ConfigError::GasLimit(self.gas_limit));
         }
         if self.rpc.max_connections == 0 || self.rpc.max_connections_per_ip == 0 {
-            return Err(
-                "--rpc-max-connections and --rpc-max-connections-per-ip must be at least 1".into(),
-            );
+            return Err(ConfigError::NoConnections);
         }
         if self.chain_id == 0 {
-            return Err("--chain-id must not be 0".into());
+            return Err(ConfigError::ZeroChainId);
         }
         if self.node_id.as_deref().is_some_and(str::is_empty) {
-            return Err("--node-id must not be empty".into());
+            return Err(ConfigError::EmptyNodeId);
         }
         let mut ids: Vec<&str> = self.peers.iter().map(|p| p.node_id.as_str()).collect();
         ids.extend(self.node_id.as_deref());
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
-            return Err(format!("--peers: node id {:?} appears twice", w[0]));
+            return Err(ConfigError::DuplicateNodeId(w[0].to_string()));
         }
         if self.role == Role::Full && self.bootnodes.is_empty() {
-            return Err(
-                "--role full needs --bootnodes (validators' sync URLs) to sync from".into(),
-            );
+            return Err(ConfigError::FullWithoutBootnodes);
         }
         if self.role == Role::Follower && self.peers.is_empty() {
-            return Err("--role follower needs --peers: the cluster it follows".into());
+            return Err(ConfigError::FollowerWithoutPeers);
         }
         if (self.role == Role::Full || !self.peers.is_empty()) && self.chain_spec.is_none() {
-            return Err(format!(
-                "--role {} with peers needs the cluster's shared chain spec (--chain spec.json; \
-                 `aicoin devnet` writes one)",
-                self.role.as_str()
-            ));
+            return Err(ConfigError::NoSharedSpec(self.role));
         }
         if !self.peers.is_empty() && self.sync_port() == 0 {
-            return Err("--sync-port must be set (not 0) for a cluster member".into());
+            return Err(ConfigError::NoSyncPort);
         }
         if let Some(url) = self
             .advertise_sync_url
             .as_deref()
             .filter(|url| !(url.starts_with("http://") || url.starts_with("https://")))
         {
-            return Err(format!(
-                "--advertise-sync-url must be an http:// or https:// URL, got {url:?}"
-            ));
+            return Err(ConfigError::AdvertiseUrl(url.to_string()));
         }
         if let Some(p) = self
             .peers
             .iter()
             .find(|p| p.host.is_empty() || p.sync_port == 0)
         {
-            return Err(format!(
-                "--peers: peer {:?} needs a host and a non-zero sync_port",
-                p.node_id
-            ));
+            return Err(ConfigError::PeerAddress(p.node_id.clone()));
         }
         Ok(())
     }
@@ -308,12 +322,22 @@ mod tests {
             block_interval: Duration::from_millis(1),
             ..ok.clone()
         };
-        assert!(bad.validate().unwrap_err().contains("--block-interval"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--block-interval")
+        );
         let bad = NodeConfig {
             gas_limit: 100,
             ..ok.clone()
         };
-        assert!(bad.validate().unwrap_err().contains("--gas-limit"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--gas-limit")
+        );
         let peer = PeerConfig {
             node_id: "a".into(),
             host: "h".into(),
@@ -326,7 +350,12 @@ mod tests {
             peers: vec![peer.clone(), peer],
             ..ok
         };
-        assert!(bad.validate().unwrap_err().contains("appears twice"));
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("appears twice")
+        );
         assert_eq!("LEADER".parse::<Role>(), Ok(Role::Leader));
         assert!("boss".parse::<Role>().is_err());
     }

@@ -30,8 +30,8 @@ pub use aicoin_cluster;
 pub use aicoin_primitives::NewBlock;
 pub use chain::{BlockTimings, Chain, ChainError, Committed, Produced, Proposal, Sealer};
 pub use config::{
-    DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role, default_data_dir,
-    parse_peers,
+    ConfigError, DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role,
+    default_data_dir, parse_peers,
 };
 pub use key::{KeyError, VALIDATOR_KEY_FILE, load_or_create as load_or_create_validator_key};
 pub use metrics::NodeMetrics;
@@ -40,7 +40,7 @@ pub use producer::unix_now;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("invalid configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -189,7 +189,7 @@ impl NodeHandle {
 /// Starts a node: its identity and chain spec, the store, JSON-RPC, metrics and the inference
 /// API, then what its role runs. If any step fails, what was started is stopped again.
 pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
-    config.validate().map_err(NodeError::Config)?;
+    config.validate()?;
     let identity = Identity::load(&config)?;
     let store = open_store(&config, &identity.spec).await?;
     let genesis_hash = store.reader()?.block_hash(0)?.unwrap_or_default();
