@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::B128;
+use aicoin_primitives::NewBlock;
+use alloy_primitives::{B128, B256};
 use alloy_rpc_types_eth::{
     Filter,
     pubsub::{Params, SubscriptionKind},
@@ -94,8 +95,7 @@ impl EthPubSub {
         from..=announced
     }
 
-    async fn new_heads(&self, sink: SubscriptionSink) {
-        let mut blocks = self.state.new_blocks.subscribe();
+    async fn new_heads(&self, sink: SubscriptionSink, mut blocks: Receiver<Arc<NewBlock>>) {
         let mut next_number = None;
         while let Some(block) = next(&sink, &mut blocks).await {
             for number in Self::catch_up(&mut next_number, block.header.number) {
@@ -120,8 +120,12 @@ impl EthPubSub {
         Some(rpc_header(header, hash, None))
     }
 
-    async fn logs(&self, sink: SubscriptionSink, filter: Filter) {
-        let mut blocks = self.state.new_blocks.subscribe();
+    async fn logs(
+        &self,
+        sink: SubscriptionSink,
+        mut blocks: Receiver<Arc<NewBlock>>,
+        filter: Filter,
+    ) {
         let mut next_number = None;
         while let Some(block) = next(&sink, &mut blocks).await {
             for number in Self::catch_up(&mut next_number, block.header.number) {
@@ -152,8 +156,12 @@ impl EthPubSub {
         }
     }
 
-    async fn pending_transactions(&self, sink: SubscriptionSink, full: bool) {
-        let mut hashes = self.state.pool.subscribe();
+    async fn pending_transactions(
+        &self,
+        sink: SubscriptionSink,
+        mut hashes: Receiver<B256>,
+        full: bool,
+    ) {
         while let Some(hash) = next(&sink, &mut hashes).await {
             let sent = match full {
                 false => send(&sink, &hash).await,
@@ -179,22 +187,31 @@ impl EthPubSubApiServer for EthPubSub {
         params: Option<Params>,
     ) -> SubscriptionResult {
         let params = params.unwrap_or_default();
+        // Each subscription listens before the client learns its id: whatever happens after
+        // `eth_subscribe` answers (the subscriber's own transaction, the next block) is reported.
+        let blocks = || self.state.new_blocks.subscribe();
         match (kind, params) {
             (SubscriptionKind::NewHeads, Params::None) => {
-                self.new_heads(pending.accept().await?).await
+                let rx = blocks();
+                self.new_heads(pending.accept().await?, rx).await
             }
             (SubscriptionKind::Logs, Params::None) => {
-                self.logs(pending.accept().await?, Filter::default()).await
+                let rx = blocks();
+                self.logs(pending.accept().await?, rx, Filter::default())
+                    .await
             }
             (SubscriptionKind::Logs, Params::Logs(filter)) => {
-                self.logs(pending.accept().await?, *filter).await
+                let rx = blocks();
+                self.logs(pending.accept().await?, rx, *filter).await
             }
             (SubscriptionKind::NewPendingTransactions, Params::None) => {
-                self.pending_transactions(pending.accept().await?, false)
+                let rx = self.state.pool.subscribe();
+                self.pending_transactions(pending.accept().await?, rx, false)
                     .await
             }
             (SubscriptionKind::NewPendingTransactions, Params::Bool(full)) => {
-                self.pending_transactions(pending.accept().await?, full)
+                let rx = self.state.pool.subscribe();
+                self.pending_transactions(pending.accept().await?, rx, full)
                     .await
             }
             (kind, params) => {
