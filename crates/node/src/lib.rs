@@ -220,8 +220,6 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             beneficiary,
             gas_limit: config.gas_limit,
         },
-        key: identity.key.clone(),
-        spec: identity.spec.clone(),
         genesis_hash,
         chain,
         pool,
@@ -238,7 +236,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         _ if config.replicated() => roles::start_replicated(&config, &core, &mut services).await?,
         _ => roles::start_standalone(&config, &core, &mut services).await?,
     };
-    tracing::info!(%rpc_addr, validator = %core.key.address(), chain_id = core.spec.chain_id, "node started");
+    tracing::info!(%rpc_addr, validator = %identity.key.address(), chain_id = identity.spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,
         metrics_addr,

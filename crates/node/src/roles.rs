@@ -10,10 +10,8 @@ use std::{
 };
 
 use aicoin_cluster::{ClusterConfig, ClusterHandle, Fetcher, Member};
-use aicoin_primitives::ChainSpec;
 use aicoin_txpool::TxPool;
 use alloy_primitives::{Address, B256};
-use alloy_signer_local::PrivateKeySigner;
 use tokio::sync::watch;
 
 use crate::{
@@ -24,12 +22,11 @@ use crate::{
 /// What every role works with.
 #[derive(Debug)]
 pub(crate) struct Core {
-    pub key: PrivateKeySigner,
-    pub spec: Arc<ChainSpec>,
     pub genesis_hash: B256,
     pub chain: Arc<Chain>,
     pub pool: Arc<TxPool>,
     pub metrics: Arc<NodeMetrics>,
+    /// This node's validator key, reward address and gas limit (full nodes hold a key too).
     pub sealer: Sealer,
     pub rpc_addr: SocketAddr,
     /// Where other nodes forward transactions to this one (behind a proxy, the public URL).
@@ -83,7 +80,7 @@ pub(crate) async fn start_standalone(
         let addr = SocketAddr::new(config.host, port);
         let bound = aicoin_cluster::public::serve(
             core.ledger(None),
-            core.key.address(),
+            core.sealer.key.address(),
             core.member(config, port),
             core.genesis_hash,
             addr,
@@ -114,9 +111,9 @@ pub(crate) async fn start_replicated(
     let cluster = aicoin_cluster::start(
         ClusterConfig {
             data_dir: config.data_dir.clone(),
-            key: core.key.clone(),
+            key: core.sealer.key.clone(),
             genesis: core.genesis_hash,
-            validators: core.spec.authorities.clone(),
+            validators: core.chain.spec().authorities.clone(),
             me: core.member(config, config.sync_port()),
             listen: SocketAddr::new(config.host, config.sync_port()),
             admin: Some(SocketAddr::new(
@@ -142,7 +139,7 @@ pub(crate) async fn start_replicated(
     ));
     services.spawn(follow_leader(
         cluster.changes(),
-        core.key.address(),
+        core.sealer.key.address(),
         target,
         services.shutdown(),
     ));
