@@ -5,19 +5,23 @@
 //! The same builder serves the producer (which offers pool transactions and skips the ones that
 //! fail) and the importer (for which any failing transaction rejects the whole block).
 
+use aicoin_modules::registry::IComputeRegistry;
 use aicoin_primitives::{
-    BlockReward, Params, Tokenomics, TokenomicsError, TxReceipt, modules::PARAMS_ADDRESS,
+    BlockReward, Params, Tokenomics, TokenomicsError, TxReceipt,
+    modules::{PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
 };
 use aicoin_storage::{AccountChange, AccountInfo, StateChanges};
 use alloy_consensus::{TxEnvelope, proofs, transaction::Recovered};
 use alloy_evm::{Evm, EvmEnv, EvmFactory, FromRecoveredTx};
-use alloy_primitives::{Address, B256, Bloom, U256};
+use alloy_primitives::{Address, B256, Bloom, Log, U256};
+use alloy_sol_types::SolCall;
 use revm::{
     Database as _,
     context::TxEnv,
     context_interface::result::{EVMError, InvalidTransaction},
     database::{BundleState, State, states::bundle_state::BundleRetention},
-    database_interface::{DatabaseCommitExt, WrapDatabaseRef, bal::EvmDatabaseError},
+    context_interface::result::ExecutionResult,
+    database_interface::{DatabaseCommit, DatabaseCommitExt, WrapDatabaseRef, bal::EvmDatabaseError},
     inspector::NoOpInspector,
 };
 
@@ -49,6 +53,8 @@ pub enum ExecError {
     Issuance(#[from] TokenomicsError),
     #[error("EVM failure: {0}")]
     Evm(String),
+    #[error("the end-of-block system step failed: {0}")]
+    SystemStep(String),
 }
 
 /// The block's contents after execution, ready to be sealed and stored.
@@ -62,6 +68,9 @@ pub struct BuiltBlock {
     pub receipts_root: B256,
     pub logs_bloom: Bloom,
     pub changes: StateChanges,
+    /// Logs of the end-of-block system step (epoch settlements: scores, rewards, slashes). They
+    /// are in the block's bloom, and `eth_getLogs` serves them after the transactions' logs.
+    pub system_logs: Vec<Log>,
     pub reward: BlockReward,
     /// Total issued (genesis + all rewards) after this block.
     pub issued: U256,
@@ -183,17 +192,23 @@ impl BlockBuilder {
             .into());
         }
         let beneficiary = self.evm.block().beneficiary;
-        let mut state = self.evm.into_db();
-        let payouts = [(beneficiary, reward.miner), (treasury, reward.treasury)];
+        // The treasury is paid here; the node share is minted to the compute registry, whose
+        // system step accrues it for the epoch's providers (or passes it to the miner).
+        let minted = [(treasury, reward.treasury), (REGISTRY_ADDRESS, reward.miner)];
         // Rewards are bounded by max_supply (2.1e25 wei), far inside u128.
-        let increments = payouts
+        let increments = minted
             .into_iter()
             .filter(|(_, amount)| !amount.is_zero())
             .map(|(to, amount)| (to, amount.saturating_to::<u128>()));
-        state.increment_balances(increments).map_err(|e| match e {
-            EvmDatabaseError::Database(e) => ExecError::Db(e),
-            other => ExecError::Evm(other.to_string()),
-        })?;
+        self.evm
+            .db_mut()
+            .increment_balances(increments)
+            .map_err(|e| match e {
+                EvmDatabaseError::Database(e) => ExecError::Db(e),
+                other => ExecError::Evm(other.to_string()),
+            })?;
+        let system_logs = self.end_block(reward.miner, beneficiary, treasury)?;
+        let mut state = self.evm.into_db();
         state.merge_transitions(BundleRetention::PlainState);
         let changes = state_changes(state.take_bundle());
 
@@ -201,7 +216,9 @@ impl BlockBuilder {
         let logs_bloom = self
             .receipts
             .iter()
-            .fold(Bloom::ZERO, |bloom, r| bloom | r.bloom());
+            .fold(alloy_primitives::logs_bloom(&system_logs), |bloom, r| {
+                bloom | r.bloom()
+            });
         Ok(BuiltBlock {
             transactions_root: proofs::calculate_transaction_root(&self.transactions),
             receipts_root: proofs::calculate_receipt_root(&envelopes),
@@ -211,9 +228,49 @@ impl BlockBuilder {
             receipts: self.receipts,
             gas_used: self.gas_used,
             changes,
+            system_logs,
             reward,
             issued,
         })
+    }
+
+    /// The compute registry's `endBlock` as the system address, its changes committed; returns
+    /// its logs. It cannot fail on a consistent state, so a failure is the block's.
+    fn end_block(
+        &mut self,
+        node_share: U256,
+        miner: Address,
+        treasury: Address,
+    ) -> Result<Vec<Log>, ExecError> {
+        let data = IComputeRegistry::endBlockCall {
+            nodeShare: node_share,
+            miner,
+            treasury,
+        }
+        .abi_encode();
+        let outcome = self
+            .evm
+            .transact_system_call(SYSTEM_ADDRESS, REGISTRY_ADDRESS, data.into())
+            .map_err(|e| match e {
+                EVMError::Database(EvmDatabaseError::Database(e)) => ExecError::Db(e),
+                other => ExecError::SystemStep(other.to_string()),
+            })?;
+        let logs = match outcome.result {
+            ExecutionResult::Success { logs, .. } => logs,
+            ExecutionResult::Revert { output, .. } => {
+                let reason = alloy_sol_types::decode_revert_reason(&output)
+                    .unwrap_or_else(|| format!("reverted with {output}"));
+                return Err(ExecError::SystemStep(reason));
+            }
+            ExecutionResult::Halt { reason, .. } => {
+                return Err(ExecError::SystemStep(format!("halted: {reason:?}")));
+            }
+        };
+        let mut state = outcome.state;
+        // The system address only stands in as the caller; it is not part of the state.
+        state.remove(&SYSTEM_ADDRESS);
+        self.evm.db_mut().commit(state);
+        Ok(logs)
     }
 }
 

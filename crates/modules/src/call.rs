@@ -2,6 +2,7 @@
 //! but gas still bounds what a call may do), and the ABI-shaped outcome: returned data, a revert
 //! with an `Error(string)` reason that ethers and web3.py show, or out of gas.
 
+use aicoin_primitives::{modules::SYSTEM_ADDRESS, param_key};
 use alloy_evm::precompiles::PrecompileInput;
 use alloy_primitives::{Address, B256, Bytes, Log, U256};
 use alloy_sol_types::{Revert, SolError, SolEvent};
@@ -42,19 +43,34 @@ pub struct ModuleCall<'a> {
     /// The module's address, where its state lives.
     pub module: Address,
     gas_used: u64,
+    /// False for the chain's own system steps, which no gas limit may cut short.
+    metered: bool,
 }
 
 impl<'a> ModuleCall<'a> {
     pub fn new(input: PrecompileInput<'a>, module: Address) -> Self {
+        let metered = input.caller != SYSTEM_ADDRESS;
         Self {
             input,
             module,
             gas_used: 0,
+            metered,
         }
     }
 
     pub fn caller(&self) -> Address {
         self.input.caller
+    }
+
+    /// Whether this is the chain's own end-of-block step (no transaction can call as the
+    /// system address: no one has its key).
+    pub fn is_system(&self) -> bool {
+        !self.metered
+    }
+
+    /// The number of the block being executed.
+    pub fn block_number(&self) -> u64 {
+        self.input.internals.block_number().saturating_to()
     }
 
     /// Entering the module and reading its call data (3 gas a word, as `CALLDATACOPY`). Only a
@@ -71,6 +87,9 @@ impl<'a> ModuleCall<'a> {
     }
 
     pub fn charge(&mut self, gas: u64) -> CallResult<()> {
+        if !self.metered {
+            return Ok(());
+        }
         self.gas_used = self.gas_used.saturating_add(gas);
         if self.gas_used > self.input.gas {
             return Err(Exit::OutOfGas);
@@ -87,6 +106,47 @@ impl<'a> ModuleCall<'a> {
             .sload(module, key.into())
             .map(|loaded| loaded.data)
             .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
+    /// The chain parameter called `name`, as the parameters module holds it now.
+    pub fn param(&mut self, name: &str) -> CallResult<U256> {
+        if aicoin_primitives::param_by_key(&param_key(name)).is_none() {
+            return Err(Exit::Fatal(format!(
+                "a module reads an undefined parameter {name:?}"
+            )));
+        }
+        self.charge(READ_GAS)?;
+        self.input
+            .internals
+            .sload(aicoin_primitives::modules::PARAMS_ADDRESS, param_key(name).into())
+            .map(|loaded| loaded.data)
+            .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
+    /// A parameter that counts something (blocks, epochs, basis points), as a `u64`.
+    pub fn param_u64(&mut self, name: &str) -> CallResult<u64> {
+        Ok(self.param(name)?.saturating_to())
+    }
+
+    /// Pays `amount` of the module's own balance to `to`.
+    pub fn pay(&mut self, to: Address, amount: U256) -> CallResult<()> {
+        if amount.is_zero() {
+            return Ok(());
+        }
+        if self.input.is_static {
+            return Err(Exit::revert(
+                "state changes are not allowed in a static call",
+            ));
+        }
+        self.charge(9_000)?;
+        let module = self.module;
+        match self.input.internals.transfer(module, to, amount) {
+            Ok(None) => Ok(()),
+            Ok(Some(error)) => Err(Exit::Fatal(format!(
+                "module {module} cannot pay {amount} wei to {to}: {error:?}"
+            ))),
+            Err(e) => Err(Exit::Fatal(e.to_string())),
+        }
     }
 
     /// Writes the module's storage slot `key`; refused in a static (view) call.

@@ -10,19 +10,24 @@
 
 mod call;
 pub mod params;
+pub mod registry;
+pub mod store;
 
-pub use aicoin_primitives::modules::{MODULES, PARAMS_ADDRESS};
-pub use call::{CALL_GAS, READ_GAS, WRITE_GAS};
+pub use aicoin_primitives::modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS};
+pub use call::{CALL_GAS, CallResult, Exit, READ_GAS, WRITE_GAS};
 
 use alloy_evm::precompiles::{DynPrecompile, PrecompileInput, PrecompilesMap};
 use alloy_primitives::{Address, Bytes};
 use revm::precompile::{PrecompileId, PrecompileResult};
 
-use crate::call::{CallResult, ModuleCall};
+use crate::call::ModuleCall;
 
 /// Adds every module's precompile to `precompiles`.
 pub fn install(precompiles: &mut PrecompilesMap) {
-    precompiles.extend_precompiles([module(PARAMS_ADDRESS, "aicoin-params", params::call)]);
+    precompiles.extend_precompiles([
+        module(PARAMS_ADDRESS, "aicoin-params", params::call),
+        module(REGISTRY_ADDRESS, "aicoin-registry", registry::call),
+    ]);
 }
 
 /// The precompile that answers calls at `address` with `handler`.

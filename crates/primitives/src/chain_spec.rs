@@ -10,8 +10,9 @@ use alloy_primitives::{Address, B256, Bytes, U256, address};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    modules::{MODULES, PARAMS_ADDRESS, module_stub_code},
+    modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, module_stub_code},
     params::{ParamError, Params},
+    registry::{self, ListedModel},
     tokenomics::{AIC, Tokenomics, TokenomicsError},
 };
 
@@ -71,6 +72,9 @@ pub struct ChainSpec {
     /// The issuance schedule's come from `tokenomics`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, U256>,
+    /// The models compute providers may register at genesis (governance changes the list).
+    #[serde(default = "registry::default_models")]
+    pub models: Vec<ListedModel>,
 }
 
 /// A spec that cannot start a chain.
@@ -90,6 +94,8 @@ pub enum ChainSpecError {
     Params(#[from] Box<ParamError>),
     #[error("genesis alloc holds {0}, a chain module's address")]
     AllocAtModule(Address),
+    #[error("model list entry {index}: {problem}")]
+    Model { index: usize, problem: &'static str },
 }
 
 impl ChainSpec {
@@ -122,6 +128,7 @@ impl ChainSpec {
             treasury: TREASURY_ADDRESS,
             authorities: vec![validator],
             params: BTreeMap::new(),
+            models: registry::default_models(),
         }
     }
 
@@ -131,7 +138,8 @@ impl ChainSpec {
     }
 
     /// The complete genesis state: `alloc`, the genesis allocation credited to the genesis
-    /// address, and the modules' accounts (stub code, the parameters in storage).
+    /// address, and the modules' accounts (stub code; the parameters, the authorities and the
+    /// model list in storage).
     pub fn genesis_accounts(&self) -> BTreeMap<Address, GenesisAccount> {
         let mut accounts = self.genesis.alloc.clone();
         // `validate` refuses specs whose parameters do not hold.
@@ -144,6 +152,18 @@ impl ChainSpec {
                     .entries()
                     .map(|(key, value)| (key, B256::from(value)))
                     .collect(),
+                ..Default::default()
+            },
+        );
+        accounts.insert(
+            REGISTRY_ADDRESS,
+            GenesisAccount {
+                code: Some(module_stub_code()),
+                storage: registry::genesis_storage(
+                    &self.authorities,
+                    &self.models,
+                    params.epoch_length.saturating_to(),
+                ),
                 ..Default::default()
             },
         );
@@ -190,6 +210,20 @@ impl ChainSpec {
             .find(|(_, address)| self.genesis.alloc.contains_key(address))
         {
             return Err(ChainSpecError::AllocAtModule(*address));
+        }
+        for (index, model) in self.models.iter().enumerate() {
+            let problem = if model.id.is_empty() || model.id.len() > 128 {
+                Some("the id must be 1 to 128 bytes")
+            } else if model.units == 0 {
+                Some("units must be at least 1")
+            } else if self.models[..index].iter().any(|m| m.id == model.id) {
+                Some("the id is listed twice")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ChainSpecError::Model { index, problem });
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod modules;
 pub mod params;
 pub mod receipt;
+pub mod registry;
 pub mod signing;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

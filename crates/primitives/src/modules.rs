@@ -7,12 +7,23 @@ use alloy_primitives::{Address, Bytes, address};
 /// The parameters module (`IParams`).
 pub const PARAMS_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c001");
 
+/// The compute registry (`IComputeRegistry`): providers, their stakes, the validators'
+/// reports, scores and rewards.
+pub const REGISTRY_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c002");
+
+/// The caller of the chain's own end-of-block steps (EIP-4788's system address): no one holds
+/// its key, so only the block-execution path can call as it.
+pub const SYSTEM_ADDRESS: Address = address!("0xfffffffffffffffffffffffffffffffffffffffe");
+
 /// The governance module's address (reserved: the module is not active yet, and no one holds
 /// a key for it). The only caller the parameters module lets write.
 pub const GOVERNANCE_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c004");
 
 /// Every module, by name.
-pub const MODULES: &[(&str, Address)] = &[("params", PARAMS_ADDRESS)];
+pub const MODULES: &[(&str, Address)] = &[
+    ("params", PARAMS_ADDRESS),
+    ("registry", REGISTRY_ADDRESS),
+];
 
 /// The code stored at each module address: `INVALID`, never run (the precompile answers first).
 pub fn module_stub_code() -> Bytes {

@@ -73,6 +73,28 @@ params! {
     unbonding_epochs: "unbondingEpochs" = U256::from(2u64), min U256::ZERO, max U64_MAX;
     /// Score factor of CPU-only providers, in basis points.
     cpu_factor_bps: "cpuFactorBps" = U256::from(3_000u64), min U256::ZERO, max BPS;
+    /// Weight of utilization (tokens served, relative to the busiest provider) in the score, bps.
+    utilization_weight_bps: "utilizationWeightBps" = U256::from(3_000u64), min U256::ZERO, max BPS;
+    /// Weight of model-adjusted throughput (relative to the fastest provider), bps.
+    throughput_weight_bps: "throughputWeightBps" = U256::from(3_000u64), min U256::ZERO, max BPS;
+    /// Weight of uptime (log-scaled up to `uptimeCapBlocks`), bps.
+    uptime_weight_bps: "uptimeWeightBps" = U256::from(2_000u64), min U256::ZERO, max BPS;
+    /// Weight of the completion rate over `completionWindowBlocks`, bps.
+    completion_weight_bps: "completionWeightBps" = U256::from(2_000u64), min U256::ZERO, max BPS;
+    /// Uptime at which the uptime part is full (30 days of 3 s blocks).
+    uptime_cap_blocks: "uptimeCapBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
+    /// Blocks over which the completion rate is counted (24 h of 3 s blocks).
+    completion_window_blocks: "completionWindowBlocks" = U256::from(DAY_BLOCKS), min U256::ONE, max U64_MAX;
+    /// Least model-adjusted throughput (tokens/s x model units x 1,000) for a GPU claim to count.
+    gpu_min_rate: "gpuMinRate" = U256::from(20_000_000u64), min U256::ZERO, max U64_MAX;
+    /// Challenge jobs each validator sends each provider per epoch.
+    probe_jobs: "probeJobs" = U256::from(3u64), min U256::ONE, max U256::from_limbs([64, 0, 0, 0]);
+    /// Most tokens a challenge job asks for.
+    probe_max_tokens: "probeMaxTokens" = U256::from(16u64), min U256::ONE, max U256::from_limbs([1024, 0, 0, 0]);
+    /// Share of answers a validator audits (at least one per provider per epoch), bps.
+    audit_sample_bps: "auditSampleBps" = U256::from(5_000u64), min U256::ZERO, max BPS;
+    /// How far (in logits x 1,000) a claimed token may trail the auditor's best and still pass.
+    audit_margin_milli: "auditMarginMilli" = U256::from(1_000u64), min U256::ZERO, max U64_MAX;
     /// Blocks an API-tier subscription lasts (30 days of 3 s blocks).
     subscription_blocks: "subscriptionBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
     /// Price of the Basic tier, in wei.

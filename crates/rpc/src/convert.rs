@@ -128,13 +128,19 @@ impl StoredBlock {
             .collect()
     }
 
-    /// Every log of the block with its block, transaction and position.
-    pub fn logs(&self, receipts: &[TxReceipt]) -> Vec<Log> {
+    /// Every log of the block with its block, transaction and position; then the logs of its
+    /// end-of-block system step (epoch settlements), which no transaction made: they carry the
+    /// zero transaction hash and the index one past the last transaction.
+    pub fn logs(&self, receipts: &[TxReceipt], system: &[alloy_primitives::Log]) -> Vec<Log> {
         let mut logs = Vec::new();
         for (index, (receipt, tx)) in receipts.iter().zip(&self.transactions).enumerate() {
             for log in &receipt.logs {
                 logs.push(self.rpc_log(log.clone(), *tx.tx_hash(), index, logs.len()));
             }
+        }
+        let index = self.transactions.len();
+        for log in system {
+            logs.push(self.rpc_log(log.clone(), B256::ZERO, index, logs.len()));
         }
         logs
     }

@@ -4,7 +4,7 @@
 
 use aicoin_primitives::{Seal, SealedBlock, TxReceipt};
 use alloy_consensus::{Header, TxEnvelope};
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, Log, U256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles, TrieAccount};
 use redb::{ReadOnlyTable, ReadTransaction, ReadableTable};
 
@@ -87,6 +87,17 @@ impl Reader {
         let table = self.txn.open_table(RECEIPTS)?;
         let value = table.get(number)?;
         value.map_or(Ok(Vec::new()), |v| decode_rlp(v.value(), "receipts"))
+    }
+
+    /// The logs of block `number`'s end-of-block system step.
+    pub fn system_logs(&self, number: u64) -> Result<Vec<Log>, StoreError> {
+        let table = match self.txn.open_table(SYSTEM_LOGS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let value = table.get(number)?;
+        value.map_or(Ok(Vec::new()), |v| decode_rlp(v.value(), "system logs"))
     }
 
     /// The block number and index of a mined transaction.

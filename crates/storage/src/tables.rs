@@ -25,6 +25,9 @@ pub(crate) const BODIES: TableDefinition<u64, &[u8]> = TableDefinition::new("bod
 pub(crate) const SENDERS: TableDefinition<u64, &[u8]> = TableDefinition::new("senders");
 /// Block number → RLP list of [`aicoin_primitives::TxReceipt`].
 pub(crate) const RECEIPTS: TableDefinition<u64, &[u8]> = TableDefinition::new("receipts");
+/// Block number → RLP list of the logs of the block's end-of-block system step (only blocks
+/// that have some; the table exists once one has).
+pub(crate) const SYSTEM_LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("system_logs");
 /// Transaction hash → (block number, index in block).
 pub(crate) const TX_LOCATIONS: TableDefinition<[u8; 32], (u64, u32)> =
     TableDefinition::new("tx_locations");

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use aicoin_primitives::{Seal, TxReceipt};
 use aicoin_trie::{EMPTY_ROOT_HASH, PrefixSet, TrieUpdates, compute_root};
 use alloy_consensus::{Header, TxEnvelope};
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{Address, B256, Log, U256, keccak256};
 use alloy_trie::TrieAccount;
 use redb::{ReadableTable, Table, WriteTransaction};
 
@@ -168,6 +168,16 @@ impl BlockWriter {
         self.txn
             .open_table(META)?
             .insert(META_ISSUED, issued.to_be_bytes::<32>().as_slice())?;
+        Ok(())
+    }
+
+    /// Stores the logs of the block's end-of-block system step.
+    pub fn insert_system_logs(&mut self, logs: &[Log]) -> Result<(), StoreError> {
+        if !logs.is_empty() {
+            self.txn
+                .open_table(SYSTEM_LOGS)?
+                .insert(self.number, rlp_list(logs).as_slice())?;
+        }
         Ok(())
     }
 

@@ -460,6 +460,7 @@ impl Chain {
             &built.receipts,
             built.issued,
         )?;
+        writer.insert_system_logs(&built.system_logs)?;
         writer.commit()?;
         let timings = BlockTimings {
             state_root,

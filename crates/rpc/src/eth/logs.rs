@@ -84,7 +84,7 @@ pub fn logs_in_range(
         };
         logs.extend(
             block
-                .logs(&reader.receipts(number)?)
+                .logs(&reader.receipts(number)?, &reader.system_logs(number)?)
                 .into_iter()
                 .filter(|log| filter.matches(&log.inner)),
         );

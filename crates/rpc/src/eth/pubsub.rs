@@ -138,9 +138,10 @@ impl EthPubSub {
                     }
                     let stored = StoredBlock::load(&reader, number).ok()??;
                     let receipts = reader.receipts(number).ok()?;
+                    let system = reader.system_logs(number).ok()?;
                     Some(
                         stored
-                            .logs(&receipts)
+                            .logs(&receipts, &system)
                             .into_iter()
                             .filter(|l| filter.matches(&l.inner))
                             .collect::<Vec<_>>(),

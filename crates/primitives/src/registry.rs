@@ -1,0 +1,229 @@
+//! Where the compute registry (`IComputeRegistry`, at [`REGISTRY_ADDRESS`]) keeps its state:
+//! the storage slot of every value, shared by the module that writes them, the genesis that
+//! seeds them (the authorities, the model list, the first epoch) and the readers that show
+//! them (`aic_providers`, the validators' probes, `aicoin provider status`).
+//!
+//! Slots are keccak hashes of a tag and the value's keys, so no two collide; arrays keep their
+//! length at their slot and element `i` at `keccak(slot) + i`, strings their byte length at
+//! their slot and their bytes in 32-byte words after `keccak(slot)`, as Solidity lays them out.
+//!
+//! [`REGISTRY_ADDRESS`]: crate::modules::REGISTRY_ADDRESS
+
+use std::collections::BTreeMap;
+
+use alloy_primitives::{Address, B256, U256, keccak256};
+use serde::{Deserialize, Serialize};
+
+/// A model providers may register, as the chain's model list holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListedModel {
+    /// The id the OpenAI API serves it under.
+    pub id: String,
+    /// Compute per generated token, relative to other models (by default the parameter count in
+    /// millions): throughput is scored as tokens/s times this, so a provider of a larger model
+    /// is not out-scored by one serving a small model fast.
+    pub units: u64,
+}
+
+/// The models of a chain spec that names none: the models `aicoin model fetch` gets.
+pub fn default_models() -> Vec<ListedModel> {
+    vec![ListedModel {
+        id: "smollm2-135m-instruct".into(),
+        units: 135,
+    }]
+}
+
+fn hash(tag: &str, parts: &[&[u8]]) -> B256 {
+    let mut bytes = Vec::with_capacity(64);
+    bytes.extend_from_slice(b"aicoin.registry.");
+    bytes.extend_from_slice(tag.as_bytes());
+    for part in parts {
+        bytes.extend_from_slice(part);
+    }
+    keccak256(bytes)
+}
+
+fn offset(slot: B256, by: u64) -> B256 {
+    (U256::from_be_bytes(slot.0) + U256::from(by)).into()
+}
+
+/// Element `i` of the array (or word `i` of the string) whose length is at `slot`.
+pub fn element(slot: B256, i: u64) -> B256 {
+    offset(keccak256(slot), i)
+}
+
+/// The current epoch and its last block: `epoch | last_block << 64`.
+pub fn epoch_slot() -> B256 {
+    hash("epoch", &[])
+}
+
+/// The validators whose reports count (an array of addresses).
+pub fn authorities_slot() -> B256 {
+    hash("authorities", &[])
+}
+
+/// The listed models' ids (an array of strings).
+pub fn models_slot() -> B256 {
+    hash("models", &[])
+}
+
+/// A model's compute units; zero when the model is not listed.
+pub fn model_units_slot(id: &str) -> B256 {
+    hash("model", &[id.as_bytes()])
+}
+
+/// Every provider ever registered (an array of addresses).
+pub fn providers_slot() -> B256 {
+    hash("providers", &[])
+}
+
+/// How many providers are active.
+pub fn active_count_slot() -> B256 {
+    hash("active", &[])
+}
+
+/// The fields of a provider's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProviderField {
+    Payout = 0,
+    /// `status | hardware << 8 | registered_at << 64 | unbonding_epoch << 128 | up_since << 192`.
+    State = 1,
+    Stake = 2,
+    ApiUrl = 3,
+    /// An array of model ids.
+    Models = 4,
+    /// `last_epoch | last_score << 64 | audit_failures << 128`.
+    Last = 5,
+    LastReward = 6,
+}
+
+pub fn provider_slot(provider: Address, field: ProviderField) -> B256 {
+    offset(hash("provider", &[provider.as_slice()]), field as u64)
+}
+
+/// The node share accrued for an epoch.
+pub fn pot_slot(epoch: u64) -> B256 {
+    hash("pot", &[&epoch.to_be_bytes()])
+}
+
+/// The validators that reported for an epoch (an array of addresses).
+pub fn reporters_slot(epoch: u64) -> B256 {
+    hash("reporters", &[&epoch.to_be_bytes()])
+}
+
+/// What `validator` measured of `provider` in `epoch`: word 0 is `jobs | answered << 32 |
+/// audited << 64 | audit_failed << 96 | ttft_ms << 128`, word 1 `tokens | rate << 64`.
+pub fn report_slot(epoch: u64, validator: Address, provider: Address, word: u64) -> B256 {
+    offset(
+        hash(
+            "report",
+            &[
+                &epoch.to_be_bytes(),
+                validator.as_slice(),
+                provider.as_slice(),
+            ],
+        ),
+        word,
+    )
+}
+
+/// The fields of a provider's settled epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordField {
+    /// The medians, as a report's word 0.
+    Median0 = 0,
+    /// The medians, as a report's word 1.
+    Median1 = 1,
+    /// `settled | audit_failed << 8 | reporters << 32 | utilization << 64 | throughput << 96 |
+    /// uptime << 128 | completion << 160 | score << 192`.
+    Parts = 2,
+    Reward = 3,
+    Slashed = 4,
+    /// Jobs and answers of every epoch so far, for completion over a window:
+    /// `jobs | answered << 128`.
+    Cumulative = 5,
+}
+
+pub fn record_slot(provider: Address, epoch: u64, field: RecordField) -> B256 {
+    offset(
+        hash("record", &[provider.as_slice(), &epoch.to_be_bytes()]),
+        field as u64,
+    )
+}
+
+/// The words that store `value` as a string at `slot`.
+pub fn string_words(slot: B256, value: &[u8]) -> Vec<(B256, U256)> {
+    let mut words = vec![(slot, U256::from(value.len()))];
+    for (i, chunk) in value.chunks(32).enumerate() {
+        let mut word = [0u8; 32];
+        word[..chunk.len()].copy_from_slice(chunk);
+        words.push((element(slot, i as u64), U256::from_be_bytes(word)));
+    }
+    words
+}
+
+/// An address as a storage word.
+pub fn address_word(address: Address) -> U256 {
+    U256::from_be_slice(address.as_slice())
+}
+
+/// A storage word as an address (its low 20 bytes).
+pub fn word_address(word: U256) -> Address {
+    Address::from_slice(&word.to_be_bytes::<32>()[12..])
+}
+
+/// The registry's genesis storage: the authorities, the model list, and epoch 0 ending at
+/// block `epoch_length`.
+pub fn genesis_storage(
+    authorities: &[Address],
+    models: &[ListedModel],
+    epoch_length: u64,
+) -> BTreeMap<B256, B256> {
+    let mut words = vec![(
+        epoch_slot(),
+        U256::from(epoch_length) << 64,
+    )];
+    words.push((authorities_slot(), U256::from(authorities.len())));
+    for (i, authority) in authorities.iter().enumerate() {
+        words.push((
+            element(authorities_slot(), i as u64),
+            address_word(*authority),
+        ));
+    }
+    words.push((models_slot(), U256::from(models.len())));
+    for (i, model) in models.iter().enumerate() {
+        words.extend(string_words(
+            element(models_slot(), i as u64),
+            model.id.as_bytes(),
+        ));
+        words.push((model_units_slot(&model.id), U256::from(model.units)));
+    }
+    words
+        .into_iter()
+        .filter(|(_, value)| !value.is_zero())
+        .map(|(slot, value)| (slot, B256::from(value)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_span_words_and_genesis_skips_zeros() {
+        let slot = B256::repeat_byte(1);
+        let words = string_words(slot, &[7u8; 33]);
+        assert_eq!(words.len(), 3);
+        assert_eq!(words[0], (slot, U256::from(33u64)));
+        assert_eq!(words[2].0, element(slot, 1));
+        assert_eq!(word_address(address_word(Address::repeat_byte(9))), Address::repeat_byte(9));
+
+        let storage = genesis_storage(&[], &default_models(), 100);
+        assert_eq!(
+            storage[&model_units_slot("smollm2-135m-instruct")],
+            B256::from(U256::from(135u64))
+        );
+        assert!(!storage.contains_key(&authorities_slot()));
+    }
+}
