@@ -201,7 +201,7 @@ pub async fn run(args: ServeArgs) -> eyre::Result<()> {
     let mut registry = Registry::default();
     let metrics = InferenceMetrics::register(&mut registry);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = aicoin_api::start(config, metrics, Arc::new(registry), async move {
+    let server = aicoin_api::start(config, metrics, Arc::new(registry), None, async move {
         let _ = stopped.await;
     })
     .await?;

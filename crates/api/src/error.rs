@@ -52,6 +52,15 @@ impl ApiError {
         }
     }
 
+    /// A caller the server does not let in (401, `invalid_api_key`, as OpenAI answers a bad key).
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            code: Some("invalid_api_key"),
+            ..Self::invalid(message, None)
+        }
+    }
+
     pub fn server(message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::INTERNAL_SERVER_ERROR,

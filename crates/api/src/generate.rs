@@ -36,6 +36,8 @@ pub struct Answer {
     pub id: String,
     pub model: String,
     pub created: u64,
+    /// Each choice carries `token_ids` (vLLM's `return_token_ids`).
+    pub token_ids: bool,
 }
 
 /// Runs `work` (template rendering, tokenizing: CPU-bound) off the async workers, which also
@@ -60,7 +62,7 @@ pub fn new_id(prefix: &str) -> String {
 }
 
 impl Answer {
-    pub fn new(flavor: Flavor, model: &str) -> Self {
+    pub fn new(flavor: Flavor, model: &str, token_ids: bool) -> Self {
         let prefix = match flavor {
             Flavor::Chat => "chatcmpl",
             Flavor::Completion { .. } => "cmpl",
@@ -70,7 +72,18 @@ impl Answer {
             id: new_id(prefix),
             model: model.to_string(),
             created: unix_now(),
+            token_ids,
         }
+    }
+
+    /// `choice` with `ids` as its `token_ids`, when the request asked for them.
+    fn with_ids(&self, mut choice: Value, ids: &mut Vec<u32>) -> Value {
+        if self.token_ids
+            && let Some(object) = choice.as_object_mut()
+        {
+            object.insert("token_ids".into(), json!(std::mem::take(ids)));
+        }
+        choice
     }
 
     fn object(&self, chunk: bool) -> &'static str {
@@ -137,12 +150,15 @@ pub async fn collect(
     param: &str,
 ) -> Response {
     let mut text = answer.echo().unwrap_or_default().to_string();
+    let mut ids = Vec::new();
     while let Some(event) = events.recv().await {
         match event {
             GenerationEvent::Started => {}
+            GenerationEvent::Token(id) => ids.push(id),
             GenerationEvent::Text(piece) => text.push_str(&piece),
             GenerationEvent::Done(u) => {
                 let choice = answer.choice(Some(&text), Some(u.finish_reason), false);
+                let choice = answer.with_ids(choice, &mut ids);
                 return Json(answer.envelope(vec![choice], Some(usage(&u)), false)).into_response();
             }
             GenerationEvent::Failed(e) => {
@@ -188,27 +204,27 @@ pub fn stream(
         Flavor::Completion { echo: None } => Vec::new(),
     };
     let head = stream::iter(first.into_iter().map(|v| Ok::<_, Infallible>(data(&v))));
-    let body = stream::unfold(Some((answer, events)), move |state| async move {
-        let (answer, mut events) = state?;
+    // Token ids wait for the chunk of the text they released (a piece held back for a
+    // possible stop sequence comes later), the rest for the final chunk.
+    let body = stream::unfold(Some((answer, events, Vec::new())), move |state| async move {
+        let (answer, mut events, mut ids) = state?;
         loop {
             let event = events.recv().await;
             let mut out: Vec<Value> = Vec::new();
             let done = match event {
                 Some(GenerationEvent::Started) => continue,
+                Some(GenerationEvent::Token(id)) => {
+                    ids.push(id);
+                    continue;
+                }
                 Some(GenerationEvent::Text(piece)) => {
-                    out.push(answer.envelope(
-                        vec![answer.choice(Some(&piece), None, true)],
-                        None,
-                        true,
-                    ));
+                    let choice = answer.choice(Some(&piece), None, true);
+                    out.push(answer.envelope(vec![answer.with_ids(choice, &mut ids)], None, true));
                     false
                 }
                 Some(GenerationEvent::Done(u)) => {
-                    out.push(answer.envelope(
-                        vec![answer.choice(None, Some(u.finish_reason), true)],
-                        None,
-                        true,
-                    ));
+                    let choice = answer.choice(None, Some(u.finish_reason), true);
+                    out.push(answer.envelope(vec![answer.with_ids(choice, &mut ids)], None, true));
                     if let Some(u) = chunk_usage(Some(usage(&u))) {
                         out.push(answer.envelope(Vec::new(), Some(u), true));
                     }
@@ -231,7 +247,7 @@ pub fn stream(
                 events_out.push(Event::default().data("[DONE]"));
                 return Some((stream::iter(events_out), None));
             }
-            return Some((stream::iter(events_out), Some((answer, events))));
+            return Some((stream::iter(events_out), Some((answer, events, ids))));
         }
     })
     .flat_map(|events| events.map(Ok::<_, Infallible>));

@@ -6,6 +6,7 @@
 //! own tower layers (authentication, metering, routing) without touching the handlers;
 //! [`router`] adds the operational endpoints and the HTTP limits.
 
+mod access;
 mod chat;
 mod completions;
 mod embeddings;
@@ -34,6 +35,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
 
+pub use access::Access;
 pub use error::ApiError;
 pub use models::{EmbeddingService, Models};
 
@@ -87,8 +89,13 @@ pub fn v1_router(models: Arc<Models>) -> Router {
         .with_state(models)
 }
 
-/// The whole API: `/v1`, `/health`, `/metrics` (from `registry`), CORS and body limits.
-pub fn router(models: Arc<Models>, registry: Arc<Registry>) -> Router {
+/// The whole API: `/v1`, `/health`, `/metrics` (from `registry`), CORS and body limits; with
+/// `access`, every `POST` (every inference request) must pass it first.
+pub fn router(
+    models: Arc<Models>,
+    registry: Arc<Registry>,
+    access: Option<Arc<dyn Access>>,
+) -> Router {
     let health = {
         let models = models.clone();
         move || async move {
@@ -110,8 +117,11 @@ pub fn router(models: Arc<Models>, registry: Arc<Registry>) -> Router {
         )
             .into_response()
     };
-    v1_router(models)
-        .route("/health", get(health))
+    let mut v1 = v1_router(models);
+    if let Some(access) = access {
+        v1 = v1.layer(axum::middleware::from_fn_with_state(access, access::guard));
+    }
+    v1.route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -195,12 +205,13 @@ impl ApiServer {
 }
 
 /// Binds `config.addr` (so a taken port fails before minutes of loading), loads the models,
-/// and serves [`router`] until `shutdown` resolves. `metrics` must be registered in `registry`,
-/// which `/metrics` renders.
+/// and serves [`router`] (behind `access`, when given) until `shutdown` resolves. `metrics`
+/// must be registered in `registry`, which `/metrics` renders.
 pub async fn start(
     config: ApiConfig,
     metrics: InferenceMetrics,
     registry: Arc<Registry>,
+    access: Option<Arc<dyn Access>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ApiServer, StartError> {
     let listener = TcpListener::bind(config.addr)
@@ -220,7 +231,7 @@ pub async fn start(
         return Err(StartError::NothingLoaded);
     }
     let models = Arc::new(models);
-    let app = router(models.clone(), registry);
+    let app = router(models.clone(), registry, access);
     let task = aicoin_http::serve("inference API", listener, app, shutdown);
     tracing::info!(%addr, models = ?models.cards().iter().map(|c| &c.id).collect::<Vec<_>>(), "inference API serving");
     Ok(ApiServer { addr, models, task })

@@ -45,7 +45,7 @@ fn server(config: SchedulerConfig) -> Server {
     let models = Models::load(&config, &metrics).unwrap();
     Server {
         _dir: dir,
-        router: router(Arc::new(models), Arc::new(registry)),
+        router: router(Arc::new(models), Arc::new(registry), None),
     }
 }
 

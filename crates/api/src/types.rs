@@ -85,6 +85,9 @@ pub struct ChatCompletionRequest {
     pub repetition_penalty: Option<f32>,
     /// vLLM's extension: keep generating past end-of-sequence tokens (for benchmarks).
     pub ignore_eos: Option<bool>,
+    /// vLLM's extension: each choice (each streamed chunk) also carries the generated tokens'
+    /// ids as `token_ids`, so a validator can audit exactly what the model produced.
+    pub return_token_ids: Option<bool>,
     pub seed: Option<u64>,
     pub stop: Option<OneOrMany<String>>,
     pub logprobs: Option<bool>,
@@ -127,6 +130,9 @@ pub struct CompletionRequest {
     pub repetition_penalty: Option<f32>,
     /// vLLM's extension: keep generating past end-of-sequence tokens (for benchmarks).
     pub ignore_eos: Option<bool>,
+    /// vLLM's extension: each choice (each streamed chunk) also carries the generated tokens'
+    /// ids as `token_ids`, so a validator can audit exactly what the model produced.
+    pub return_token_ids: Option<bool>,
     pub seed: Option<u64>,
     pub stop: Option<OneOrMany<String>>,
     pub logprobs: Option<u32>,

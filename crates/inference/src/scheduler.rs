@@ -45,11 +45,14 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// What a request's receiver gets, in order: text pieces, then one `Done` or `Failed`.
+/// What a request's receiver gets, in order: text pieces (each generated token's id just
+/// before the text it released), then one `Done` or `Failed`.
 #[derive(Debug)]
 pub enum Event {
     /// The first generated token was sampled (the prompt is in).
     Started,
+    /// A generated token's id (an end-of-turn token included), for clients that ask for ids.
+    Token(u32),
     Text(String),
     Done(Usage),
     Failed(InferenceError),
@@ -326,6 +329,9 @@ impl Worker {
                 .inc();
             self.count_token(now);
         }
+        if let Some(token) = step.token {
+            let _ = events.send(Event::Token(token));
+        }
         if !step.text.is_empty() {
             let _ = events.send(Event::Text(step.text));
         }
@@ -397,7 +403,7 @@ mod tests {
                 .blocking_recv()
                 .expect("the worker ended the stream early")
             {
-                Event::Started => {}
+                Event::Started | Event::Token(_) => {}
                 Event::Text(t) => text.push_str(&t),
                 Event::Done(usage) => return (text, usage),
                 Event::Failed(e) => panic!("generation failed: {e}"),

@@ -346,7 +346,7 @@ async fn serve_api(
     };
     let explicit = api.explicit;
     let registry = metrics.registry().clone();
-    match aicoin_api::start(api, metrics.inference.clone(), registry, services.stopped()).await {
+    match aicoin_api::start(api, metrics.inference.clone(), registry, None, services.stopped()).await {
         Ok(server) => Ok(Some(server)),
         Err(e) if !explicit => {
             tracing::warn!(error = %e, "not serving the inference API");

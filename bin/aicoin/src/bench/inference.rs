@@ -127,7 +127,7 @@ async fn round(
                 while let Some(event) = events.recv().await {
                     match event {
                         Event::Started => first = Some(Instant::now()),
-                        Event::Text(_) => {}
+                        Event::Token(_) | Event::Text(_) => {}
                         Event::Done(usage) => {
                             let first = first.ok_or_else(|| eyre!("no first token"))?;
                             return Ok(Stream {
