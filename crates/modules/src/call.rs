@@ -20,12 +20,15 @@ fn log_gas(log: &Log) -> u64 {
 }
 
 /// Why a call stops short of returning.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum Exit {
     /// Reverts with this reason (state changes undone, remaining gas kept by the caller).
+    #[error("reverted: {0}")]
     Revert(String),
+    #[error("out of gas")]
     OutOfGas,
     /// The state could not be read: the block cannot be executed at all.
+    #[error("{0}")]
     Fatal(String),
 }
 

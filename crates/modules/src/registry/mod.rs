@@ -7,6 +7,7 @@ mod report;
 mod settle;
 pub mod score;
 pub mod state;
+pub mod view;
 
 use aicoin_primitives::{
     modules::SYSTEM_ADDRESS,

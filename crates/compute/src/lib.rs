@@ -1,0 +1,20 @@
+//! Proof-of-compute off the chain: what validators and providers run beside the chain module
+//! (`aicoin_modules::registry`).
+//!
+//! - [`signed`]: requests signed by a node key, and the access policy a provider serves behind
+//!   (unpaid inference only for the network's validators and gateways);
+//! - [`jobs`]: challenge jobs that look like real traffic, drawn from a seed;
+//! - [`client`]: one streamed, signed job against a provider, timed;
+//! - [`audit`]: one teacher-forced pass of prompt + claimed answer on the auditor's own model;
+//! - [`prober`]: a validator's epoch of probes, audits and its report transaction;
+//! - [`provider`]: a provider registering (or updating) itself;
+//! - [`tx`]: signing and sending a module call through the node's JSON-RPC.
+
+pub mod audit;
+pub mod client;
+pub mod jobs;
+pub mod prober;
+pub mod provider;
+pub mod signed;
+pub mod tx;
+pub mod view;
