@@ -1,15 +1,21 @@
-//! `aicoin devnet --validators 3`: a local replicated cluster on one machine, to try failover.
-//! Writes one chain spec naming every validator as an authority (with the dev accounts
-//! prefunded), starts each validator as its own `aicoin node` process, and prints their URLs and
-//! PIDs; `kill -9` one and watch the others carry on.
+//! `aicoin devnet --validators 3 --providers 2`: a local network on one machine. Writes one
+//! chain spec naming every validator as an authority (with the dev accounts prefunded, and
+//! each provider's key funded for its stake), starts each validator and each compute provider
+//! as its own `aicoin node` process, and prints their URLs and PIDs; `kill -9` one and watch
+//! the others carry on, or watch the providers being measured, audited and paid each epoch
+//! (`aic_providers`).
 
 use std::{
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
 };
 
+use aicoin_inference::LocalModel;
 use aicoin_node::{DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, load_or_create_validator_key};
-use aicoin_primitives::{AICOIN_CHAIN_ID, ChainSpec, dev::dev_signers};
+use aicoin_primitives::{
+    AIC, AICOIN_CHAIN_ID, ChainSpec, GenesisAccount, dev::dev_signers, registry::ListedModel,
+};
+use alloy_primitives::U256;
 use clap::Args;
 use eyre::{WrapErr, bail};
 
@@ -18,6 +24,22 @@ pub struct DevnetArgs {
     /// How many validators (3 or 5 to survive one or two failures).
     #[arg(long, env = "AICOIN_DEVNET_VALIDATORS", default_value_t = 3)]
     validators: usize,
+    /// How many compute providers (full nodes serving the models with `--provide`).
+    #[arg(long, env = "AICOIN_DEVNET_PROVIDERS", default_value_t = 0)]
+    providers: usize,
+    /// Blocks per proof-of-compute epoch [default: the chain's 100].
+    #[arg(long, env = "AICOIN_DEVNET_EPOCH_BLOCKS")]
+    epoch_blocks: Option<u64>,
+    /// The model the providers serve and the validators audit with: a GGUF file or model
+    /// directory [default: every model in the models directory].
+    #[arg(long, env = "AICOIN_MODEL")]
+    model: Option<PathBuf>,
+    /// Where fetched models are [default: ~/.local/share/aicoin/models].
+    #[arg(long, env = "AICOIN_MODELS_DIR")]
+    models_dir: Option<PathBuf>,
+    /// Inference API port of the first provider; the others count up.
+    #[arg(long, default_value_t = 8080)]
+    api_port: u16,
     /// Where the validators' data dirs and the chain spec go [default: ~/.local/share/aicoin/devnet].
     #[arg(long, env = "AICOIN_DEVNET_DIR")]
     dir: Option<PathBuf>,
@@ -36,35 +58,93 @@ pub struct DevnetArgs {
     prepare: bool,
 }
 
-struct Validator {
+/// AIC each provider's key is given at genesis, for its stake.
+const PROVIDER_FUNDS_AIC: u64 = 1_000;
+
+/// One node process of the devnet.
+struct Node {
     name: String,
     dir: PathBuf,
     args: Vec<String>,
     rpc_port: u16,
-    admin_port: u16,
+    /// The cluster admin port of a validator, the inference API port of a provider.
+    port: u16,
+    provider: bool,
 }
 
-fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Validator>> {
+/// The key of the node whose data dir is `dir` (created on first use).
+fn node_key(dir: &Path) -> eyre::Result<alloy_primitives::Address> {
+    std::fs::create_dir_all(dir).wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+    Ok(load_or_create_validator_key(dir)?.0.address())
+}
+
+/// The models the providers serve: `--model`, else the models directory's text models.
+fn models(args: &DevnetArgs) -> eyre::Result<Vec<LocalModel>> {
+    let dir = crate::model::ModelsDir {
+        data_dir: None,
+        models_dir: args.models_dir.clone(),
+    };
+    let given: Vec<String> = args.model.iter().map(|p| p.display().to_string()).collect();
+    Ok(crate::model::resolve(&dir, &given)?
+        .into_iter()
+        .filter(|m| m.kind == aicoin_inference::ModelKind::Text)
+        .collect())
+}
+
+fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
     if !(1..=16).contains(&args.validators) {
         bail!("--validators must be between 1 and 16");
     }
+    if args.providers > 16 {
+        bail!("--providers must be at most 16");
+    }
+    let models = models(args)?;
+    if args.providers > 0 && models.is_empty() {
+        bail!("--providers needs a model: `aicoin model fetch smollm2`, or --model PATH");
+    }
     let mut addresses = Vec::new();
     for i in 0..args.validators {
-        let node_dir = dir.join(format!("node-{}", i + 1));
-        std::fs::create_dir_all(&node_dir)
-            .wrap_err_with(|| format!("cannot create {}", node_dir.display()))?;
-        let (key, _) = load_or_create_validator_key(&node_dir)?;
-        addresses.push(key.address());
+        addresses.push(node_key(&dir.join(format!("node-{}", i + 1)))?);
+    }
+    let mut provider_keys = Vec::new();
+    for i in 0..args.providers {
+        provider_keys.push(node_key(&dir.join(format!("provider-{}", i + 1)))?);
     }
     let spec_path = dir.join("chain.json");
     if !spec_path.exists() {
         let dev: Vec<_> = dev_signers()?.iter().map(|s| s.address()).collect();
         let mut spec = ChainSpec::local(AICOIN_CHAIN_ID, addresses[0], &dev);
         spec.authorities = addresses.clone();
+        for key in &provider_keys {
+            spec.genesis.alloc.insert(
+                *key,
+                GenesisAccount {
+                    balance: AIC * U256::from(PROVIDER_FUNDS_AIC),
+                    ..Default::default()
+                },
+            );
+        }
+        if let Some(blocks) = args.epoch_blocks {
+            spec.params
+                .insert("epochLength".into(), U256::from(blocks.max(1)));
+        }
+        for model in &models {
+            // The default list holds the catalog's models; any other counts one unit a token.
+            if !spec.models.iter().any(|m| m.id == model.id) {
+                spec.models.push(ListedModel {
+                    id: model.id.clone(),
+                    units: 1,
+                });
+            }
+        }
         std::fs::write(&spec_path, serde_json::to_string_pretty(&spec)?)?;
     }
+    let model_args: Vec<String> = models
+        .iter()
+        .flat_map(|m| ["--model".to_string(), m.path.display().to_string()])
+        .collect();
     let port = |base: u16, i: usize| base + i as u16;
-    let mut validators = Vec::new();
+    let mut nodes = Vec::new();
     for i in 0..args.validators {
         let name = format!("node-{}", i + 1);
         let peers: Vec<_> = (0..args.validators)
@@ -103,15 +183,54 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Validator>> {
             "--peers".into(),
             serde_json::to_string(&peers)?,
         ];
-        validators.push(Validator {
+        let mut node_args = node_args;
+        node_args.extend(model_args.iter().cloned());
+        nodes.push(Node {
             name,
             dir: node_dir,
             args: node_args,
             rpc_port: port(args.rpc_port, i),
-            admin_port: port(args.sync_port, i) + 100,
+            port: port(args.sync_port, i) + 100,
+            provider: false,
         });
     }
-    Ok(validators)
+    let bootnodes: Vec<String> = (0..args.validators)
+        .map(|j| format!("http://127.0.0.1:{}", port(args.sync_port, j)))
+        .collect();
+    for i in 0..args.providers {
+        let name = format!("provider-{}", i + 1);
+        let node_dir = dir.join(&name);
+        let rpc_port = port(args.rpc_port, args.validators + i);
+        let api_port = port(args.api_port, i);
+        let mut node_args = vec![
+            "node".to_string(),
+            "--chain".into(),
+            spec_path.display().to_string(),
+            "--data-dir".into(),
+            node_dir.display().to_string(),
+            "--role".into(),
+            "full".into(),
+            "--bootnodes".into(),
+            bootnodes.join(","),
+            "--rpc-port".into(),
+            rpc_port.to_string(),
+            "--api-port".into(),
+            api_port.to_string(),
+            "--block-interval".into(),
+            args.block_interval.to_string(),
+            "--provide".into(),
+        ];
+        node_args.extend(model_args.iter().cloned());
+        nodes.push(Node {
+            name,
+            dir: node_dir,
+            args: node_args,
+            rpc_port,
+            port: api_port,
+            provider: true,
+        });
+    }
+    Ok(nodes)
 }
 
 pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
@@ -121,9 +240,9 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             .join("aicoin")
             .join("devnet")
     });
-    let validators = prepare(&args, &dir)?;
+    let nodes = prepare(&args, &dir)?;
     if args.prepare {
-        let nodes: Vec<_> = validators
+        let nodes: Vec<_> = nodes
             .iter()
             .map(|v| serde_json::json!({ "name": v.name, "data_dir": v.dir, "args": v.args }))
             .collect();
@@ -138,12 +257,13 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     }
     let exe = std::env::current_exe()?;
     let mut children: Vec<Child> = Vec::new();
+    let validators = nodes.iter().filter(|n| !n.provider).count();
     println!(
-        "AICoin devnet: {} validators in {}",
-        validators.len(),
+        "AICoin devnet: {validators} validators, {} providers in {}",
+        nodes.len() - validators,
         dir.display()
     );
-    for v in &validators {
+    for v in &nodes {
         let log = std::fs::File::create(v.dir.join("node.log"))?;
         let child = Command::new(&exe)
             .args(&v.args)
@@ -152,12 +272,16 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
             .stdin(Stdio::null())
             .spawn()
             .wrap_err_with(|| format!("cannot start {}", v.name))?;
+        let role = match v.provider {
+            true => "API  ",
+            false => "admin",
+        };
         println!(
-            "  {}  pid {:<7}  RPC http://127.0.0.1:{}  admin http://127.0.0.1:{}  log {}",
+            "  {:<10}  pid {:<7}  RPC http://127.0.0.1:{}  {role} http://127.0.0.1:{}  log {}",
             v.name,
             child.id(),
             v.rpc_port,
-            v.admin_port,
+            v.port,
             v.dir.join("node.log").display()
         );
         children.push(child);
@@ -165,8 +289,14 @@ pub async fn run(args: DevnetArgs) -> eyre::Result<()> {
     println!();
     println!(
         "Status: aicoin cluster status --admin-url http://127.0.0.1:{}",
-        validators[0].admin_port
+        nodes[0].port
     );
+    if nodes.len() > validators {
+        println!(
+            "Providers: aicoin provider status --rpc-url http://127.0.0.1:{} (all of them: aic_providers)",
+            nodes[0].rpc_port
+        );
+    }
     println!("Try failover: kill -9 the leader's pid; a new leader produces within seconds.");
     println!("Dev accounts (test … junk mnemonic) hold 10,000 AIC each. Ctrl-C stops the devnet.");
     crate::node::wait_for_shutdown_signal().await?;

@@ -169,8 +169,8 @@ async fn measure_epoch(
     for provider in &providers {
         let mut outcomes = Vec::new();
         for _ in 0..settings.jobs {
-            let job = generator.next_job();
             let model = provider.models[generator.rng().random_range(0..provider.models.len())].clone();
+            let job = fitting_job(&mut generator, ctx.config.models.get(&model));
             let delay = duration.mul_f64(generator.rng().random_range(0.0..0.5));
             let ctx = ctx.clone();
             let url = provider.api_url.clone();
@@ -207,6 +207,27 @@ async fn measure_epoch(
         return;
     }
     submit(&ctx, epoch, measurements).await;
+}
+
+/// The next job whose prompt and answer fit the model's context (as the auditor's copy
+/// tokenizes it; any job when the auditor lacks the model).
+fn fitting_job(generator: &mut JobGenerator, model: Option<&Arc<TextModel>>) -> Job {
+    let fits = |job: &Job, model: &TextModel| {
+        model
+            .chat_prompt(&job.chat_messages())
+            .and_then(|prompt| model.encode(&prompt))
+            .is_ok_and(|ids| ids.len() + job.max_tokens <= model.context_length)
+    };
+    let mut job = generator.next_job();
+    if let Some(model) = model {
+        for _ in 0..32 {
+            if fits(&job, model) {
+                break;
+            }
+            job = generator.next_job();
+        }
+    }
+    job
 }
 
 /// A provider's measurement from its jobs' outcomes, auditing a sample; returns it with the

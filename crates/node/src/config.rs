@@ -9,10 +9,11 @@ use std::{
 };
 
 use aicoin_api::ApiConfig;
+use aicoin_inference::{LocalModel, WeightFormat};
 use aicoin_primitives::{AICOIN_CHAIN_ID, ChainSpec, DEFAULT_GAS_LIMIT};
 use aicoin_rpc::{RpcLimits, RpcServerConfig};
 use aicoin_txpool::PoolConfig;
-use alloy_primitives::Address;
+use alloy_primitives::{Address, U256};
 use serde::{Deserialize, Serialize};
 
 /// Default JSON-RPC port (the spec's).
@@ -117,6 +118,46 @@ pub enum ConfigError {
     AdvertiseUrl(String),
     #[error("--peers: peer {0:?} needs a host and a non-zero sync_port")]
     PeerAddress(String),
+    #[error("--provide needs models to serve (`aicoin model fetch`, or --model) and the API on")]
+    ProvideWithoutModels,
+    #[error("--provide-url must be an http:// or https:// URL, got {0:?}")]
+    ProvideUrl(String),
+}
+
+/// Serving the node's models to the network as a compute provider (`--provide`): the API
+/// admits only requests signed by the chain's validators (and gateways), and the node keeps
+/// itself registered in the compute registry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProvideConfig {
+    /// The API URL others reach this provider at [default: the API's own address].
+    pub api_url: Option<String>,
+    /// Receives this provider's rewards [default: the node's key address].
+    pub payout: Option<Address>,
+    /// Register as a GPU provider (counted only when the measured throughput backs it).
+    pub gpu: bool,
+    /// The stake to lock [default: the chain's `minStake`].
+    pub stake: Option<U256>,
+}
+
+/// A validator's probing of the compute providers (on by default for validators).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeConfig {
+    pub enabled: bool,
+    /// The validator's own copies of the models, to audit answers with (an answer of a model it
+    /// lacks is measured but not audited).
+    pub audit_models: Vec<LocalModel>,
+    /// How the audit copies' weights are held: as providers hold theirs by default.
+    pub weights: WeightFormat,
+}
+
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            audit_models: Vec::new(),
+            weights: WeightFormat::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -156,6 +197,10 @@ pub struct NodeConfig {
     pub metrics_port: Option<u16>,
     /// Serve these models over the OpenAI-compatible API; off when `None`.
     pub api: Option<ApiConfig>,
+    /// Serve them to the network as a compute provider; off when `None`.
+    pub provide: Option<ProvideConfig>,
+    /// A validator's probes and audits of the providers.
+    pub probe: ProbeConfig,
     /// A chain spec to start from instead of the one built from the flags above (chain id,
     /// `dev`) with this node's validator as the only authority.
     pub chain_spec: Option<ChainSpec>,
@@ -186,6 +231,8 @@ impl NodeConfig {
             rpc_limits: RpcLimits::default(),
             metrics_port: None,
             api: None,
+            provide: None,
+            probe: ProbeConfig::default(),
             chain_spec: None,
         }
     }
@@ -221,6 +268,18 @@ impl NodeConfig {
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
             return Err(ConfigError::DuplicateNodeId(w[0].to_string()));
+        }
+        if let Some(provide) = &self.provide {
+            if self.api.is_none() {
+                return Err(ConfigError::ProvideWithoutModels);
+            }
+            if let Some(url) = provide
+                .api_url
+                .as_deref()
+                .filter(|url| !(url.starts_with("http://") || url.starts_with("https://")))
+            {
+                return Err(ConfigError::ProvideUrl(url.to_string()));
+            }
         }
         if self.role == Role::Full && self.bootnodes.is_empty() {
             return Err(ConfigError::FullWithoutBootnodes);

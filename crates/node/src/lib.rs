@@ -10,6 +10,7 @@ mod key;
 mod ledger;
 mod metrics;
 mod producer;
+mod compute;
 mod roles;
 mod services;
 
@@ -30,8 +31,8 @@ pub use aicoin_cluster;
 pub use aicoin_primitives::NewBlock;
 pub use chain::{BlockTimings, Chain, ChainError, Committed, Produced, Proposal, Sealer};
 pub use config::{
-    ConfigError, DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, Role,
-    default_data_dir, parse_peers,
+    ConfigError, DEFAULT_RPC_PORT, DEFAULT_SYNC_PORT, NodeConfig, PeerConfig, ProbeConfig,
+    ProvideConfig, Role, default_data_dir, parse_peers,
 };
 pub use key::{KeyError, VALIDATOR_KEY_FILE, load_or_create as load_or_create_validator_key};
 pub use metrics::NodeMetrics;
@@ -199,6 +200,10 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let beneficiary = config.miner_address.unwrap_or(identity.key.address());
     let mut services = Services::new();
 
+    let access = config
+        .provide
+        .as_ref()
+        .map(|_| compute::provider_access(store.clone()));
     let rpc_state = RpcState {
         store,
         pool: pool.clone(),
@@ -212,7 +217,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     };
     let rpc_addr = serve_rpc(&config, rpc_state, &metrics, &mut services).await?;
     let metrics_addr = serve_metrics(&config, &metrics, &services).await?;
-    let api = serve_api(&config, &metrics, &services).await?;
+    let api = serve_api(&config, &metrics, access, &services).await?;
 
     let core = Core {
         sealer: Sealer {
@@ -236,6 +241,12 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         _ if config.replicated() => roles::start_replicated(&config, &core, &mut services).await?,
         _ => roles::start_standalone(&config, &core, &mut services).await?,
     };
+    if config.role != Role::Full && config.probe.enabled {
+        compute::start_prober(&config, &core, &mut services);
+    }
+    if let Some(api) = &api {
+        compute::start_provider(&config, &core, api, &mut services);
+    }
     tracing::info!(%rpc_addr, validator = %identity.key.address(), chain_id = identity.spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,
@@ -339,6 +350,7 @@ async fn serve_metrics(
 async fn serve_api(
     config: &NodeConfig,
     metrics: &NodeMetrics,
+    access: Option<Arc<dyn aicoin_api::Access>>,
     services: &Services,
 ) -> Result<Option<ApiServer>, NodeError> {
     let Some(api) = config.api.clone() else {
@@ -346,7 +358,7 @@ async fn serve_api(
     };
     let explicit = api.explicit;
     let registry = metrics.registry().clone();
-    match aicoin_api::start(api, metrics.inference.clone(), registry, None, services.stopped()).await {
+    match aicoin_api::start(api, metrics.inference.clone(), registry, access, services.stopped()).await {
         Ok(server) => Ok(Some(server)),
         Err(e) if !explicit => {
             tracing::warn!(error = %e, "not serving the inference API");

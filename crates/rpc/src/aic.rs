@@ -1,18 +1,62 @@
-//! The `aic_` namespace: AICoin's own reads. The chain modules and their addresses, and the
-//! chain parameters as the state of any block holds them (the same values `IParams` returns to
-//! an `eth_call` at that block).
+//! The `aic_` namespace: AICoin's own reads. The chain modules and their addresses, the chain
+//! parameters as the state of any block holds them (the same values `IParams` returns to an
+//! `eth_call` at that block), and the compute providers and epoch as the registry holds them.
 
 use std::{collections::BTreeMap, sync::Arc};
 
+use aicoin_modules::{
+    Exit,
+    registry::{state::Status, view},
+    store::ReadOnly,
+};
 use aicoin_primitives::{
     PARAMS, Params,
-    modules::{MODULES, PARAMS_ADDRESS},
+    modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS},
 };
 use alloy_eips::BlockId;
-use alloy_primitives::{Address, U256};
+use aicoin_storage::StoreError;
+use alloy_primitives::{Address, B256, U256};
 use jsonrpsee::proc_macros::rpc;
 
-use crate::{block_id::state_block, error::RpcResult, state::RpcState};
+use crate::{
+    block_id::state_block,
+    error::{RpcError, RpcResult},
+    state::RpcState,
+};
+
+/// A compute provider as `aic_providers` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProviderInfo {
+    pub address: Address,
+    pub payout: Address,
+    pub api_url: String,
+    pub models: Vec<String>,
+    /// `cpu` or `gpu` (as registered; scored as GPU only when the measured rate backs it).
+    pub hardware: String,
+    /// `active`, `leaving` (stake unbonding) or `left`.
+    pub status: String,
+    pub stake: U256,
+    pub registered_at: u64,
+    /// The block since which it has been up without a break (0: not up).
+    pub up_since: u64,
+    pub unbonding_epoch: u64,
+    /// The last settled epoch it was measured in, its score (0-10,000) and reward there.
+    pub last_epoch: u64,
+    pub last_score: u64,
+    pub last_reward: U256,
+    /// Epochs in which it failed its audits (each slashed).
+    pub audit_failures: u64,
+}
+
+/// The current proof-of-compute epoch.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EpochInfo {
+    pub epoch: u64,
+    /// Its last block: the one whose end settles the previous epoch.
+    pub last_block: u64,
+}
 
 #[rpc(server, namespace = "aic")]
 pub trait AicApi {
@@ -23,6 +67,14 @@ pub trait AicApi {
     /// Every chain parameter by name, at `block` (default `latest`).
     #[method(name = "getParams")]
     fn get_params(&self, block: Option<BlockId>) -> RpcResult<BTreeMap<String, U256>>;
+
+    /// Every compute provider ever registered, at `block` (default `latest`).
+    #[method(name = "providers")]
+    fn providers(&self, block: Option<BlockId>) -> RpcResult<Vec<ProviderInfo>>;
+
+    /// The proof-of-compute epoch at `block` (default `latest`).
+    #[method(name = "epoch")]
+    fn epoch(&self, block: Option<BlockId>) -> RpcResult<EpochInfo>;
 }
 
 #[derive(Debug, Clone)]
@@ -58,5 +110,65 @@ impl AicApiServer for AicRpc {
                 )
             })
             .collect())
+    }
+
+    fn providers(&self, block: Option<BlockId>) -> RpcResult<Vec<ProviderInfo>> {
+        let providers = self.registry(block, |slots| view::providers(slots))?;
+        Ok(providers
+            .into_iter()
+            .map(|p| ProviderInfo {
+                address: p.address,
+                payout: p.payout,
+                api_url: p.api_url,
+                models: p.models,
+                hardware: match p.hardware {
+                    1 => "gpu",
+                    _ => "cpu",
+                }
+                .to_string(),
+                status: match p.status {
+                    Status::None => "none",
+                    Status::Active => "active",
+                    Status::Leaving => "leaving",
+                    Status::Left => "left",
+                }
+                .to_string(),
+                stake: p.stake,
+                registered_at: p.registered_at,
+                up_since: p.up_since,
+                unbonding_epoch: p.unbonding_epoch,
+                last_epoch: p.last_epoch,
+                last_score: p.last_score,
+                last_reward: p.last_reward,
+                audit_failures: p.audit_failures,
+            })
+            .collect())
+    }
+
+    fn epoch(&self, block: Option<BlockId>) -> RpcResult<EpochInfo> {
+        let epoch = self.registry(block, |slots| view::epoch(slots))?;
+        Ok(EpochInfo {
+            epoch: epoch.number,
+            last_block: epoch.last_block,
+        })
+    }
+}
+
+/// The registry's storage at one block, read slot by slot.
+type RegistrySlots<'a> = ReadOnly<&'a mut dyn FnMut(B256) -> Result<U256, StoreError>>;
+
+impl AicRpc {
+    /// Runs `read` over the registry's storage at `block`.
+    fn registry<T>(
+        &self,
+        block: Option<BlockId>,
+        read: impl FnOnce(&mut RegistrySlots<'_>) -> Result<T, Exit>,
+    ) -> RpcResult<T> {
+        let reader = self.state.reader()?;
+        let number = state_block(&reader, block)?;
+        let state = reader.state_at(number)?;
+        let mut load = |slot: B256| state.storage(&REGISTRY_ADDRESS, &slot.into());
+        read(&mut ReadOnly(&mut load))
+            .map_err(|e| RpcError::Internal(format!("reading the compute registry: {e}")))
     }
 }

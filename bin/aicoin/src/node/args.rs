@@ -312,3 +312,65 @@ impl ClusterArgs {
         Ok(())
     }
 }
+
+fn enabled() -> bool {
+    true
+}
+
+/// Serving the node's models to the network as a compute provider. In the config file these
+/// are the `[provide]` table (`url`, `payout`, `gpu`, `stake`), which turns providing on unless
+/// it says `enabled = false`.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProvideArgs {
+    /// Serve the node's models to the network as a compute provider: register in the compute
+    /// registry with a stake, and answer only requests signed by the chain's validators.
+    #[arg(long = "provide", env = "AICOIN_PROVIDE")]
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// The URL the network reaches this provider's API at [default: the API's address].
+    #[arg(long = "provide-url", env = "AICOIN_PROVIDE_URL")]
+    pub url: Option<String>,
+    /// Receives this provider's rewards [default: the node's key address].
+    #[arg(long, env = "AICOIN_PAYOUT")]
+    pub payout: Option<Address>,
+    /// Register as a GPU provider (the full score counts only when the measured throughput
+    /// backs the claim).
+    #[arg(long = "provide-gpu", env = "AICOIN_PROVIDE_GPU")]
+    #[serde(default)]
+    pub gpu: bool,
+    /// The stake to lock, in AIC [default: the chain's minStake].
+    #[arg(long, env = "AICOIN_STAKE")]
+    pub stake: Option<String>,
+}
+
+impl ProvideArgs {
+    pub fn or(self, file: Self) -> Self {
+        Self {
+            enabled: self.enabled || file.enabled,
+            url: self.url.or(file.url),
+            payout: self.payout.or(file.payout),
+            gpu: self.gpu || file.gpu,
+            stake: self.stake.or(file.stake),
+        }
+    }
+
+    pub fn apply(&self, c: &mut NodeConfig) -> eyre::Result<()> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let stake = self
+            .stake
+            .as_deref()
+            .map(aicoin_wallet::parse_aic)
+            .transpose()
+            .map_err(|e| eyre::eyre!("--stake: {e}"))?;
+        c.provide = Some(aicoin_node::ProvideConfig {
+            api_url: self.url.clone(),
+            payout: self.payout,
+            gpu: self.gpu,
+            stake,
+        });
+        Ok(())
+    }
+}

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 mod args;
 
-pub use args::{ChainArgs, ClusterArgs, PoolArgs, RpcArgs};
+pub use args::{ChainArgs, ClusterArgs, PoolArgs, ProvideArgs, RpcArgs};
 
 #[derive(Debug, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -55,6 +55,13 @@ pub struct NodeArgs {
     #[command(flatten)]
     #[serde(flatten)]
     models: ModelArgs,
+    #[command(flatten)]
+    #[serde(default)]
+    provide: ProvideArgs,
+    /// Do not probe and audit the compute providers (validators do by default).
+    #[arg(long, env = "AICOIN_NO_PROBE")]
+    #[serde(default)]
+    no_probe: bool,
 }
 
 impl NodeArgs {
@@ -78,6 +85,8 @@ impl NodeArgs {
             no_api: self.no_api || file.no_api,
             api: self.api.or(file.api),
             models: self.models.or(file.models),
+            provide: self.provide.or(file.provide),
+            no_probe: self.no_probe || file.no_probe,
         })
     }
 
@@ -118,6 +127,13 @@ impl NodeArgs {
         a.pool.apply(&mut c);
         a.cluster.apply(&mut c)?;
         c.metrics_port = a.metrics_port;
+        a.provide.apply(&mut c)?;
+        c.probe.enabled = !a.no_probe;
+        if c.role != aicoin_node::Role::Full && c.probe.enabled {
+            let data_dir = a.chain.data_dir.as_deref();
+            c.probe.audit_models = crate::model::resolve(&a.models.models_dir(data_dir), &a.models.model)?;
+            c.probe.weights = a.models.weight_format();
+        }
         if !a.no_api {
             let data_dir = a.chain.data_dir.as_deref();
             c.api = a.api.config(&a.models, data_dir)?;
@@ -310,6 +326,9 @@ mod tests {
             "metrics-port",
             "model",
             "models-dir",
+            "provide-url",
+            "payout",
+            "stake",
         ];
         let documented = documented_defaults();
         for (flag, shown) in &documented {

@@ -6,6 +6,7 @@ mod bad_input;
 mod blocks;
 mod cluster;
 mod common;
+mod compute;
 mod config;
 mod docs;
 mod inference;

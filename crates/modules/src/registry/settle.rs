@@ -5,7 +5,8 @@
 //! 1. per provider and figure, the median over the validators that reported it;
 //! 2. a failed audit (the median validator saw one) zeroes the score and slashes `slashBps` of
 //!    the stake to the treasury;
-//! 3. the score parts and the score ([`score`](super::score));
+//! 3. the score parts and the score ([`score`](super::score)); a provider that answered under
+//!    half its jobs was down, and scores 0 for the epoch;
 //! 4. the pot paid pro rata to score (rounding dust carries to the next epoch's pot), or, if no
 //!    provider scored, to the settling block's miner.
 
@@ -53,6 +54,8 @@ pub fn end_block(
 struct Entry {
     provider: Provider,
     record: EpochRecord,
+    /// It answered at least half its jobs: only then does the epoch pay it.
+    up: bool,
 }
 
 fn settle(
@@ -105,8 +108,8 @@ fn settle(
             None => (0, 0),
         };
         let measured = !reports.is_empty();
+        let up = measured && 2 * median.answered as u64 >= median.jobs as u64;
         if measured {
-            let up = 2 * median.answered as u64 >= median.jobs as u64;
             provider.up_since = match (up, provider.up_since) {
                 (true, 0) => block,
                 (true, since) => since,
@@ -130,7 +133,11 @@ fn settle(
             reward: U256::ZERO,
             slashed: U256::ZERO,
         };
-        entries.push(Entry { provider, record });
+        entries.push(Entry {
+            provider,
+            record,
+            up,
+        });
     }
 
     // Utilization and throughput are relative to the best provider that passed its audits.
@@ -154,12 +161,17 @@ fn settle(
         };
         record.utilization = parts.utilization;
         record.throughput = parts.throughput;
-        record.score = score::score(
-            &parts,
-            &weights,
-            entry.provider.hardware == GPU,
-            record.median.rate,
-        );
+        // A provider that was down (answered under half its jobs) keeps its parts on record
+        // but earns nothing for the epoch: its past answers do not pay for this one.
+        record.score = match entry.up {
+            true => score::score(
+                &parts,
+                &weights,
+                entry.provider.hardware == GPU,
+                record.median.rate,
+            ),
+            false => 0,
+        };
         total += record.score as u128;
     }
 
@@ -168,6 +180,7 @@ fn settle(
     for Entry {
         mut provider,
         mut record,
+        ..
     } in entries
     {
         if total > 0 && record.score > 0 {

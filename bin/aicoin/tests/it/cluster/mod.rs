@@ -23,7 +23,7 @@ use crate::common::{DEADLINE, NodeProcess, aicoin, dev_key, transfer};
 /// Held by each cluster test for its whole run: three validators with sub-second raft timers
 /// share two cores with the rest of the suite, and two clusters at once would starve each other
 /// into elections nobody asked for.
-async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+pub(crate) async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
     static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     CLUSTER.lock().await
 }
@@ -32,7 +32,7 @@ async fn one_cluster_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
 /// (32768 and up by default), where binds to port 0 (other tests' nodes, the proxies) never
 /// land, and each is handed out once per test process; it was free when handed out. Ports taken
 /// from port 0 and released could be given to another socket before the node binds them.
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::sync::atomic::{AtomicU32, Ordering};
     const FIRST: u32 = 20_000;
     const SPAN: u32 = 12_000;
@@ -49,7 +49,7 @@ fn free_port() -> u16 {
 }
 
 /// One validator's fixed identity and ports, so it restarts as itself.
-struct Slot {
+pub(crate) struct Slot {
     data_dir: PathBuf,
     address: Address,
     sync_port: u16,
@@ -72,7 +72,7 @@ impl Slot {
 }
 
 /// The key `aicoin devnet --prepare` wrote for the validator in `data_dir`.
-fn validator_key(data_dir: &Path) -> PrivateKeySigner {
+pub(crate) fn validator_key(data_dir: &Path) -> PrivateKeySigner {
     std::fs::read_to_string(data_dir.join("validator.key"))
         .unwrap()
         .trim()
@@ -213,7 +213,7 @@ fn cluster_command(home: &Path, slot: &Slot, args: &[&str]) -> (bool, String) {
 }
 
 /// Polls until `check` gives a value, failing the test at the deadline.
-async fn eventually<T, F, Fut>(what: &str, check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, check: F) -> T
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -232,7 +232,7 @@ where
 }
 
 /// The leader every validator in `asked` agrees on (its index in `slots`).
-async fn agreed_leader(slots: &[Slot], asked: &[usize]) -> usize {
+pub(crate) async fn agreed_leader(slots: &[Slot], asked: &[usize]) -> usize {
     eventually("one agreed leader", || async {
         let mut leader = None;
         for i in asked {
