@@ -56,12 +56,10 @@ pub async fn run(args: ProviderArgs) -> eyre::Result<()> {
         } => {
             let address = match (address, data_dir) {
                 (Some(address), _) => address,
-                (None, Some(dir)) => {
-                    aicoin_node::load_or_create_validator_key(&dir)
-                        .wrap_err_with(|| format!("cannot read the key in {}", dir.display()))?
-                        .0
-                        .address()
-                }
+                (None, Some(dir)) => aicoin_node::load_or_create_validator_key(&dir)
+                    .wrap_err_with(|| format!("cannot read the key in {}", dir.display()))?
+                    .0
+                    .address(),
                 (None, None) => bail!("say which provider: --address, or --data-dir of its node"),
             };
             status(&rpc.rpc_url, address, epochs, json).await
@@ -119,12 +117,17 @@ async fn status(url: &str, address: Address, epochs: u64, json: bool) -> eyre::R
             .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "provider": provider, "epoch": epoch, "epochs": rows }))?
+            serde_json::to_string_pretty(
+                &json!({ "provider": provider, "epoch": epoch, "epochs": rows })
+            )?
         );
         return Ok(());
     }
     let status = match provider.status.as_str() {
-        "leaving" => format!("leaving (stake unbonds at epoch {})", provider.unbonding_epoch),
+        "leaving" => format!(
+            "leaving (stake unbonds at epoch {})",
+            provider.unbonding_epoch
+        ),
         other => other.to_string(),
     };
     println!("Provider {}  {status}", provider.address);
@@ -152,8 +155,21 @@ async fn status(url: &str, address: Address, epochs: u64, json: bool) -> eyre::R
     println!();
     println!(
         "{:>6} {:>4} {:>5} {:>8} {:>8} {:>6} {:>7} {:>7} {:>11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>24}",
-        "epoch", "vals", "jobs", "answered", "audited", "failed", "ttft ms", "tokens", "rate",
-        "util", "thru", "uptime", "compl", "score", "reward (AIC)"
+        "epoch",
+        "vals",
+        "jobs",
+        "answered",
+        "audited",
+        "failed",
+        "ttft ms",
+        "tokens",
+        "rate",
+        "util",
+        "thru",
+        "uptime",
+        "compl",
+        "score",
+        "reward (AIC)"
     );
     for (e, r) in &records {
         let failed = match r.auditFailed {
@@ -162,12 +178,28 @@ async fn status(url: &str, address: Address, epochs: u64, json: bool) -> eyre::R
         };
         println!(
             "{:>6} {:>4} {:>5} {:>8} {:>8} {:>6} {:>7} {:>7} {:>11} {:>6} {:>6} {:>6} {:>6} {:>6} {:>24}",
-            e, r.reporters, r.median.jobs, r.median.answered, r.median.audited, failed,
-            r.median.ttftMs, r.median.tokens, r.median.rate, r.utilization, r.throughput,
-            r.uptime, r.completion, r.score, format_aic(r.reward),
+            e,
+            r.reporters,
+            r.median.jobs,
+            r.median.answered,
+            r.median.audited,
+            failed,
+            r.median.ttftMs,
+            r.median.tokens,
+            r.median.rate,
+            r.utilization,
+            r.throughput,
+            r.uptime,
+            r.completion,
+            r.score,
+            format_aic(r.reward),
         );
         if !r.slashed.is_zero() {
-            println!("{:>6} slashed {} AIC for failed audits", "", format_aic(r.slashed));
+            println!(
+                "{:>6} slashed {} AIC for failed audits",
+                "",
+                format_aic(r.slashed)
+            );
         }
     }
     Ok(())

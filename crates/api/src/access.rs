@@ -42,5 +42,6 @@ pub(crate) async fn guard(
     if let Err(e) = access.check(&parts, &bytes) {
         return e.into_response();
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }

@@ -135,7 +135,11 @@ pub async fn chat_completions(
             .map_err(|e| ApiError::from_submit(e, "messages"))
     })
     .await?;
-    let answer = Answer::new(Flavor::Chat, &request.model, request.return_token_ids.unwrap_or(false));
+    let answer = Answer::new(
+        Flavor::Chat,
+        &request.model,
+        request.return_token_ids.unwrap_or(false),
+    );
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
     Ok(match request.stream {
         true => stream(answer, events, include_usage),

@@ -122,7 +122,11 @@ pub async fn completions(
     })
     .await?;
     let echo = request.echo.unwrap_or(false).then_some(text).flatten();
-    let answer = Answer::new(Flavor::Completion { echo }, &request.model, request.return_token_ids.unwrap_or(false));
+    let answer = Answer::new(
+        Flavor::Completion { echo },
+        &request.model,
+        request.return_token_ids.unwrap_or(false),
+    );
     let include_usage = request.stream_options.is_some_and(|o| o.include_usage);
     Ok(match request.stream {
         true => stream(answer, events, include_usage),

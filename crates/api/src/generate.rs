@@ -206,50 +206,61 @@ pub fn stream(
     let head = stream::iter(first.into_iter().map(|v| Ok::<_, Infallible>(data(&v))));
     // Token ids wait for the chunk of the text they released (a piece held back for a
     // possible stop sequence comes later), the rest for the final chunk.
-    let body = stream::unfold(Some((answer, events, Vec::new())), move |state| async move {
-        let (answer, mut events, mut ids) = state?;
-        loop {
-            let event = events.recv().await;
-            let mut out: Vec<Value> = Vec::new();
-            let done = match event {
-                Some(GenerationEvent::Started) => continue,
-                Some(GenerationEvent::Token(id)) => {
-                    ids.push(id);
-                    continue;
-                }
-                Some(GenerationEvent::Text(piece)) => {
-                    let choice = answer.choice(Some(&piece), None, true);
-                    out.push(answer.envelope(vec![answer.with_ids(choice, &mut ids)], None, true));
-                    false
-                }
-                Some(GenerationEvent::Done(u)) => {
-                    let choice = answer.choice(None, Some(u.finish_reason), true);
-                    out.push(answer.envelope(vec![answer.with_ids(choice, &mut ids)], None, true));
-                    if let Some(u) = chunk_usage(Some(usage(&u))) {
-                        out.push(answer.envelope(Vec::new(), Some(u), true));
+    let body = stream::unfold(
+        Some((answer, events, Vec::new())),
+        move |state| async move {
+            let (answer, mut events, mut ids) = state?;
+            loop {
+                let event = events.recv().await;
+                let mut out: Vec<Value> = Vec::new();
+                let done = match event {
+                    Some(GenerationEvent::Started) => continue,
+                    Some(GenerationEvent::Token(id)) => {
+                        ids.push(id);
+                        continue;
                     }
-                    true
+                    Some(GenerationEvent::Text(piece)) => {
+                        let choice = answer.choice(Some(&piece), None, true);
+                        out.push(answer.envelope(
+                            vec![answer.with_ids(choice, &mut ids)],
+                            None,
+                            true,
+                        ));
+                        false
+                    }
+                    Some(GenerationEvent::Done(u)) => {
+                        let choice = answer.choice(None, Some(u.finish_reason), true);
+                        out.push(answer.envelope(
+                            vec![answer.with_ids(choice, &mut ids)],
+                            None,
+                            true,
+                        ));
+                        if let Some(u) = chunk_usage(Some(usage(&u))) {
+                            out.push(answer.envelope(Vec::new(), Some(u), true));
+                        }
+                        true
+                    }
+                    Some(GenerationEvent::Failed(e)) => {
+                        out.push(ApiError::from_inference(e, "messages").body());
+                        true
+                    }
+                    None => {
+                        out.push(ApiError::server("the generation ended without an answer").body());
+                        true
+                    }
+                };
+                if !include_usage {
+                    out.iter_mut().for_each(strip_usage);
                 }
-                Some(GenerationEvent::Failed(e)) => {
-                    out.push(ApiError::from_inference(e, "messages").body());
-                    true
+                let mut events_out: Vec<Event> = out.iter().map(data).collect();
+                if done {
+                    events_out.push(Event::default().data("[DONE]"));
+                    return Some((stream::iter(events_out), None));
                 }
-                None => {
-                    out.push(ApiError::server("the generation ended without an answer").body());
-                    true
-                }
-            };
-            if !include_usage {
-                out.iter_mut().for_each(strip_usage);
+                return Some((stream::iter(events_out), Some((answer, events, ids))));
             }
-            let mut events_out: Vec<Event> = out.iter().map(data).collect();
-            if done {
-                events_out.push(Event::default().data("[DONE]"));
-                return Some((stream::iter(events_out), None));
-            }
-            return Some((stream::iter(events_out), Some((answer, events, ids))));
-        }
-    })
+        },
+    )
     .flat_map(|events| events.map(Ok::<_, Infallible>));
     Sse::new(head.chain(body))
         .keep_alive(KeepAlive::default())

@@ -55,7 +55,10 @@ pub fn audit(
         return Ok(Verdict::fail(
             0,
             0.0,
-            format!("{} tokens where at most {max_tokens} were asked", claimed.len()),
+            format!(
+                "{} tokens where at most {max_tokens} were asked",
+                claimed.len()
+            ),
         ));
     }
     let last = claimed[claimed.len() - 1];
@@ -79,11 +82,19 @@ pub fn audit(
         }
         "stop" | "length" => {}
         other => {
-            return Ok(Verdict::fail(0, 0.0, format!("unknown finish_reason {other:?}")));
+            return Ok(Verdict::fail(
+                0,
+                0.0,
+                format!("unknown finish_reason {other:?}"),
+            ));
         }
     }
     if prompt.len() + claimed.len() > model.context_length {
-        return Ok(Verdict::fail(0, 0.0, "the answer overflows the context".into()));
+        return Ok(Verdict::fail(
+            0,
+            0.0,
+            "the answer overflows the context".into(),
+        ));
     }
     let device = model.device();
     let mut state = model.new_state();
@@ -97,7 +108,11 @@ pub fn audit(
     for (i, &token) in claimed.iter().enumerate() {
         let values: Vec<f32> = logits.to_dtype(candle_core::DType::F32)?.to_vec1()?;
         let Some(&claimed_logit) = values.get(token as usize) else {
-            return Ok(Verdict::fail(i, worst_gap, format!("token {token} is outside the vocabulary")));
+            return Ok(Verdict::fail(
+                i,
+                worst_gap,
+                format!("token {token} is outside the vocabulary"),
+            ));
         };
         let best = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
         let gap = best - claimed_logit;
@@ -134,13 +149,22 @@ mod tests {
         let path = dir.join(format!("tiny-{seed}.gguf"));
         write_tiny_llama(&path, seed).unwrap();
         Arc::new(
-            TextModel::load(&path, "tiny", &candle_core::Device::Cpu, WeightFormat::default())
-                .unwrap(),
+            TextModel::load(
+                &path,
+                "tiny",
+                &candle_core::Device::Cpu,
+                WeightFormat::default(),
+            )
+            .unwrap(),
         )
     }
 
     /// What `model` generates greedily after `prompt`.
-    fn generate(model: &Arc<TextModel>, prompt: &[u32], max_tokens: usize) -> (Vec<u32>, &'static str) {
+    fn generate(
+        model: &Arc<TextModel>,
+        prompt: &[u32],
+        max_tokens: usize,
+    ) -> (Vec<u32>, &'static str) {
         let params = GenerateParams {
             max_tokens: Some(max_tokens),
             sampling: SamplingParams {
@@ -176,10 +200,21 @@ mod tests {
 
         let (forged, finish) = generate(&other, &prompt, 12);
         let verdict = audit(&auditor, &prompt, &forged, finish, 12, 1.0).unwrap();
-        assert!(!verdict.passed, "another model's answer passed: {verdict:?}");
+        assert!(
+            !verdict.passed,
+            "another model's answer passed: {verdict:?}"
+        );
 
         // A truncated answer that claims to have run to its length fails before any forward.
-        let verdict = audit(&auditor, &prompt, &ids[..ids.len() - 1], "length", ids.len(), 1.0).unwrap();
+        let verdict = audit(
+            &auditor,
+            &prompt,
+            &ids[..ids.len() - 1],
+            "length",
+            ids.len(),
+            1.0,
+        )
+        .unwrap();
         assert!(!verdict.passed);
     }
 }

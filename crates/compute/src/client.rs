@@ -72,7 +72,8 @@ async fn request(
     job: &Job,
 ) -> Result<Answer, JobError> {
     let path = "/v1/chat/completions";
-    let body = serde_json::to_vec(&job.body(model)).map_err(|e| JobError::Malformed(e.to_string()))?;
+    let body =
+        serde_json::to_vec(&job.body(model)).map_err(|e| JobError::Malformed(e.to_string()))?;
     let mut request = http
         .post(format!("{}{path}", api_url.trim_end_matches('/')))
         .header(http::header::CONTENT_TYPE, "application/json");

@@ -135,7 +135,8 @@ impl JobGenerator {
             ),
             // A follow-up in a conversation.
             2 => {
-                messages.push(json!({ "role": "user", "content": format!("Tell me about {topic}.") }));
+                messages
+                    .push(json!({ "role": "user", "content": format!("Tell me about {topic}.") }));
                 messages.push(json!({ "role": "assistant", "content": format!("Sure. {topic} is a broad subject; what would you like to know?") }));
                 task
             }

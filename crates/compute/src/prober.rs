@@ -108,7 +108,8 @@ pub async fn run(
         }
         let remaining = last_block.saturating_sub(block.header.number).max(1);
         let duration = ctx.config.block_interval * remaining as u32;
-        let seed = keccak256([ctx.config.key.to_bytes().as_slice(), block.hash.as_slice()].concat());
+        let seed =
+            keccak256([ctx.config.key.to_bytes().as_slice(), block.hash.as_slice()].concat());
         tokio::spawn(measure_epoch(
             ctx.clone(),
             epoch,
@@ -169,14 +170,16 @@ async fn measure_epoch(
     for provider in &providers {
         let mut outcomes = Vec::new();
         for _ in 0..settings.jobs {
-            let model = provider.models[generator.rng().random_range(0..provider.models.len())].clone();
+            let model =
+                provider.models[generator.rng().random_range(0..provider.models.len())].clone();
             let job = fitting_job(&mut generator, ctx.config.models.get(&model));
             let delay = duration.mul_f64(generator.rng().random_range(0.0..0.5));
             let ctx = ctx.clone();
             let url = provider.api_url.clone();
             outcomes.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
-                let answer = client::run_job(&ctx.http, &ctx.config.key, &url, &model, &job, timeout).await;
+                let answer =
+                    client::run_job(&ctx.http, &ctx.config.key, &url, &model, &job, timeout).await;
                 Outcome { job, model, answer }
             }));
         }
@@ -255,7 +258,10 @@ async fn measure(
         .map(|(_, _, a)| a.ttft.as_millis() as u64)
         .collect();
     let ttft = aicoin_modules::registry::score::median(&mut ttfts) as u32;
-    let tokens: u64 = answered.iter().map(|(_, _, a)| a.token_ids.len() as u64).sum();
+    let tokens: u64 = answered
+        .iter()
+        .map(|(_, _, a)| a.token_ids.len() as u64)
+        .sum();
     // Model-adjusted throughput: tokens/s x the model's units, x 1,000.
     let seconds: f64 = answered
         .iter()
@@ -263,7 +269,9 @@ async fn measure(
         .sum();
     let unit_tokens: f64 = answered
         .iter()
-        .map(|(_, model, a)| a.token_ids.len() as f64 * settings.units.get(model).copied().unwrap_or(1) as f64)
+        .map(|(_, model, a)| {
+            a.token_ids.len() as f64 * settings.units.get(model).copied().unwrap_or(1) as f64
+        })
         .sum();
     let rate = if seconds > 0.0 {
         (unit_tokens / seconds * 1000.0) as u64
@@ -286,11 +294,17 @@ async fn measure(
         let Some(model) = ctx.config.models.get(model_id).cloned() else {
             continue;
         };
-        let (messages, claimed, finish) = (job.chat_messages(), answer.token_ids.clone(), answer.finish_reason.clone());
+        let (messages, claimed, finish) = (
+            job.chat_messages(),
+            answer.token_ids.clone(),
+            answer.finish_reason.clone(),
+        );
         let (max_tokens, margin) = (job.max_tokens, settings.margin);
         let verdict = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let prompt = model.chat_prompt(&messages).and_then(|p| model.encode(&p))?;
+            let prompt = model
+                .chat_prompt(&messages)
+                .and_then(|p| model.encode(&p))?;
             let verdict = audit::audit(&model, &prompt, &claimed, &finish, max_tokens, margin);
             verdict.map(|v| (v, started.elapsed()))
         })

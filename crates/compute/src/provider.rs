@@ -45,10 +45,15 @@ impl Registration {
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
     Nothing,
-    Register { stake: U256 },
+    Register {
+        stake: U256,
+    },
     Update,
     /// The key cannot pay the stake.
-    Unfunded { stake: U256, balance: U256 },
+    Unfunded {
+        stake: U256,
+        balance: U256,
+    },
 }
 
 fn next_step(store: &Store, me: Address, wanted: &Registration) -> Result<Step, ViewError> {
@@ -139,7 +144,10 @@ pub async fn run(
                 continue;
             }
         };
-        match sender.send(REGISTRY_ADDRESS, data.into(), value, 2_000_000).await {
+        match sender
+            .send(REGISTRY_ADDRESS, data.into(), value, 2_000_000)
+            .await
+        {
             Ok(hash) => {
                 tracing::info!(%hash, provider = %me, api_url = %wanted.api_url, models = ?wanted.models, "sent {what} to the compute registry");
                 sent_at = Some(number);

@@ -68,7 +68,9 @@ impl RegistryView {
 
     /// The chain parameter `name` (zero for a name the chain does not have).
     pub fn param(&self, name: &str) -> Result<U256, ViewError> {
-        Ok(self.state.storage(&PARAMS_ADDRESS, &param_key(name).into())?)
+        Ok(self
+            .state
+            .storage(&PARAMS_ADDRESS, &param_key(name).into())?)
     }
 
     pub fn param_u64(&self, name: &str) -> Result<u64, ViewError> {
@@ -76,6 +78,9 @@ impl RegistryView {
     }
 
     pub fn balance(&self, address: Address) -> Result<U256, ViewError> {
-        Ok(self.state.account(&address)?.map_or(U256::ZERO, |a| a.balance))
+        Ok(self
+            .state
+            .account(&address)?
+            .map_or(U256::ZERO, |a| a.balance))
     }
 }

@@ -18,10 +18,12 @@ use alloy_sol_types::SolCall;
 use revm::{
     Database as _,
     context::TxEnv,
+    context_interface::result::ExecutionResult,
     context_interface::result::{EVMError, InvalidTransaction},
     database::{BundleState, State, states::bundle_state::BundleRetention},
-    context_interface::result::ExecutionResult,
-    database_interface::{DatabaseCommit, DatabaseCommitExt, WrapDatabaseRef, bal::EvmDatabaseError},
+    database_interface::{
+        DatabaseCommit, DatabaseCommitExt, WrapDatabaseRef, bal::EvmDatabaseError,
+    },
     inspector::NoOpInspector,
 };
 
@@ -194,7 +196,10 @@ impl BlockBuilder {
         let beneficiary = self.evm.block().beneficiary;
         // The treasury is paid here; the node share is minted to the compute registry, whose
         // system step accrues it for the epoch's providers (or passes it to the miner).
-        let minted = [(treasury, reward.treasury), (REGISTRY_ADDRESS, reward.miner)];
+        let minted = [
+            (treasury, reward.treasury),
+            (REGISTRY_ADDRESS, reward.miner),
+        ];
         // Rewards are bounded by max_supply (2.1e25 wei), far inside u128.
         let increments = minted
             .into_iter()

@@ -121,7 +121,10 @@ impl<'a> ModuleCall<'a> {
         self.charge(READ_GAS)?;
         self.input
             .internals
-            .sload(aicoin_primitives::modules::PARAMS_ADDRESS, param_key(name).into())
+            .sload(
+                aicoin_primitives::modules::PARAMS_ADDRESS,
+                param_key(name).into(),
+            )
             .map(|loaded| loaded.data)
             .map_err(|e| Exit::Fatal(e.to_string()))
     }

@@ -152,7 +152,10 @@ mod tests {
         let slot = B256::repeat_byte(3);
         let long = "http://provider.example:8080/".repeat(3);
         store_strings(&mut memory, slot, &[long.clone(), "tiny".into()]).unwrap();
-        assert_eq!(load_strings(&mut memory, slot).unwrap(), [long, "tiny".into()]);
+        assert_eq!(
+            load_strings(&mut memory, slot).unwrap(),
+            [long, "tiny".into()]
+        );
         store_strings(&mut memory, slot, &["a".into()]).unwrap();
         assert_eq!(load_strings(&mut memory, slot).unwrap(), ["a"]);
         // Length, one element's length and its one word.
@@ -169,8 +172,14 @@ mod tests {
 
     #[test]
     fn packed_fields_do_not_overlap() {
-        let word = Packed::default().set(0, 8, 3).set(8, 8, 1).set(64, 64, u64::MAX);
-        assert_eq!((word.get(0, 8), word.get(8, 8), word.get(64, 64)), (3, 1, u64::MAX));
+        let word = Packed::default()
+            .set(0, 8, 3)
+            .set(8, 8, 1)
+            .set(64, 64, u64::MAX);
+        assert_eq!(
+            (word.get(0, 8), word.get(8, 8), word.get(64, 64)),
+            (3, 1, u64::MAX)
+        );
         assert_eq!(word.set(8, 8, 0x1ff).get(8, 8), 0xff);
         assert_eq!(word.set(8, 8, 0x1ff).get(0, 8), 3);
     }

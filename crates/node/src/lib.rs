@@ -4,13 +4,13 @@
 //! runs is in `roles`; what start-up has set running, and its cleanup, in `services`.
 
 pub mod chain;
+mod compute;
 mod config;
 mod forward;
 mod key;
 mod ledger;
 mod metrics;
 mod producer;
-mod compute;
 mod roles;
 mod services;
 
@@ -358,7 +358,15 @@ async fn serve_api(
     };
     let explicit = api.explicit;
     let registry = metrics.registry().clone();
-    match aicoin_api::start(api, metrics.inference.clone(), registry, access, services.stopped()).await {
+    match aicoin_api::start(
+        api,
+        metrics.inference.clone(),
+        registry,
+        access,
+        services.stopped(),
+    )
+    .await
+    {
         Ok(server) => Ok(Some(server)),
         Err(e) if !explicit => {
             tracing::warn!(error = %e, "not serving the inference API");

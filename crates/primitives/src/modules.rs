@@ -20,10 +20,8 @@ pub const SYSTEM_ADDRESS: Address = address!("0xffffffffffffffffffffffffffffffff
 pub const GOVERNANCE_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c004");
 
 /// Every module, by name.
-pub const MODULES: &[(&str, Address)] = &[
-    ("params", PARAMS_ADDRESS),
-    ("registry", REGISTRY_ADDRESS),
-];
+pub const MODULES: &[(&str, Address)] =
+    &[("params", PARAMS_ADDRESS), ("registry", REGISTRY_ADDRESS)];
 
 /// The code stored at each module address: `INVALID`, never run (the precompile answers first).
 pub fn module_stub_code() -> Bytes {

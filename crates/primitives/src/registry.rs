@@ -180,10 +180,7 @@ pub fn genesis_storage(
     models: &[ListedModel],
     epoch_length: u64,
 ) -> BTreeMap<B256, B256> {
-    let mut words = vec![(
-        epoch_slot(),
-        U256::from(epoch_length) << 64,
-    )];
+    let mut words = vec![(epoch_slot(), U256::from(epoch_length) << 64)];
     words.push((authorities_slot(), U256::from(authorities.len())));
     for (i, authority) in authorities.iter().enumerate() {
         words.push((
@@ -217,7 +214,10 @@ mod tests {
         assert_eq!(words.len(), 3);
         assert_eq!(words[0], (slot, U256::from(33u64)));
         assert_eq!(words[2].0, element(slot, 1));
-        assert_eq!(word_address(address_word(Address::repeat_byte(9))), Address::repeat_byte(9));
+        assert_eq!(
+            word_address(address_word(Address::repeat_byte(9))),
+            Address::repeat_byte(9)
+        );
 
         let storage = genesis_storage(&[], &default_models(), 100);
         assert_eq!(

@@ -13,8 +13,8 @@ use aicoin_primitives::{
     PARAMS, Params,
     modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS},
 };
-use alloy_eips::BlockId;
 use aicoin_storage::StoreError;
+use alloy_eips::BlockId;
 use alloy_primitives::{Address, B256, U256};
 use jsonrpsee::proc_macros::rpc;
 

@@ -131,7 +131,8 @@ impl NodeArgs {
         c.probe.enabled = !a.no_probe;
         if c.role != aicoin_node::Role::Full && c.probe.enabled {
             let data_dir = a.chain.data_dir.as_deref();
-            c.probe.audit_models = crate::model::resolve(&a.models.models_dir(data_dir), &a.models.model)?;
+            c.probe.audit_models =
+                crate::model::resolve(&a.models.models_dir(data_dir), &a.models.model)?;
             c.probe.weights = a.models.weight_format();
         }
         if !a.no_api {

@@ -58,7 +58,11 @@ impl Network {
         )
         .output()
         .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let prepared: Value = serde_json::from_slice(&out.stdout).unwrap();
         let spec = PathBuf::from(prepared["chain_spec"].as_str().unwrap());
         let sync_ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -68,17 +72,36 @@ impl Network {
                 let data_dir = dir.join(format!("node-{}", i + 1));
                 let peers: Vec<Value> = (0..3)
                     .filter(|j| *j != i)
-                    .map(|j| json!({"node_id": format!("node-{}", j + 1), "host": "127.0.0.1",
+                    .map(|j| {
+                        json!({"node_id": format!("node-{}", j + 1), "host": "127.0.0.1",
                         "sync_port": sync_ports[j], "rpc_port": 0, "role": "validator",
-                        "priority": j + 1}))
+                        "priority": j + 1})
+                    })
                     .collect();
                 strings(&[
-                    "node", "--chain", &spec_arg, "--data-dir", data_dir.to_str().unwrap(),
-                    "--rpc-port", "0", "--no-api", "--block-interval", "0.5", "--role",
-                    "validator", "--sync-port", &sync_ports[i].to_string(), "--admin-port",
-                    &free_port().to_string(), "--node-id", &format!("node-{}", i + 1),
-                    "--priority", &(i + 1).to_string(), "--peers",
-                    &serde_json::to_string(&peers).unwrap(), "--models-dir",
+                    "node",
+                    "--chain",
+                    &spec_arg,
+                    "--data-dir",
+                    data_dir.to_str().unwrap(),
+                    "--rpc-port",
+                    "0",
+                    "--no-api",
+                    "--block-interval",
+                    "0.5",
+                    "--role",
+                    "validator",
+                    "--sync-port",
+                    &sync_ports[i].to_string(),
+                    "--admin-port",
+                    &free_port().to_string(),
+                    "--node-id",
+                    &format!("node-{}", i + 1),
+                    "--priority",
+                    &(i + 1).to_string(),
+                    "--peers",
+                    &serde_json::to_string(&peers).unwrap(),
+                    "--models-dir",
                     honest.to_str().unwrap(),
                 ])
             })
@@ -94,10 +117,24 @@ impl Network {
                 providers.push(validator_key(&data_dir).address());
                 let models = if i == 2 { cheat } else { honest };
                 strings(&[
-                    "node", "--chain", &spec_arg, "--data-dir", data_dir.to_str().unwrap(),
-                    "--role", "full", "--bootnodes", &bootnodes.join(","), "--rpc-port", "0",
-                    "--api-port", &free_port().to_string(), "--block-interval", "0.5",
-                    "--provide", "--models-dir", models.to_str().unwrap(),
+                    "node",
+                    "--chain",
+                    &spec_arg,
+                    "--data-dir",
+                    data_dir.to_str().unwrap(),
+                    "--role",
+                    "full",
+                    "--bootnodes",
+                    &bootnodes.join(","),
+                    "--rpc-port",
+                    "0",
+                    "--api-port",
+                    &free_port().to_string(),
+                    "--block-interval",
+                    "0.5",
+                    "--provide",
+                    "--models-dir",
+                    models.to_str().unwrap(),
                 ])
             })
             .collect();
@@ -139,7 +176,10 @@ async fn provider_list(rpc: &Rpc) -> Vec<Value> {
 
 async fn epoch(rpc: &Rpc) -> (u64, u64) {
     let e: Value = rpc.ok("aic_epoch", vec![]).await;
-    (e["epoch"].as_u64().unwrap(), e["lastBlock"].as_u64().unwrap())
+    (
+        e["epoch"].as_u64().unwrap(),
+        e["lastBlock"].as_u64().unwrap(),
+    )
 }
 
 /// The block whose end settles `epoch`: the last block of the next epoch.
@@ -159,7 +199,12 @@ async fn settled(rpc: &Rpc, providers: &[Address], epoch: u64) -> (Vec<EpochReco
     let mut records = Vec::new();
     for p in providers {
         records.push(
-            view(rpc, IComputeRegistry::epochRecordCall { account: *p, epoch }, at).await,
+            view(
+                rpc,
+                IComputeRegistry::epochRecordCall { account: *p, epoch },
+                at,
+            )
+            .await,
         );
     }
     (records, at)
@@ -194,7 +239,11 @@ async fn check_epoch(rpc: &Rpc, providers: &[Address], epoch: u64) -> Vec<EpochR
         for v in &reporters {
             let report = view(
                 rpc,
-                IComputeRegistry::reportCall { epoch, validator: *v, account: *p },
+                IComputeRegistry::reportCall {
+                    epoch,
+                    validator: *v,
+                    account: *p,
+                },
                 at,
             )
             .await;
@@ -205,7 +254,11 @@ async fn check_epoch(rpc: &Rpc, providers: &[Address], epoch: u64) -> Vec<EpochR
         assert_eq!(record.reporters as usize, reports.len());
         let m = median_of(&reports);
         assert_eq!(
-            (record.median.tokens, record.median.rate, record.median.auditFailed as u64),
+            (
+                record.median.tokens,
+                record.median.rate,
+                record.median.auditFailed as u64
+            ),
             (m.0, m.1, m.2),
             "epoch {epoch}: the record holds the reports' medians"
         );
@@ -220,13 +273,20 @@ async fn check_epoch(rpc: &Rpc, providers: &[Address], epoch: u64) -> Vec<EpochR
         assert_eq!(records[i].utilization, medians[i].0 * 10_000 / most_tokens);
         assert_eq!(records[i].throughput, medians[i].1 * 10_000 / best_rate);
         let r = &records[i];
-        let weighted = (3_000 * r.utilization + 3_000 * r.throughput + 2_000 * r.uptime
+        let weighted = (3_000 * r.utilization
+            + 3_000 * r.throughput
+            + 2_000 * r.uptime
             + 2_000 * r.completion)
             / 10_000;
         // A provider that answered under half its jobs was down and earns nothing.
         let up = 2 * r.median.answered >= r.median.jobs;
         let expected = if up { weighted * 3_000 / 10_000 } else { 0 };
-        assert_eq!(r.score, expected, "epoch {epoch}: provider {i}'s score ({:?})", (r.median.jobs, r.median.answered));
+        assert_eq!(
+            r.score,
+            expected,
+            "epoch {epoch}: provider {i}'s score ({:?})",
+            (r.median.jobs, r.median.answered)
+        );
     }
     // The pot: the epoch's blocks' node shares (plus the previous epoch's rounding dust).
     let pot = view(rpc, IComputeRegistry::epochPotCall { epoch }, at - 1).await;
@@ -242,10 +302,16 @@ async fn check_epoch(rpc: &Rpc, providers: &[Address], epoch: u64) -> Vec<EpochR
         assert_eq!(r.reward, expected, "epoch {epoch}: reward of {p}");
         let before = rpc.balance(*p, &format!("{:#x}", at - 1)).await;
         let after = rpc.balance(*p, &format!("{at:#x}")).await;
-        assert_eq!(after - before, r.reward, "epoch {epoch}: {p} was paid its reward");
+        assert_eq!(
+            after - before,
+            r.reward,
+            "epoch {epoch}: {p} was paid its reward"
+        );
         slashed += r.slashed;
     }
-    let before = rpc.balance(TREASURY_ADDRESS, &format!("{:#x}", at - 1)).await;
+    let before = rpc
+        .balance(TREASURY_ADDRESS, &format!("{:#x}", at - 1))
+        .await;
     let after = rpc.balance(TREASURY_ADDRESS, &format!("{at:#x}")).await;
     assert_eq!(
         after - before,
@@ -290,24 +356,42 @@ async fn providers_are_measured_audited_and_paid_by_score() {
     for epoch in [first, first + 1] {
         let records = check_epoch(rpc, &net.providers, epoch).await;
         for honest in &records[..2] {
-            assert!(honest.score > 0 && !honest.auditFailed, "epoch {epoch}: {:?}", honest.score);
+            assert!(
+                honest.score > 0 && !honest.auditFailed,
+                "epoch {epoch}: {:?}",
+                honest.score
+            );
             assert_eq!(honest.reporters, 3);
             assert!(honest.median.audited > 0);
         }
         let cheater = &records[2];
-        assert!(cheater.auditFailed, "epoch {epoch}: the cheater passed its audits");
+        assert!(
+            cheater.auditFailed,
+            "epoch {epoch}: the cheater passed its audits"
+        );
         assert_eq!(cheater.score, 0);
         assert!(!cheater.slashed.is_zero());
     }
     // `aicoin provider status` shows the same records.
     let status = |address: Address, json: bool| {
         let address = address.to_string();
-        let mut args = vec!["provider", "status", "--address", &address, "--rpc-url", &rpc.url];
+        let mut args = vec![
+            "provider",
+            "status",
+            "--address",
+            &address,
+            "--rpc-url",
+            &rpc.url,
+        ];
         if json {
             args.push("--json");
         }
         let out = aicoin(&net.home, &args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap()
     };
     let shown: Value = serde_json::from_str(&status(net.providers[0], true)).unwrap();
@@ -321,7 +405,10 @@ async fn providers_are_measured_audited_and_paid_by_score() {
     assert_eq!(row["score"], record.score);
     assert_eq!(row["reward"], record.reward.to_string());
     let table = status(net.providers[2], false);
-    assert!(table.contains("Audit failures: 2") && table.contains("slashed"), "{table}");
+    assert!(
+        table.contains("Audit failures: 2") && table.contains("slashed"),
+        "{table}"
+    );
 
     let list = provider_list(rpc).await;
     let cheater = &list[2];
@@ -341,7 +428,10 @@ async fn providers_are_measured_audited_and_paid_by_score() {
     assert_eq!(down[1].score, 0);
     assert_eq!(down[1].uptime, 0);
     assert!(down[1].completion < before[1].completion);
-    assert!(down[0].reward > before[0].reward, "the other honest provider took the share");
+    assert!(
+        down[0].reward > before[0].reward,
+        "the other honest provider took the share"
+    );
     // Restarted, it answers again and earns.
     providers.insert(1, net.start(&net.provider_args[1]).await);
     let back_epoch = epoch(rpc).await.0 + 1;
@@ -382,7 +472,10 @@ async fn no_one_can_raise_a_score_with_bad_input() {
         .collect();
     let mut spec = aicoin_primitives::ChainSpec::local(2108, validator.address(), &dev);
     spec.params.insert("epochLength".into(), U256::from(2u64));
-    spec.models.push(aicoin_primitives::registry::ListedModel { id: "tiny".into(), units: 1 });
+    spec.models.push(aicoin_primitives::registry::ListedModel {
+        id: "tiny".into(),
+        units: 1,
+    });
     let node = crate::common::DevNode::spawn(&dir, |c| c.chain_spec = Some(spec)).await;
     let (user, provider) = (dev[0], dev[1]);
     let stake = AIC * U256::from(100u64);
@@ -399,20 +492,28 @@ async fn no_one_can_raise_a_score_with_bad_input() {
     let low = revert_reason(&node, provider, register(&["tiny"]), stake - U256::ONE).await;
     assert!(low.contains("below minStake"), "{low}");
     let unlisted = revert_reason(&node, provider, register(&["gpt-9"]), stake).await;
-    assert!(unlisted.contains("not on the chain's model list"), "{unlisted}");
+    assert!(
+        unlisted.contains("not on the chain's model list"),
+        "{unlisted}"
+    );
     let receipt = node
-        .send_and_mine(json!({"from": provider, "to": REGISTRY_ADDRESS, "value": stake - U256::ONE,
-            "data": alloy_primitives::Bytes::from(register(&["tiny"])), "gas": "0x100000"}))
+        .send_and_mine(
+            json!({"from": provider, "to": REGISTRY_ADDRESS, "value": stake - U256::ONE,
+            "data": alloy_primitives::Bytes::from(register(&["tiny"])), "gas": "0x100000"}),
+        )
         .await;
     assert_eq!(receipt["status"], "0x0");
     let receipt = node
-        .send_and_mine(json!({"from": provider, "to": REGISTRY_ADDRESS, "value": stake,
-            "data": alloy_primitives::Bytes::from(register(&["tiny"])), "gas": "0x100000"}))
+        .send_and_mine(
+            json!({"from": provider, "to": REGISTRY_ADDRESS, "value": stake,
+            "data": alloy_primitives::Bytes::from(register(&["tiny"])), "gas": "0x100000"}),
+        )
         .await;
     assert_eq!(receipt["status"], "0x1", "{receipt}");
 
     // Reports: only from an authority, only of the previous epoch, only consistent figures.
-    node.wait_until(|| async { epoch(&node).await.0 >= 1 }).await;
+    node.wait_until(|| async { epoch(&node).await.0 >= 1 })
+        .await;
     let (current, _) = epoch(&node).await;
     let measurement = |jobs: u32, answered: u32| Measurement {
         provider,
@@ -425,9 +526,19 @@ async fn no_one_can_raise_a_score_with_bad_input() {
         rate: 1_000_000,
     };
     let report = |epoch: u64, m: Measurement| {
-        IComputeRegistry::submitReportCall { epoch, measurements: vec![m] }.abi_encode()
+        IComputeRegistry::submitReportCall {
+            epoch,
+            measurements: vec![m],
+        }
+        .abi_encode()
     };
-    let stranger = revert_reason(&node, user, report(current - 1, measurement(3, 3)), U256::ZERO).await;
+    let stranger = revert_reason(
+        &node,
+        user,
+        report(current - 1, measurement(3, 3)),
+        U256::ZERO,
+    )
+    .await;
     assert!(stranger.contains("not an authority"), "{stranger}");
     let receipt = node
         .send_and_mine(json!({"from": user, "to": REGISTRY_ADDRESS,
@@ -435,18 +546,26 @@ async fn no_one_can_raise_a_score_with_bad_input() {
         .await;
     assert_eq!(receipt["status"], "0x0", "a stranger's report was accepted");
     let v = validator.address();
-    let inflated = revert_reason(&node, v, report(current - 1, measurement(3, 9)), U256::ZERO).await;
+    let inflated =
+        revert_reason(&node, v, report(current - 1, measurement(3, 9)), U256::ZERO).await;
     assert!(inflated.contains("9 answers to 3 jobs"), "{inflated}");
     let future = revert_reason(&node, v, report(current, measurement(3, 3)), U256::ZERO).await;
     assert!(future.contains("only the previous epoch"), "{future}");
     let garbage = revert_reason(&node, v, vec![0xde, 0xad, 0xbe, 0xef, 1], U256::ZERO).await;
-    assert!(garbage.contains("no function with selector 0xdeadbeef"), "{garbage}");
+    assert!(
+        garbage.contains("no function with selector 0xdeadbeef"),
+        "{garbage}"
+    );
     let mut truncated = report(current - 1, measurement(3, 3));
     truncated.truncate(40);
     let malformed = revert_reason(&node, v, truncated, U256::ZERO).await;
     assert!(malformed.contains("malformed call data"), "{malformed}");
     // The system step is the chain's own.
-    let end = IComputeRegistry::endBlockCall { nodeShare: stake, miner: user, treasury: user };
+    let end = IComputeRegistry::endBlockCall {
+        nodeShare: stake,
+        miner: user,
+        treasury: user,
+    };
     let system = revert_reason(&node, user, end.abi_encode(), U256::ZERO).await;
     assert!(system.contains("system step"), "{system}");
 }

@@ -4,8 +4,8 @@
 //! epoch ([`settle`]).
 
 mod report;
-mod settle;
 pub mod score;
+mod settle;
 pub mod state;
 pub mod view;
 
@@ -35,8 +35,8 @@ pub const MAX_MODELS: usize = 16;
 /// Answers one call to `IComputeRegistry`.
 pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
     call.charge_input()?;
-    let decoded =
-        Call::abi_decode(call.input.data).map_err(|e| Exit::revert(bad_call(call.input.data, &e)))?;
+    let decoded = Call::abi_decode(call.input.data)
+        .map_err(|e| Exit::revert(bad_call(call.input.data, &e)))?;
     if !call.input.value.is_zero() && !matches!(decoded, Call::register(_)) {
         return Err(Exit::revert(
             "IComputeRegistry: only register accepts AIC (the stake)",
@@ -82,9 +82,10 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
             )
             .into()
         }
-        Call::providers(_) => IComputeRegistry::providersCall::abi_encode_returns(
-            &load_addresses(call, providers_slot())?,
-        )
+        Call::providers(_) => IComputeRegistry::providersCall::abi_encode_returns(&load_addresses(
+            call,
+            providers_slot(),
+        )?)
         .into(),
         Call::provider(c) => {
             let provider = Provider::load(call, c.account)?;
@@ -94,13 +95,17 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
             &state::load_record(call, c.account, c.epoch)?,
         )
         .into(),
-        Call::report(c) => IComputeRegistry::reportCall::abi_encode_returns(
-            &state::load_report(call, c.epoch, c.validator, c.account)?,
-        )
+        Call::report(c) => IComputeRegistry::reportCall::abi_encode_returns(&state::load_report(
+            call,
+            c.epoch,
+            c.validator,
+            c.account,
+        )?)
         .into(),
-        Call::reporters(c) => IComputeRegistry::reportersCall::abi_encode_returns(
-            &load_addresses(call, reporters_slot(c.epoch))?,
-        )
+        Call::reporters(c) => IComputeRegistry::reportersCall::abi_encode_returns(&load_addresses(
+            call,
+            reporters_slot(c.epoch),
+        )?)
         .into(),
         Call::epochPot(c) => {
             IComputeRegistry::epochPotCall::abi_encode_returns(&call.load(pot_slot(c.epoch))?)
@@ -170,10 +175,7 @@ fn check_settings(
     Ok(())
 }
 
-fn register(
-    call: &mut ModuleCall<'_>,
-    c: IComputeRegistry::registerCall,
-) -> CallResult<()> {
+fn register(call: &mut ModuleCall<'_>, c: IComputeRegistry::registerCall) -> CallResult<()> {
     let sender = call.caller();
     let status = Provider::status(call, sender)?;
     if matches!(status, Status::Active | Status::Leaving) {
@@ -295,7 +297,10 @@ fn add_active(call: &mut ModuleCall<'_>, by: i64) -> CallResult<()> {
 }
 
 fn bad_call(data: &[u8], error: &alloy_sol_types::Error) -> String {
-    match data.get(..4).map(|s| <[u8; 4]>::try_from(s).unwrap_or_default()) {
+    match data
+        .get(..4)
+        .map(|s| <[u8; 4]>::try_from(s).unwrap_or_default())
+    {
         Some(selector) if Call::valid_selector(selector) => {
             format!("IComputeRegistry: malformed call data: {error}")
         }

@@ -101,7 +101,10 @@ fn settle(
             Some(previous) => state::load_cumulative(call, address, previous)?,
             None => (0, 0),
         };
-        let totals = (jobs + median.jobs as u128, answered + median.answered as u128);
+        let totals = (
+            jobs + median.jobs as u128,
+            answered + median.answered as u128,
+        );
         state::store_cumulative(call, address, epoch, totals)?;
         let base = match epoch.checked_sub(window) {
             Some(start) => state::load_cumulative(call, address, start)?,
@@ -142,8 +145,16 @@ fn settle(
 
     // Utilization and throughput are relative to the best provider that passed its audits.
     let passed = |e: &&Entry| e.record.reporters > 0 && !e.record.auditFailed;
-    let most_tokens = entries.iter().filter(passed).map(|e| e.record.median.tokens).max();
-    let best_rate = entries.iter().filter(passed).map(|e| e.record.median.rate).max();
+    let most_tokens = entries
+        .iter()
+        .filter(passed)
+        .map(|e| e.record.median.tokens)
+        .max();
+    let best_rate = entries
+        .iter()
+        .filter(passed)
+        .map(|e| e.record.median.rate)
+        .max();
     let mut total = 0u128;
     for entry in &mut entries {
         let record = &mut entry.record;

@@ -212,13 +212,20 @@ pub fn store_report(
     m: &Measurement,
 ) -> CallResult<()> {
     for (word, value) in pack(m).into_iter().enumerate() {
-        slots.store(report_slot(epoch, validator, m.provider, word as u64), value)?;
+        slots.store(
+            report_slot(epoch, validator, m.provider, word as u64),
+            value,
+        )?;
     }
     Ok(())
 }
 
 /// A provider's settled epoch, as [`EpochRecord`] without the ABI's wrapping.
-pub fn load_record(slots: &mut impl Slots, provider: Address, epoch: u64) -> CallResult<EpochRecord> {
+pub fn load_record(
+    slots: &mut impl Slots,
+    provider: Address,
+    epoch: u64,
+) -> CallResult<EpochRecord> {
     let field = |f| record_slot(provider, epoch, f);
     let median = unpack(
         provider,
@@ -243,11 +250,7 @@ pub fn load_record(slots: &mut impl Slots, provider: Address, epoch: u64) -> Cal
     })
 }
 
-pub fn store_record(
-    slots: &mut impl Slots,
-    epoch: u64,
-    record: &EpochRecord,
-) -> CallResult<()> {
+pub fn store_record(slots: &mut impl Slots, epoch: u64, record: &EpochRecord) -> CallResult<()> {
     let provider = record.median.provider;
     let field = |f| record_slot(provider, epoch, f);
     let [median0, median1] = pack(&record.median);
@@ -268,7 +271,11 @@ pub fn store_record(
 }
 
 /// Jobs and answers of every epoch up to and including `epoch`.
-pub fn load_cumulative(slots: &mut impl Slots, provider: Address, epoch: u64) -> CallResult<(u128, u128)> {
+pub fn load_cumulative(
+    slots: &mut impl Slots,
+    provider: Address,
+    epoch: u64,
+) -> CallResult<(u128, u128)> {
     let word = slots.load(record_slot(provider, epoch, RecordField::Cumulative))?;
     let mask: U256 = (U256::ONE << 128usize) - U256::ONE;
     let jobs: u128 = (word & mask).saturating_to();

@@ -91,7 +91,8 @@ impl Chain {
     }
 
     fn view<C: SolCall>(&mut self, call: C) -> C::Return {
-        let (out, _) = success(self.transact(Address::repeat_byte(1), call.abi_encode(), U256::ZERO));
+        let (out, _) =
+            success(self.transact(Address::repeat_byte(1), call.abi_encode(), U256::ZERO));
         C::abi_decode_returns(&out).unwrap()
     }
 
@@ -139,7 +140,12 @@ impl Chain {
         self.transact(provider, call.abi_encode(), stake)
     }
 
-    fn report(&mut self, validator: Address, epoch: u64, measurements: Vec<Measurement>) -> ExecutionResult {
+    fn report(
+        &mut self,
+        validator: Address,
+        epoch: u64,
+        measurements: Vec<Measurement>,
+    ) -> ExecutionResult {
         let call = IComputeRegistry::submitReportCall {
             epoch,
             measurements,
@@ -197,13 +203,19 @@ fn registration_needs_the_stake_and_listed_models() {
     assert_eq!(registered[0].stake, AIC * U256::from(100u64));
     assert_eq!(chain.balance(REGISTRY_ADDRESS), AIC * U256::from(100u64));
     let info = chain.view(IComputeRegistry::providerCall { account: p1 });
-    assert_eq!((info.status, info.models.clone()), (1, vec!["tiny".to_string()]));
+    assert_eq!(
+        (info.status, info.models.clone()),
+        (1, vec!["tiny".to_string()])
+    );
     assert_eq!(info.apiUrl, format!("http://127.0.0.1:{}", p1.0[0]));
     assert_eq!(chain.view(IComputeRegistry::providersCall {}), vec![p1]);
     let again = chain.register(p1, AIC * U256::from(100u64), &["tiny"]);
     assert!(revert_reason(&again).contains("already registered"));
     let models = chain.view(IComputeRegistry::modelsCall {});
-    assert_eq!((models.ids, models.units), (vec!["tiny".to_string()], vec![2]));
+    assert_eq!(
+        (models.ids, models.units),
+        (vec!["tiny".to_string()], vec![2])
+    );
 }
 
 #[test]
@@ -223,7 +235,10 @@ fn only_validators_report_the_previous_epoch_once_with_consistent_figures() {
     let mut bad = measured(p1, 10, 10, 0);
     bad.answered = 4;
     let malformed = chain.report(v1, 0, vec![bad]);
-    assert!(revert_reason(&malformed).contains("4 answers to 3 jobs"), "{malformed:?}");
+    assert!(
+        revert_reason(&malformed).contains("4 answers to 3 jobs"),
+        "{malformed:?}"
+    );
     let unknown = chain.report(v1, 0, vec![measured(Address::repeat_byte(9), 1, 1, 0)]);
     assert!(revert_reason(&unknown).contains("not a registered provider"));
     let twice = chain.report(v1, 0, vec![measured(p1, 1, 1, 0), measured(p1, 1, 1, 0)]);
@@ -236,7 +251,10 @@ fn only_validators_report_the_previous_epoch_once_with_consistent_figures() {
     assert!(revert_reason(&again).contains("already reported"));
     let stale = chain.report(v2, 1, vec![measured(p1, 10, 10, 0)]);
     assert!(revert_reason(&stale).contains("only the previous epoch"));
-    assert_eq!(chain.view(IComputeRegistry::reportersCall { epoch: 0 }), vec![v1]);
+    assert_eq!(
+        chain.view(IComputeRegistry::reportersCall { epoch: 0 }),
+        vec![v1]
+    );
 }
 
 #[test]
@@ -264,33 +282,57 @@ fn an_epoch_pays_honest_providers_pro_rata_and_slashes_the_one_failing_audits() 
     while chain.block <= EPOCH {
         chain.end_block(share);
     }
-    assert_eq!(chain.view(IComputeRegistry::epochPotCall { epoch: 0 }), share * U256::from(EPOCH));
+    assert_eq!(
+        chain.view(IComputeRegistry::epochPotCall { epoch: 0 }),
+        share * U256::from(EPOCH)
+    );
     // Epoch 1: the validators report epoch 0. One validator inflates p2 and fakes a failed
     // audit for p1; the medians ignore it. Everyone sees the cheater fail.
     let [v1, v2, v3] = validators();
     success(chain.report(
         v1,
         0,
-        vec![measured(p1, 30, 300, 0), measured(p2, 20, 200, 0), measured(cheat, 30, 900, 2)],
+        vec![
+            measured(p1, 30, 300, 0),
+            measured(p2, 20, 200, 0),
+            measured(cheat, 30, 900, 2),
+        ],
     ));
     success(chain.report(
         v2,
         0,
-        vec![measured(p1, 30, 300, 0), measured(p2, 20, 200, 0), measured(cheat, 30, 900, 1)],
+        vec![
+            measured(p1, 30, 300, 0),
+            measured(p2, 20, 200, 0),
+            measured(cheat, 30, 900, 1),
+        ],
     ));
     success(chain.report(
         v3,
         0,
-        vec![measured(p1, 30, 300, 1), measured(p2, 1_000, 100_000, 0), measured(cheat, 30, 900, 2)],
+        vec![
+            measured(p1, 30, 300, 1),
+            measured(p2, 1_000, 100_000, 0),
+            measured(cheat, 30, 900, 2),
+        ],
     ));
     let mut logs = Vec::new();
     while chain.block <= 2 * EPOCH {
         logs.extend(chain.end_block(share));
     }
     let pot = share * U256::from(EPOCH);
-    let r1 = chain.view(IComputeRegistry::epochRecordCall { account: p1, epoch: 0 });
-    let r2 = chain.view(IComputeRegistry::epochRecordCall { account: p2, epoch: 0 });
-    let rc = chain.view(IComputeRegistry::epochRecordCall { account: cheat, epoch: 0 });
+    let r1 = chain.view(IComputeRegistry::epochRecordCall {
+        account: p1,
+        epoch: 0,
+    });
+    let r2 = chain.view(IComputeRegistry::epochRecordCall {
+        account: p2,
+        epoch: 0,
+    });
+    let rc = chain.view(IComputeRegistry::epochRecordCall {
+        account: cheat,
+        epoch: 0,
+    });
     assert!(!r1.auditFailed && !r2.auditFailed && rc.auditFailed);
     assert_eq!((r1.median.tokens, r2.median.tokens), (30, 20));
     // Best passing provider: p1 on both relative parts; p2 at 2/3 of them.
@@ -299,7 +341,8 @@ fn an_epoch_pays_honest_providers_pro_rata_and_slashes_the_one_failing_audits() 
     assert_eq!((r1.completion, r1.uptime), (10_000, r2.uptime));
     assert!(r1.uptime > 0);
     let expected = |parts: (u64, u64, u64, u64)| {
-        (3_000 * parts.0 + 3_000 * parts.1 + 2_000 * parts.2 + 2_000 * parts.3) / 10_000 * 3_000 / 10_000
+        (3_000 * parts.0 + 3_000 * parts.1 + 2_000 * parts.2 + 2_000 * parts.3) / 10_000 * 3_000
+            / 10_000
     };
     assert_eq!(r1.score, expected((10_000, 10_000, r1.uptime, 10_000)));
     assert_eq!(r2.score, expected((6_666, 6_666, r2.uptime, 10_000)));
@@ -308,7 +351,10 @@ fn an_epoch_pays_honest_providers_pro_rata_and_slashes_the_one_failing_audits() 
     let total = U256::from(r1.score + r2.score);
     let reward1 = pot * U256::from(r1.score) / total;
     let reward2 = pot * U256::from(r2.score) / total;
-    assert_eq!((r1.reward, r2.reward, rc.reward), (reward1, reward2, U256::ZERO));
+    assert_eq!(
+        (r1.reward, r2.reward, rc.reward),
+        (reward1, reward2, U256::ZERO)
+    );
     assert_eq!(chain.balance(payout(p1)), reward1);
     assert_eq!(chain.balance(payout(p2)), reward2);
     assert_eq!(chain.balance(payout(cheat)), U256::ZERO);
@@ -329,12 +375,19 @@ fn an_epoch_pays_honest_providers_pro_rata_and_slashes_the_one_failing_audits() 
     );
     let rewards = decode::<IComputeRegistry::Reward>(&logs);
     assert_eq!(
-        rewards.iter().map(|r| (r.payout, r.amount)).collect::<Vec<_>>(),
+        rewards
+            .iter()
+            .map(|r| (r.payout, r.amount))
+            .collect::<Vec<_>>(),
         [(payout(p1), reward1), (payout(p2), reward2)]
     );
     let slashes = decode::<IComputeRegistry::Slashed>(&logs);
     assert_eq!(slashes.len(), 1);
-    assert!(slashes[0].reason.contains("failed audits"), "{}", slashes[0].reason);
+    assert!(
+        slashes[0].reason.contains("failed audits"),
+        "{}",
+        slashes[0].reason
+    );
 }
 
 #[test]
@@ -351,16 +404,25 @@ fn an_epoch_nobody_scored_pays_the_miner_and_unbonded_stake_comes_back() {
     assert_eq!(chain.balance(MINER), share * U256::from(EPOCH));
 
     let before = chain.balance(p1);
-    let (_, logs) = success(chain.transact(p1, IComputeRegistry::leaveCall {}.abi_encode(), U256::ZERO));
+    let (_, logs) =
+        success(chain.transact(p1, IComputeRegistry::leaveCall {}.abi_encode(), U256::ZERO));
     let leaving = decode::<IComputeRegistry::Leaving>(&logs);
     // Left in epoch 2; unbonds after 2 more epochs (and after epoch 2 is settled).
     assert_eq!(leaving[0].unbondingEpoch, 5);
-    let early = chain.transact(p1, IComputeRegistry::withdrawCall {}.abi_encode(), U256::ZERO);
+    let early = chain.transact(
+        p1,
+        IComputeRegistry::withdrawCall {}.abi_encode(),
+        U256::ZERO,
+    );
     assert!(revert_reason(&early).contains("unbonds at epoch 5"));
     while chain.block <= 5 * EPOCH {
         chain.end_block(share);
     }
-    success(chain.transact(p1, IComputeRegistry::withdrawCall {}.abi_encode(), U256::ZERO));
+    success(chain.transact(
+        p1,
+        IComputeRegistry::withdrawCall {}.abi_encode(),
+        U256::ZERO,
+    ));
     assert_eq!(chain.balance(p1), before + stake);
     let info = chain.view(IComputeRegistry::providerCall { account: p1 });
     assert_eq!((info.status, info.stake), (3, U256::ZERO));
