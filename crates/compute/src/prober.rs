@@ -1,6 +1,7 @@
 //! A validator's measurement of every provider, epoch by epoch: when an epoch starts, it draws
 //! `probeJobs` challenge jobs per active provider (from its key and the block hash), sends each
-//! at a random moment of the first half of the epoch, and records what came back; it audits a
+//! at a random moment of the first 40% of the epoch, gives it until 90% of the epoch has passed
+//! (at least 10 s, at most 60 s), and records what came back; it audits a
 //! sample of the answers (`auditSampleBps`, at least one per provider) on its own copy of the
 //! model; once the epoch has ended it submits its report transaction (`submitReport`).
 //!
@@ -29,8 +30,8 @@ use crate::{
 
 /// The longest a job may take, whatever the epoch's length.
 const MAX_JOB_TIME: Duration = Duration::from_secs(60);
-/// The shortest time a job is given.
-const MIN_JOB_TIME: Duration = Duration::from_secs(5);
+/// The shortest time a job is given (a short epoch on a loaded machine still gets answers).
+const MIN_JOB_TIME: Duration = Duration::from_secs(10);
 
 /// What a validator probes with.
 pub struct ProberConfig {
@@ -165,7 +166,8 @@ async fn measure_epoch(
 ) {
     let started = std::time::Instant::now();
     let mut generator = JobGenerator::new(seed.0, settings.max_tokens);
-    let timeout = (duration * 3 / 10).clamp(MIN_JOB_TIME, MAX_JOB_TIME);
+    // Jobs go out in the first 40% of the epoch; each may take until 90% of it has passed.
+    let deadline = duration.mul_f64(0.9);
     let mut tasks = Vec::new();
     for provider in &providers {
         let mut outcomes = Vec::new();
@@ -173,7 +175,8 @@ async fn measure_epoch(
             let model =
                 provider.models[generator.rng().random_range(0..provider.models.len())].clone();
             let job = fitting_job(&mut generator, ctx.config.models.get(&model));
-            let delay = duration.mul_f64(generator.rng().random_range(0.0..0.5));
+            let delay = duration.mul_f64(generator.rng().random_range(0.0..0.4));
+            let timeout = deadline.saturating_sub(delay).clamp(MIN_JOB_TIME, MAX_JOB_TIME);
             let ctx = ctx.clone();
             let url = provider.api_url.clone();
             outcomes.push(tokio::spawn(async move {

@@ -443,3 +443,87 @@ fn end_block_is_the_chains_alone() {
     let refused = chain.transact(Address::repeat_byte(1), call.abi_encode(), U256::ZERO);
     assert!(revert_reason(&refused).contains("system step"));
 }
+
+mod conservation {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A report figure set: (jobs, answered, tokens, rate, failed audits).
+    type Figures = (u32, u32, u64, u64, u32);
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Over epochs of random shares and random (valid) reports, settlement only moves
+        /// coins: every account's balance adds up to what was funded plus what was minted, and
+        /// the module holds exactly the stakes and the pots not yet paid. So the pay-outs can
+        /// never issue past what the reward code minted, which the cap bounds.
+        #[test]
+        fn settlement_moves_coins_and_never_creates_them(
+            shares in proptest::collection::vec(0u64..=40, (6 * EPOCH) as usize),
+            figures in proptest::collection::vec(
+                (1u32..5, 0u32..5, 0u64..1_000, 0u64..100_000, 0u32..2),
+                (3 * 3 * 6) as usize,
+            ),
+        ) {
+            let mut chain = Chain::new();
+            let stake = AIC * U256::from(100u64);
+            for p in providers() {
+                success(chain.register(p, stake, &["tiny"]));
+            }
+            let watched: Vec<Address> = providers()
+                .into_iter()
+                .flat_map(|p| [p, payout(p)])
+                .chain([MINER, TREASURY, REGISTRY_ADDRESS])
+                .collect();
+            let total = |chain: &mut Chain| {
+                watched.iter().fold(U256::ZERO, |sum, a| sum + chain.balance(*a))
+            };
+            let start = total(&mut chain);
+            let mut minted = U256::ZERO;
+            let mut figures = figures.into_iter();
+            for (i, share) in shares.into_iter().enumerate() {
+                let block = i as u64 + 1;
+                // Early in each epoch after the first, every validator reports the last one.
+                if block > EPOCH && block % EPOCH == 1 {
+                    let epoch = block / EPOCH - 1;
+                    for v in validators() {
+                        let measurements = providers()
+                            .into_iter()
+                            .map(|p| {
+                                let (jobs, answered, tokens, rate, failed): Figures =
+                                    figures.next().unwrap_or((1, 1, 1, 1, 0));
+                                let answered = answered.min(jobs);
+                                Measurement {
+                                    provider: p,
+                                    jobs,
+                                    answered,
+                                    audited: answered.min(1),
+                                    auditFailed: failed.min(answered.min(1)),
+                                    ttftMs: 5,
+                                    tokens: if answered == 0 { 0 } else { tokens },
+                                    rate: if answered == 0 { 0 } else { rate },
+                                }
+                            })
+                            .collect();
+                        success(chain.report(v, epoch, measurements));
+                    }
+                }
+                let minted_now = AIC * U256::from(share);
+                chain.end_block(minted_now);
+                minted += minted_now;
+                prop_assert_eq!(total(&mut chain), start + minted);
+                let epoch = chain.view(IComputeRegistry::currentEpochCall {}).epoch;
+                let mut held = U256::ZERO;
+                for p in providers() {
+                    held += chain.view(IComputeRegistry::providerCall { account: p }).stake;
+                }
+                for e in epoch.saturating_sub(2)..=epoch {
+                    held += chain.view(IComputeRegistry::epochPotCall { epoch: e });
+                }
+                prop_assert_eq!(chain.balance(REGISTRY_ADDRESS), held);
+            }
+        }
+    }
+}
