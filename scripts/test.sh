@@ -26,5 +26,8 @@ target/debug/aicoin model fetch all --models-dir "$AICOIN_MODELS_DIR"
 echo "== real-model known answers (SmolLM2 ids and chat, MiniLM similarity)"
 cargo test --locked -p aicoin-inference --test real_models -- --ignored
 
+echo "== proof-of-compute on SmolLM2: validators audit providers, one of them cheating"
+cargo test --locked -p aicoin --test it compute::real -- --ignored
+
 echo "== end-to-end: real clients against aicoin node --dev serving the models"
 e2e/run.sh target/debug/aicoin

@@ -17,7 +17,18 @@ use crate::{
     common::{NodeProcess, Rpc, aicoin},
 };
 
-const EPOCH_BLOCKS: u64 = 10;
+/// The tiny model's epochs: 10 blocks of 0.5 s.
+const TINY: Timing = Timing {
+    epoch_blocks: 10,
+    block_interval: "0.5",
+};
+
+/// Epoch length and block interval of a run.
+#[derive(Clone, Copy)]
+struct Timing {
+    epoch_blocks: u64,
+    block_interval: &'static str,
+}
 /// The node share of one block: 80% of the 50 AIC reward.
 const NODE_SHARE_AIC: u64 = 40;
 
@@ -37,7 +48,7 @@ struct Network {
 }
 
 impl Network {
-    fn prepare(home: &Path, honest: &Path, cheat: &Path) -> Self {
+    fn prepare(home: &Path, honest: &Path, cheat: &Path, timing: Timing) -> Self {
         let dir = home.join("devnet");
         let out = aicoin(
             home,
@@ -48,7 +59,7 @@ impl Network {
                 "--providers",
                 "3",
                 "--epoch-blocks",
-                &EPOCH_BLOCKS.to_string(),
+                &timing.epoch_blocks.to_string(),
                 "--models-dir",
                 honest.to_str().unwrap(),
                 "--dir",
@@ -88,7 +99,7 @@ impl Network {
                     "0",
                     "--no-api",
                     "--block-interval",
-                    "0.5",
+                    timing.block_interval,
                     "--role",
                     "validator",
                     "--sync-port",
@@ -131,7 +142,7 @@ impl Network {
                     "--api-port",
                     &free_port().to_string(),
                     "--block-interval",
-                    "0.5",
+                    timing.block_interval,
                     "--provide",
                     "--models-dir",
                     models.to_str().unwrap(),
@@ -185,7 +196,12 @@ async fn epoch(rpc: &Rpc) -> (u64, u64) {
 /// The block whose end settles `epoch`: the last block of the next epoch.
 async fn settlement_block(rpc: &Rpc, epoch: u64) -> u64 {
     let (current, last) = self::epoch(rpc).await;
-    last - (current - epoch - 1) * EPOCH_BLOCKS
+    last - (current - epoch - 1) * epoch_length(rpc).await
+}
+
+async fn epoch_length(rpc: &Rpc) -> u64 {
+    let params: Value = rpc.ok("aic_getParams", vec![]).await;
+    params["epochLength"].as_str().unwrap().parse::<U256>().unwrap().to()
 }
 
 /// Waits until `epoch` is settled; returns each provider's record and the settlement block.
@@ -291,7 +307,8 @@ async fn check_epoch(rpc: &Rpc, providers: &[Address], epoch: u64) -> Vec<EpochR
     // The pot: the epoch's blocks' node shares (plus the previous epoch's rounding dust).
     let pot = view(rpc, IComputeRegistry::epochPotCall { epoch }, at - 1).await;
     let share = AIC * U256::from(NODE_SHARE_AIC);
-    assert!(pot >= share * U256::from(EPOCH_BLOCKS) && pot < share * U256::from(EPOCH_BLOCKS + 1));
+    let blocks = epoch_length(rpc).await;
+    assert!(pot >= share * U256::from(blocks) && pot < share * U256::from(blocks + 1));
     let total: u64 = records.iter().map(|r| r.score).sum();
     let mut slashed = U256::ZERO;
     for (p, r) in providers.iter().zip(&records) {
@@ -332,23 +349,10 @@ async fn first_measured_epoch(rpc: &Rpc, count: usize) -> u64 {
     epoch(rpc).await.0 + 1
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn providers_are_measured_audited_and_paid_by_score() {
-    let _cluster = one_cluster_at_a_time().await;
-    let home = tempfile::tempdir().unwrap();
-    let honest = models_dir(&home.path().join("models"), 3);
-    let cheat = models_dir(&home.path().join("cheat"), 4);
-    let net = Network::prepare(home.path(), &honest, &cheat);
-    let mut validators = Vec::new();
-    for args in &net.validator_args {
-        validators.push(net.start(args).await);
-    }
-    let mut providers = Vec::new();
-    for args in &net.provider_args {
-        providers.push(net.start(args).await);
-    }
-    let third = validators.pop().unwrap();
-    let rpc = &*validators[0];
+/// Two epochs from the first that measured every provider: the honest two are scored and paid
+/// to the wei, the third fails its audits and is slashed each time; `aicoin provider status`
+/// agrees. Returns that first epoch.
+async fn honest_and_cheating(net: &Network, rpc: &Rpc) -> u64 {
     let first = first_measured_epoch(rpc, 3).await;
     let stake = AIC * U256::from(100u64);
 
@@ -417,6 +421,28 @@ async fn providers_are_measured_audited_and_paid_by_score() {
     let second_slash = (stake - first_slash) / U256::from(10u64);
     let left: U256 = cheater["stake"].as_str().unwrap().parse().unwrap();
     assert_eq!(left, stake - first_slash - second_slash);
+
+    first
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn providers_are_measured_audited_and_paid_by_score() {
+    let _cluster = one_cluster_at_a_time().await;
+    let home = tempfile::tempdir().unwrap();
+    let honest = models_dir(&home.path().join("models"), 3);
+    let cheat = models_dir(&home.path().join("cheat"), 4);
+    let net = Network::prepare(home.path(), &honest, &cheat, TINY);
+    let mut validators = Vec::new();
+    for args in &net.validator_args {
+        validators.push(net.start(args).await);
+    }
+    let mut providers = Vec::new();
+    for args in &net.provider_args {
+        providers.push(net.start(args).await);
+    }
+    let third = validators.pop().unwrap();
+    let rpc = &*validators[0];
+    let first = honest_and_cheating(&net, rpc).await;
 
     // Provider 2 stops answering: it loses uptime and completion, and its share falls.
     let before = check_epoch(rpc, &net.providers, first + 2).await;
@@ -568,4 +594,46 @@ async fn no_one_can_raise_a_score_with_bad_input() {
     };
     let system = revert_reason(&node, user, end.abi_encode(), U256::ZERO).await;
     assert!(system.contains("system step"), "{system}");
+}
+
+/// The same run on the real model: SmolLM2-135M-Instruct from `$AICOIN_MODELS_DIR` (as
+/// `aicoin model fetch smollm2` leaves it), the cheater serving the tiny random model under
+/// SmolLM2's id. Ignored by default: `scripts/test.sh` runs it after fetching the models.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the fetched SmolLM2 model (scripts/test.sh runs it)"]
+async fn real_smollm2_providers_are_audited_and_paid() {
+    let _cluster = one_cluster_at_a_time().await;
+    let models = PathBuf::from(
+        std::env::var("AICOIN_MODELS_DIR").expect("AICOIN_MODELS_DIR names the fetched models"),
+    );
+    assert!(
+        models.join("smollm2-135m-instruct/model.gguf").exists(),
+        "fetch it first: aicoin model fetch smollm2 --models-dir {}",
+        models.display()
+    );
+    let home = tempfile::tempdir().unwrap();
+    let honest = home.path().join("models");
+    std::fs::create_dir_all(honest.join("smollm2-135m-instruct")).unwrap();
+    std::os::unix::fs::symlink(
+        models.join("smollm2-135m-instruct/model.gguf"),
+        honest.join("smollm2-135m-instruct/model.gguf"),
+    )
+    .unwrap();
+    let cheat = home.path().join("cheat");
+    std::fs::create_dir_all(cheat.join("smollm2-135m-instruct")).unwrap();
+    aicoin_inference::testing::write_tiny_llama(
+        &cheat.join("smollm2-135m-instruct/model.gguf"),
+        4,
+    )
+    .unwrap();
+    let timing = Timing {
+        epoch_blocks: 20,
+        block_interval: "1",
+    };
+    let net = Network::prepare(home.path(), &honest, &cheat, timing);
+    let mut nodes = Vec::new();
+    for args in net.validator_args.iter().chain(&net.provider_args) {
+        nodes.push(net.start(args).await);
+    }
+    honest_and_cheating(&net, &nodes[0]).await;
 }
