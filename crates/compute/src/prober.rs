@@ -176,7 +176,9 @@ async fn measure_epoch(
                 provider.models[generator.rng().random_range(0..provider.models.len())].clone();
             let job = fitting_job(&mut generator, ctx.config.models.get(&model));
             let delay = duration.mul_f64(generator.rng().random_range(0.0..0.4));
-            let timeout = deadline.saturating_sub(delay).clamp(MIN_JOB_TIME, MAX_JOB_TIME);
+            let timeout = deadline
+                .saturating_sub(delay)
+                .clamp(MIN_JOB_TIME, MAX_JOB_TIME);
             let ctx = ctx.clone();
             let url = provider.api_url.clone();
             outcomes.push(tokio::spawn(async move {

@@ -1,9 +1,11 @@
 //! `aicoin bench`: block production at different state sizes, what a chain-module call costs,
 //! the ingest→receipt rate of a node
 //! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
-//! accounts, e.g. anvil), a full node's sync speed, and a text model's inference speed.
+//! accounts, e.g. anvil), a full node's sync speed, a text model's inference speed, and what a
+//! proof-of-compute audit costs beside the generation it checks.
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
 
+mod audit;
 mod execute;
 mod inference;
 mod ingest;
@@ -38,6 +40,8 @@ enum BenchCommand {
     /// Blocks/s of a fresh full node syncing a validator's chain by height (seal checks and
     /// re-execution included).
     Sync(sync::SyncArgs),
+    /// What auditing an answer costs beside generating it (validator CPU per probe).
+    Audit(audit::AuditArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
@@ -48,6 +52,7 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
         BenchCommand::Rpc(a) => rpc::run(a).await,
         BenchCommand::Inference(a) => inference::run(a).await,
         BenchCommand::Sync(a) => sync::run(a).await,
+        BenchCommand::Audit(a) => tokio::task::spawn_blocking(move || audit::run(a)).await?,
     }
 }
 

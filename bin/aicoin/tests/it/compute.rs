@@ -201,7 +201,12 @@ async fn settlement_block(rpc: &Rpc, epoch: u64) -> u64 {
 
 async fn epoch_length(rpc: &Rpc) -> u64 {
     let params: Value = rpc.ok("aic_getParams", vec![]).await;
-    params["epochLength"].as_str().unwrap().parse::<U256>().unwrap().to()
+    params["epochLength"]
+        .as_str()
+        .unwrap()
+        .parse::<U256>()
+        .unwrap()
+        .to()
 }
 
 /// Waits until `epoch` is settled; returns each provider's record and the settlement block.
@@ -621,11 +626,8 @@ async fn real_smollm2_providers_are_audited_and_paid() {
     .unwrap();
     let cheat = home.path().join("cheat");
     std::fs::create_dir_all(cheat.join("smollm2-135m-instruct")).unwrap();
-    aicoin_inference::testing::write_tiny_llama(
-        &cheat.join("smollm2-135m-instruct/model.gguf"),
-        4,
-    )
-    .unwrap();
+    aicoin_inference::testing::write_tiny_llama(&cheat.join("smollm2-135m-instruct/model.gguf"), 4)
+        .unwrap();
     let timing = Timing {
         epoch_blocks: 20,
         block_interval: "1",
