@@ -8,7 +8,7 @@ use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
-    sync::mpsc,
+    sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
@@ -51,6 +51,8 @@ pub struct NodeProcess {
     child: Child,
     rpc: Rpc,
     pub stdout: Vec<String>,
+    /// Every line it has written to stderr so far (each also echoed to the test's stderr).
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl std::ops::Deref for NodeProcess {
@@ -132,9 +134,12 @@ impl NodeProcess {
             }
         });
         let stderr = child.stderr.take().unwrap();
+        let stderr_lines = Arc::new(Mutex::new(Vec::new()));
+        let collected = stderr_lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[node] {line}");
+                collected.lock().unwrap().push(line);
             }
         });
         let started = Instant::now();
@@ -166,6 +171,7 @@ impl NodeProcess {
             child,
             rpc: Rpc::ready(url).await,
             stdout: lines,
+            stderr: stderr_lines,
         }
     }
 
@@ -183,6 +189,22 @@ impl NodeProcess {
             .unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "node exited with {status}");
+    }
+
+    /// Waits until the node writes `needle` to stderr; returns all it wrote so far.
+    pub async fn wait_for_stderr(&self, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.stderr.lock().unwrap().join("\n");
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the node wrote no {needle:?} to stderr within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     /// The value after `label:` on the start-up banner.

@@ -639,3 +639,191 @@ async fn real_smollm2_providers_are_audited_and_paid() {
     }
     honest_and_cheating(&net, &nodes[0]).await;
 }
+
+/// A chain of one authority holding `key`, with the tiny model listed, epochs of TINY's length
+/// and the genesis allocation credited to `genesis`; written to `<home>/chain.json`.
+fn one_authority_chain(home: &Path, key: Address, genesis: Address) -> PathBuf {
+    let mut spec = aicoin_primitives::ChainSpec::local(2108, key, &[]);
+    spec.genesis.genesis_address = genesis;
+    spec.params
+        .insert("epochLength".into(), U256::from(TINY.epoch_blocks));
+    spec.models.push(aicoin_primitives::registry::ListedModel {
+        id: "tiny".into(),
+        units: 1,
+    });
+    let path = home.join("chain.json");
+    std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    path
+}
+
+/// The provider record of `account`, once `aic_providers` lists it as active.
+async fn registered(rpc: &Rpc, account: Address) -> Value {
+    eventually(&format!("{account} registered"), || async {
+        provider_list(rpc).await.into_iter().find(|p| {
+            p["address"]
+                .as_str()
+                .and_then(|a| a.parse::<Address>().ok())
+                == Some(account)
+                && p["status"] == "active"
+        })
+    })
+    .await
+}
+
+/// POSTs `body` to the API's chat completions with `headers`; the status and the JSON answer.
+async fn chat(api: &str, headers: &[(&'static str, String)], body: &[u8]) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{api}/chat/completions"))
+        .header("content-type", "application/json")
+        .body(body.to_vec());
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+/// A validator that also provides, set up by a `[provide]` table: it registers itself with its
+/// own funds under the configured payout, answers only requests an authority signed (each
+/// once), and probes, audits and pays itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_registers_itself_and_serves_only_signed_requests() {
+    let home = tempfile::tempdir().unwrap();
+    let models = models_dir(&home.path().join("models"), 3);
+    let data = home.path().join("data");
+    let (key, _) = aicoin_node::load_or_create_validator_key(&data).unwrap();
+    let chain = one_authority_chain(home.path(), key.address(), key.address());
+    let payout = Address::repeat_byte(0x77);
+    let config = home.path().join("aicoin.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "chain = {chain:?}\ndata-dir = {data:?}\nmodels-dir = {models:?}\nrpc-port = 0\n\
+             api-port = {}\nblock-interval = {}\n\n[provide]\npayout = \"{payout}\"\n",
+            free_port(),
+            TINY.block_interval,
+        ),
+    )
+    .unwrap();
+    let node = NodeProcess::start(aicoin(
+        home.path(),
+        &["node", "--config", config.to_str().unwrap()],
+    ))
+    .await;
+    let api = node.banner_value("AI API");
+    let api = api.split_whitespace().next().unwrap();
+
+    let record = registered(&node, key.address()).await;
+    assert_eq!(format!("{}/v1", record["apiUrl"].as_str().unwrap()), api);
+    assert_eq!(record["models"], json!(["tiny"]));
+    assert_eq!(record["hardware"], "cpu");
+    let stake: U256 = record["stake"].as_str().unwrap().parse().unwrap();
+    assert_eq!(stake, AIC * U256::from(100u64), "minStake by default");
+    assert_eq!(
+        record["payout"]
+            .as_str()
+            .unwrap()
+            .parse::<Address>()
+            .unwrap(),
+        payout
+    );
+
+    // Unsigned, signed by a stranger, or replayed: refused as OpenAI refuses a bad key.
+    let body = serde_json::to_vec(&json!({"model": "tiny", "max_tokens": 4,
+        "messages": [{"role": "user", "content": "hello"}], "return_token_ids": true}))
+    .unwrap();
+    let path = "/v1/chat/completions";
+    let refused = |(status, answer): (u16, Value), why: &str| {
+        assert_eq!(status, 401, "{answer}");
+        assert_eq!(answer["error"]["code"], "invalid_api_key", "{answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(why), "{message}");
+    };
+    refused(chat(api, &[], &body).await, "must be signed by a validator");
+    let stranger = alloy_signer_local::PrivateKeySigner::random();
+    let headers = aicoin_compute::signed::sign(&stranger, "POST", path, &body).unwrap();
+    refused(
+        chat(api, &headers, &body).await,
+        "is not a validator or gateway",
+    );
+    let headers = aicoin_compute::signed::sign(&key, "POST", path, &body).unwrap();
+    let (status, answer) = chat(api, &headers, &body).await;
+    assert_eq!(status, 200, "{answer}");
+    let ids = answer["choices"][0]["token_ids"].as_array().unwrap();
+    assert!(!ids.is_empty() && ids.len() <= 4, "{answer}");
+    refused(chat(api, &headers, &body).await, "already served once");
+
+    // Its own probes measure, audit and pay it.
+    let scored = eventually("the provider is scored", || async {
+        let record = registered(&node, key.address()).await;
+        (record["lastScore"].as_u64().unwrap() > 0).then_some(record)
+    })
+    .await;
+    assert_eq!(scored["auditFailures"], 0);
+    let reward: U256 = scored["lastReward"].as_str().unwrap().parse().unwrap();
+    assert!(!reward.is_zero());
+    assert!(node.balance(payout, "latest").await >= reward);
+}
+
+/// A provider whose key holds nothing says which transaction it needs, and registers itself
+/// once someone sends it the stake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfunded_provider_says_which_transaction_it_needs_then_registers() {
+    let home = tempfile::tempdir().unwrap();
+    let models = models_dir(&home.path().join("models"), 3);
+    let data = home.path().join("data");
+    let (key, _) = aicoin_node::load_or_create_validator_key(&data).unwrap();
+    let funder = crate::common::dev_key(0);
+    let chain = one_authority_chain(home.path(), key.address(), funder.address());
+    let node = NodeProcess::start(aicoin(
+        home.path(),
+        &[
+            "node",
+            "--chain",
+            chain.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--models-dir",
+            models.to_str().unwrap(),
+            "--rpc-port",
+            "0",
+            "--api-port",
+            &free_port().to_string(),
+            "--block-interval",
+            TINY.block_interval,
+            "--provide",
+            "--no-probe",
+            // Block rewards go elsewhere, so the key holds nothing until funded.
+            "--miner-address",
+            &Address::repeat_byte(0x99).to_string(),
+        ],
+    ))
+    .await;
+    let me = key.address();
+    let told = node
+        .wait_for_stderr("this provider is not registered")
+        .await;
+    for needed in [
+        format!("its key {me} holds 0.000000000000000000 AIC"),
+        format!("aicoin wallet send --to {me} --amount 100.000000000000000000"),
+        format!("to    {REGISTRY_ADDRESS}"),
+        "value 100000000000000000000 wei".to_string(),
+    ] {
+        assert!(told.contains(&needed), "{needed:?} not in {told}");
+    }
+    assert!(provider_list(&node).await.is_empty());
+
+    let stake = AIC * U256::from(100u64);
+    let fund = crate::common::legacy(&funder, 2108, 0, me, stake, 21_000);
+    let hash = node.send_raw(&fund).await.unwrap();
+    assert_eq!(node.receipt(hash).await["status"], "0x1");
+    let record = registered(&node, me).await;
+    let locked: U256 = record["stake"].as_str().unwrap().parse().unwrap();
+    assert_eq!(locked, stake);
+    assert_eq!(
+        node.balance(me, "latest").await,
+        U256::ZERO,
+        "all of it staked"
+    );
+}
