@@ -36,7 +36,12 @@ impl Reader {
 
     /// The producer's seal of block `number` (genesis has none).
     pub fn seal(&self, number: u64) -> Result<Option<Seal>, StoreError> {
-        let table = self.txn.open_table(SEALS)?;
+        // The table is created with block 1's seal: a chain of genesis alone has none.
+        let table = match self.txn.open_table(SEALS) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
         let value = table.get(number)?;
         Ok(value.map(|v| Seal::from(v.value())))
     }

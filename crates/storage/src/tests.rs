@@ -426,6 +426,8 @@ fn a_data_dir_of_the_old_header_format_is_refused_with_what_to_do() {
 fn blocks_keep_their_seal_beside_the_header() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path(), &spec()).unwrap();
+    // Before block 1 (a node that just started): genesis reads as a block with no seal.
+    assert_eq!(store.reader().unwrap().seal(0).unwrap(), None);
     commit(&store, 1, &StateChanges::default());
     let reader = store.reader().unwrap();
     assert_eq!(reader.seal(0).unwrap(), None, "no one seals genesis");
