@@ -37,7 +37,7 @@ interface IParams {
         view
         returns (uint256 price, uint256 requestsPerMinute, uint256 tokensPerDay);
 
-    /// Sets parameter `key`. Only governance may; until the governance module exists, every
-    /// call reverts.
+    /// Always reverts: parameters change only when a governance proposal (IGovernance at
+    /// 0x…a1c004, kind 0) passes and is executed, which emits ParamChanged from this address.
     function set(bytes32 key, uint256 value) external;
 }

@@ -5,10 +5,10 @@
 //! The same builder serves the producer (which offers pool transactions and skips the ones that
 //! fail) and the importer (for which any failing transaction rejects the whole block).
 
-use aicoin_modules::registry::IComputeRegistry;
+use aicoin_modules::{governance, registry::IComputeRegistry};
 use aicoin_primitives::{
     BlockReward, Params, Tokenomics, TokenomicsError, TxReceipt,
-    modules::{PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
+    modules::{GOVERNANCE_ADDRESS, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
 };
 use aicoin_storage::{AccountChange, AccountInfo, StateChanges};
 use alloy_consensus::{TxEnvelope, proofs, transaction::Recovered};
@@ -101,12 +101,13 @@ impl BlockBuilder {
     /// `db` is the parent block's state; `env` describes the block being built.
     pub fn new(db: StateDb, env: EvmEnv) -> Self {
         let gas_limit = env.block_env.gas_limit;
+        let factory = AicoinEvmFactory::new(db.history());
         let state = State::builder()
             .with_database_ref(db)
             .with_bundle_update()
             .build();
         Self {
-            evm: AicoinEvmFactory.create_evm(state, env),
+            evm: factory.create_evm(state, env),
             gas_limit,
             gas_used: 0,
             transactions: Vec::new(),
@@ -212,7 +213,14 @@ impl BlockBuilder {
                 EvmDatabaseError::Database(e) => ExecError::Db(e),
                 other => ExecError::Evm(other.to_string()),
             })?;
-        let system_logs = self.end_block(reward.miner, beneficiary, treasury)?;
+        let registry = IComputeRegistry::endBlockCall {
+            nodeShare: reward.miner,
+            miner: beneficiary,
+            treasury,
+        };
+        let mut system_logs = self.system_call(REGISTRY_ADDRESS, registry.abi_encode())?;
+        system_logs
+            .extend(self.system_call(GOVERNANCE_ADDRESS, governance::end_block_call(issued))?);
         let mut state = self.evm.into_db();
         state.merge_transitions(BundleRetention::PlainState);
         let changes = state_changes(state.take_bundle());
@@ -239,23 +247,13 @@ impl BlockBuilder {
         })
     }
 
-    /// The compute registry's `endBlock` as the system address, its changes committed; returns
-    /// its logs. It cannot fail on a consistent state, so a failure is the block's.
-    fn end_block(
-        &mut self,
-        node_share: U256,
-        miner: Address,
-        treasury: Address,
-    ) -> Result<Vec<Log>, ExecError> {
-        let data = IComputeRegistry::endBlockCall {
-            nodeShare: node_share,
-            miner,
-            treasury,
-        }
-        .abi_encode();
+    /// A module's end-of-block step (`data` to `module` as the system address), its changes
+    /// committed; returns its logs. It cannot fail on a consistent state, so a failure is the
+    /// block's.
+    fn system_call(&mut self, module: Address, data: Vec<u8>) -> Result<Vec<Log>, ExecError> {
         let outcome = self
             .evm
-            .transact_system_call(SYSTEM_ADDRESS, REGISTRY_ADDRESS, data.into())
+            .transact_system_call(SYSTEM_ADDRESS, module, data.into())
             .map_err(|e| match e {
                 EVMError::Database(EvmDatabaseError::Database(e)) => ExecError::Db(e),
                 other => ExecError::SystemStep(other.to_string()),

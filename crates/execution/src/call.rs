@@ -122,12 +122,14 @@ fn halt_message(reason: &HaltReason) -> String {
 pub struct CallEnv {
     db: CallDb,
     env: EvmEnv,
+    factory: AicoinEvmFactory,
 }
 
 impl CallEnv {
     /// The state `db` and block `env` with `overrides` applied. A call needs no nonce (the check
     /// is off) and pays nothing (fees are zeroed).
     pub fn new(db: StateDb, mut env: EvmEnv, overrides: EvmOverrides) -> Result<Self, CallError> {
+        let factory = AicoinEvmFactory::new(db.history());
         let mut db = CacheDB::new(db);
         env.cfg_env.disable_nonce_check = true;
         if let Some(block) = overrides.block {
@@ -139,12 +141,13 @@ impl CallEnv {
                 other => CallError::StateOverride(other.to_string()),
             })?;
         }
-        Ok(Self { db, env })
+        Ok(Self { db, env, factory })
     }
 
     /// A replay of mined transactions: the real nonce checks, no overrides.
     pub fn replay(db: StateDb, env: EvmEnv) -> Self {
         Self {
+            factory: AicoinEvmFactory::new(db.history()),
             db: CacheDB::new(db),
             env,
         }
@@ -172,7 +175,8 @@ impl CallEnv {
     where
         I: for<'a> Inspector<EthEvmContext<&'a mut CallDb>>,
     {
-        AicoinEvmFactory.create_evm_with_inspector(&mut self.db, self.env.clone(), inspector)
+        self.factory
+            .create_evm_with_inspector(&mut self.db, self.env.clone(), inspector)
     }
 
     /// Runs `tx` with `inspector` watching, without keeping its changes. Returns the result

@@ -1,6 +1,10 @@
 //! revm's view of stored state: a [`DatabaseRef`] over one block's [`StateView`], with block
-//! hashes for BLOCKHASH from the same snapshot.
+//! hashes for BLOCKHASH from the same snapshot, and the earlier blocks' state the modules read
+//! ([`History`]) from that snapshot too.
 
+use std::sync::Arc;
+
+use aicoin_modules::{History, HistoryError};
 use aicoin_storage::{Reader, StateView, StoreError};
 use alloy_primitives::{Address, B256, U256};
 use revm::{
@@ -18,7 +22,7 @@ impl DBErrorMarker for DbError {}
 
 /// State as of one block, read from a store snapshot.
 pub struct StateDb {
-    reader: Reader,
+    reader: Arc<Reader>,
     state: StateView,
 }
 
@@ -32,11 +36,51 @@ impl StateDb {
     /// The state after block `at`.
     pub fn at(reader: Reader, at: u64) -> Result<Self, StoreError> {
         let state = reader.state_at(at)?;
-        Ok(Self { reader, state })
+        Ok(Self {
+            reader: Arc::new(reader),
+            state,
+        })
     }
 
     pub fn reader(&self) -> &Reader {
         &self.reader
+    }
+
+    /// The chain's earlier blocks, as the modules read them, from this snapshot.
+    pub fn history(&self) -> Arc<dyn History> {
+        Arc::new(StoreHistory(self.reader.clone()))
+    }
+}
+
+/// [`History`] from a store snapshot: one seek in the history tables per read.
+struct StoreHistory(Arc<Reader>);
+
+impl StoreHistory {
+    fn state(&self, block: u64) -> Result<StateView, HistoryError> {
+        self.0.state_at(block).map_err(|e| unreadable(block, e))
+    }
+}
+
+fn unreadable(block: u64, error: StoreError) -> HistoryError {
+    HistoryError {
+        block,
+        source: Box::new(error),
+    }
+}
+
+impl History for StoreHistory {
+    fn balance_at(&self, account: Address, block: u64) -> Result<U256, HistoryError> {
+        let account = self
+            .state(block)?
+            .account(&account)
+            .map_err(|e| unreadable(block, e))?;
+        Ok(account.map_or(U256::ZERO, |a| a.balance))
+    }
+
+    fn storage_at(&self, address: Address, slot: B256, block: u64) -> Result<U256, HistoryError> {
+        self.state(block)?
+            .storage(&address, &U256::from_be_bytes(slot.0))
+            .map_err(|e| unreadable(block, e))
     }
 }
 

@@ -3,6 +3,9 @@
 //! `eth_createAccessList` and every tracer get their EVM here, so a module behaves the same in
 //! each of them.
 
+use std::sync::Arc;
+
+use aicoin_modules::History;
 use alloy_evm::{
     Database, Evm, EvmEnv, EvmFactory,
     eth::{EthEvm, EthEvmContext, EthEvmFactory},
@@ -17,9 +20,24 @@ use revm::{
     primitives::hardfork::SpecId,
 };
 
-/// Builds AICoin's EVM: [`EthEvmFactory`]'s, plus the modules' precompiles.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct AicoinEvmFactory;
+/// Builds AICoin's EVM: [`EthEvmFactory`]'s, plus the modules' precompiles, which read the
+/// chain's earlier blocks from `history`.
+#[derive(Clone)]
+pub struct AicoinEvmFactory {
+    history: Arc<dyn History>,
+}
+
+impl AicoinEvmFactory {
+    pub fn new(history: Arc<dyn History>) -> Self {
+        Self { history }
+    }
+}
+
+impl std::fmt::Debug for AicoinEvmFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AicoinEvmFactory").finish_non_exhaustive()
+    }
+}
 
 /// The EVM [`AicoinEvmFactory`] builds.
 pub type AicoinEvm<DB, I = NoOpInspector> = EthEvm<DB, I, PrecompilesMap>;
@@ -35,7 +53,7 @@ impl EvmFactory for AicoinEvmFactory {
     type Precompiles = PrecompilesMap;
 
     fn create_evm<DB: Database>(&self, db: DB, env: EvmEnv) -> Self::Evm<DB, NoOpInspector> {
-        with_modules(EthEvmFactory::default().create_evm(db, env))
+        self.with_modules(EthEvmFactory::default().create_evm(db, env))
     }
 
     fn create_evm_with_inspector<DB: Database, I: Inspector<Self::Context<DB>>>(
@@ -44,13 +62,16 @@ impl EvmFactory for AicoinEvmFactory {
         env: EvmEnv,
         inspector: I,
     ) -> Self::Evm<DB, I> {
-        with_modules(EthEvmFactory::default().create_evm_with_inspector(db, env, inspector))
+        self.with_modules(EthEvmFactory::default().create_evm_with_inspector(db, env, inspector))
     }
 }
 
-fn with_modules<DB: Database, I: Inspector<EthEvmContext<DB>>>(
-    mut evm: AicoinEvm<DB, I>,
-) -> AicoinEvm<DB, I> {
-    aicoin_modules::install(evm.precompiles_mut());
-    evm
+impl AicoinEvmFactory {
+    fn with_modules<DB: Database, I: Inspector<EthEvmContext<DB>>>(
+        &self,
+        mut evm: AicoinEvm<DB, I>,
+    ) -> AicoinEvm<DB, I> {
+        aicoin_modules::install(evm.precompiles_mut(), self.history.clone());
+        evm
+    }
 }

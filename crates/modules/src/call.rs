@@ -8,6 +8,8 @@ use alloy_primitives::{Address, B256, Bytes, Log, U256};
 use alloy_sol_types::{Revert, SolError, SolEvent};
 use revm::precompile::{PrecompileError, PrecompileHalt, PrecompileOutput, PrecompileResult};
 
+use crate::history::History;
+
 /// Gas of entering a module, as a warm `CALL` costs.
 pub const CALL_GAS: u64 = 100;
 /// Gas of reading one slot of module state (a cold `SLOAD`).
@@ -48,17 +50,48 @@ pub struct ModuleCall<'a> {
     gas_used: u64,
     /// False for the chain's own system steps, which no gas limit may cut short.
     metered: bool,
+    history: &'a dyn History,
 }
 
 impl<'a> ModuleCall<'a> {
-    pub fn new(input: PrecompileInput<'a>, module: Address) -> Self {
+    pub fn new(input: PrecompileInput<'a>, module: Address, history: &'a dyn History) -> Self {
         let metered = input.caller != SYSTEM_ADDRESS;
         Self {
             input,
             module,
             gas_used: 0,
             metered,
+            history,
         }
+    }
+
+    /// `account`'s balance at the end of `block`, an earlier block than this one (a historical
+    /// read: charged as a cold account access).
+    pub fn balance_at(&mut self, account: Address, block: u64) -> CallResult<U256> {
+        self.charge(READ_GAS)?;
+        self.past(block)?;
+        self.history
+            .balance_at(account, block)
+            .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
+    /// Slot `key` of this module's storage at the end of `block`, an earlier block.
+    pub fn read_at(&mut self, key: B256, block: u64) -> CallResult<U256> {
+        self.charge(READ_GAS)?;
+        self.past(block)?;
+        self.history
+            .storage_at(self.module, key, block)
+            .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
+    fn past(&self, block: u64) -> CallResult<()> {
+        let now = self.block_number();
+        if block >= now {
+            return Err(Exit::revert(format!(
+                "block {block} is not in the past (this is block {now})"
+            )));
+        }
+        Ok(())
     }
 
     pub fn caller(&self) -> Address {
@@ -102,8 +135,12 @@ impl<'a> ModuleCall<'a> {
 
     /// The module's storage slot `key`.
     pub fn read(&mut self, key: B256) -> CallResult<U256> {
+        self.read_from(self.module, key)
+    }
+
+    /// Slot `key` of the module at `module`.
+    pub fn read_from(&mut self, module: Address, key: B256) -> CallResult<U256> {
         self.charge(READ_GAS)?;
-        let module = self.module;
         self.input
             .internals
             .sload(module, key.into())
@@ -118,15 +155,7 @@ impl<'a> ModuleCall<'a> {
                 "a module reads an undefined parameter {name:?}"
             )));
         }
-        self.charge(READ_GAS)?;
-        self.input
-            .internals
-            .sload(
-                aicoin_primitives::modules::PARAMS_ADDRESS,
-                param_key(name).into(),
-            )
-            .map(|loaded| loaded.data)
-            .map_err(|e| Exit::Fatal(e.to_string()))
+        self.read_from(aicoin_primitives::modules::PARAMS_ADDRESS, param_key(name))
     }
 
     /// A parameter that counts something (blocks, epochs, basis points), as a `u64`.
@@ -157,13 +186,18 @@ impl<'a> ModuleCall<'a> {
 
     /// Writes the module's storage slot `key`; refused in a static (view) call.
     pub fn write(&mut self, key: B256, value: U256) -> CallResult<()> {
+        self.write_to(self.module, key, value)
+    }
+
+    /// Writes slot `key` of another module at `module` (governance carrying out a change the
+    /// module itself would refuse from anyone else).
+    pub fn write_to(&mut self, module: Address, key: B256, value: U256) -> CallResult<()> {
         if self.input.is_static {
             return Err(Exit::revert(
                 "state changes are not allowed in a static call",
             ));
         }
         self.charge(WRITE_GAS)?;
-        let module = self.module;
         self.input
             .internals
             .sstore(module, key.into(), value)
@@ -171,10 +205,43 @@ impl<'a> ModuleCall<'a> {
             .map_err(|e| Exit::Fatal(e.to_string()))
     }
 
+    /// Moves `amount` from `from` to `to` (the treasury paying a spend governance passed).
+    pub fn transfer(&mut self, from: Address, to: Address, amount: U256) -> CallResult<()> {
+        if self.input.is_static {
+            return Err(Exit::revert(
+                "state changes are not allowed in a static call",
+            ));
+        }
+        self.charge(9_000)?;
+        match self.input.internals.transfer(from, to, amount) {
+            Ok(None) => Ok(()),
+            Ok(Some(error)) => Err(Exit::revert(format!(
+                "cannot move {amount} wei from {from} to {to}: {error:?}"
+            ))),
+            Err(e) => Err(Exit::Fatal(e.to_string())),
+        }
+    }
+
+    /// The balance of `account` now, in this block.
+    pub fn balance(&mut self, account: Address) -> CallResult<U256> {
+        self.charge(READ_GAS)?;
+        self.input
+            .internals
+            .load_account(account)
+            .map(|account| account.data.info.balance)
+            .map_err(|e| Exit::Fatal(e.to_string()))
+    }
+
     /// Emits `event` from the module's address, an ordinary log.
     pub fn emit(&mut self, event: &impl SolEvent) -> CallResult<()> {
+        self.emit_from(self.module, event)
+    }
+
+    /// Emits `event` from `address`: the log of a change made in another module's state, where
+    /// that module's watchers look for it.
+    pub fn emit_from(&mut self, address: Address, event: &impl SolEvent) -> CallResult<()> {
         let log = Log {
-            address: self.module,
+            address,
             data: event.encode_log_data(),
         };
         self.charge(log_gas(&log))?;

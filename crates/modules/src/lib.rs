@@ -9,12 +9,19 @@
 //! factory calls it for block building, `eth_call`, gas estimation and every tracer alike.
 
 mod call;
+pub mod governance;
+pub mod history;
 pub mod params;
 pub mod registry;
 pub mod store;
 
-pub use aicoin_primitives::modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS};
+pub use aicoin_primitives::modules::{
+    GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS,
+};
 pub use call::{CALL_GAS, CallResult, Exit, READ_GAS, WRITE_GAS};
+pub use history::{History, HistoryError};
+
+use std::sync::Arc;
 
 use alloy_evm::precompiles::{DynPrecompile, PrecompileInput, PrecompilesMap};
 use alloy_primitives::{Address, Bytes};
@@ -22,11 +29,28 @@ use revm::precompile::{PrecompileId, PrecompileResult};
 
 use crate::call::ModuleCall;
 
-/// Adds every module's precompile to `precompiles`.
-pub fn install(precompiles: &mut PrecompilesMap) {
+/// Adds every module's precompile to `precompiles`; `history` is the chain before the block
+/// the EVM executes.
+pub fn install(precompiles: &mut PrecompilesMap, history: Arc<dyn History>) {
     precompiles.extend_precompiles([
-        module(PARAMS_ADDRESS, "aicoin-params", params::call),
-        module(REGISTRY_ADDRESS, "aicoin-registry", registry::call),
+        module(
+            PARAMS_ADDRESS,
+            "aicoin-params",
+            params::call,
+            history.clone(),
+        ),
+        module(
+            REGISTRY_ADDRESS,
+            "aicoin-registry",
+            registry::call,
+            history.clone(),
+        ),
+        module(
+            GOVERNANCE_ADDRESS,
+            "aicoin-governance",
+            governance::call,
+            history,
+        ),
     ]);
 }
 
@@ -35,9 +59,10 @@ fn module(
     address: Address,
     id: &'static str,
     handler: fn(&mut ModuleCall<'_>) -> CallResult<Bytes>,
+    history: Arc<dyn History>,
 ) -> (Address, DynPrecompile) {
     let precompile = move |input: PrecompileInput<'_>| -> PrecompileResult {
-        let mut call = ModuleCall::new(input, address);
+        let mut call = ModuleCall::new(input, address, &*history);
         let result = handler(&mut call);
         call.finish(result)
     };

@@ -1,8 +1,9 @@
 //! The parameters module (`contracts/interfaces/IParams.sol`): views of every chain parameter
-//! at the block a call runs on, and the write only governance will be allowed to make.
+//! at the block a call runs on, and [`change`], which the governance module calls when it
+//! executes a passed parameter change.
 
 use aicoin_primitives::{
-    PARAMS, modules::GOVERNANCE_ADDRESS, param_by_key, param_key, params::ParamDef,
+    PARAMS, modules::PARAMS_ADDRESS, param_by_key, param_key, params::ParamDef,
 };
 use alloy_primitives::{Bytes, U256};
 use alloy_sol_types::{SolCall, SolInterface, sol};
@@ -61,29 +62,39 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
             };
             IParams::tierCall::abi_encode_returns(&tier).into()
         }
-        Call::set(c) => {
-            if call.caller() != GOVERNANCE_ADDRESS {
-                return Err(Exit::revert(
-                    "IParams: only governance may set parameters (no governance module is \
-                     active yet)",
-                ));
-            }
-            let def = known(&c.key)?;
-            def.check(c.value)
-                .map_err(|e| Exit::revert(format!("IParams: {e}")))?;
-            let previous = read_def(call, def)?;
-            call.write(c.key, c.value)?;
-            call.emit(&IParams::ParamChanged {
-                key: c.key,
-                previous,
-                value: c.value,
-            })?;
-            Bytes::new()
+        Call::set(_) => {
+            return Err(Exit::revert(
+                "IParams: only governance may set parameters, by a passed proposal \
+                 (IGovernance.propose, kind 0)",
+            ));
         }
     })
 }
 
-fn known(key: &alloy_primitives::B256) -> CallResult<&'static ParamDef> {
+/// Sets parameter `key` to `value` (checked against its bounds) and emits `ParamChanged` from
+/// the parameters module, where watchers of IParams look for it. Only the governance module
+/// calls this, when it executes a passed proposal.
+pub(crate) fn change(
+    call: &mut ModuleCall<'_>,
+    key: alloy_primitives::B256,
+    value: U256,
+) -> CallResult<()> {
+    let def = known(&key)?;
+    def.check(value)
+        .map_err(|e| Exit::revert(format!("IParams: {e}")))?;
+    let previous = call.read_from(PARAMS_ADDRESS, def.key())?;
+    call.write_to(PARAMS_ADDRESS, key, value)?;
+    call.emit_from(
+        PARAMS_ADDRESS,
+        &IParams::ParamChanged {
+            key,
+            previous,
+            value,
+        },
+    )
+}
+
+pub(crate) fn known(key: &alloy_primitives::B256) -> CallResult<&'static ParamDef> {
     param_by_key(key).ok_or_else(|| {
         let name = String::from_utf8_lossy(key.as_slice())
             .trim_end_matches('\0')
@@ -124,7 +135,7 @@ mod tests {
     use aicoin_primitives::{Params, modules::PARAMS_ADDRESS};
     use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
     use alloy_primitives::{Address, Log, TxKind};
-    use alloy_sol_types::{Revert, SolError, SolEvent};
+    use alloy_sol_types::{Revert, SolError};
     use revm::{
         context::TxEnv,
         context_interface::result::ExecutionResult,
@@ -157,7 +168,10 @@ mod tests {
         let mut env = EvmEnv::default();
         env.cfg_env.disable_nonce_check = true;
         let mut evm = EthEvmFactory::default().create_evm(db, env);
-        crate::install(evm.precompiles_mut());
+        crate::install(
+            evm.precompiles_mut(),
+            std::sync::Arc::new(crate::history::MemoryHistory::default()),
+        );
         let tx = TxEnv {
             caller,
             kind: TxKind::Call(to),
@@ -329,25 +343,8 @@ mod tests {
     }
 
     #[test]
-    fn writes_refuse_static_calls_and_no_call_but_a_direct_one_is_answered() {
+    fn no_call_but_a_direct_one_is_answered() {
         let mut db = genesis_state();
-        let set = IParams::setCall {
-            key: param_key("epochLength"),
-            value: U256::from(10u64),
-        }
-        .abi_encode();
-        // Governance itself, but inside a STATICCALL: the write is refused.
-        install_code(&mut db, GOVERNANCE_ADDRESS, forwarder(0xfa));
-        let static_set = transact_to(
-            &mut db,
-            Address::repeat_byte(7),
-            GOVERNANCE_ADDRESS,
-            set.clone(),
-        );
-        assert!(
-            revert_reason(&static_set).contains("static call"),
-            "{static_set:?}"
-        );
         // A contract delegating to the module would read and write its own storage as the
         // module's: refused, views included.
         let proxy = Address::repeat_byte(0x99);
@@ -358,41 +355,20 @@ mod tests {
             revert_reason(&delegated).contains("direct calls only"),
             "{delegated:?}"
         );
-        let (out, _) = output(call(
-            &mut db,
-            Address::repeat_byte(7),
-            IParams::epochLengthCall {}.abi_encode(),
-        ));
-        assert_eq!(
-            IParams::epochLengthCall::abi_decode_returns(&out).unwrap(),
-            U256::from(100u64),
-            "nothing was written"
-        );
     }
 
     #[test]
-    fn only_governance_writes_and_a_write_is_an_event() {
+    fn set_is_refused_for_parameters_change_only_by_governance() {
         let mut db = genesis_state();
-        let key = param_key("epochLength");
-        let set = |value: u64| {
-            IParams::setCall {
-                key,
-                value: U256::from(value),
-            }
-            .abi_encode()
-        };
-        let refused = call(&mut db, Address::repeat_byte(7), set(10));
-        assert!(revert_reason(&refused).contains("only governance"));
-        let out_of_bounds = call(&mut db, GOVERNANCE_ADDRESS, set(0));
-        assert!(revert_reason(&out_of_bounds).contains("outside its bounds"));
-
-        let (_, logs) = output(call(&mut db, GOVERNANCE_ADDRESS, set(10)));
-        assert_eq!(logs.len(), 1);
-        assert_eq!(logs[0].address, PARAMS_ADDRESS);
-        let event = IParams::ParamChanged::decode_log_data(&logs[0].data).unwrap();
-        assert_eq!(
-            (event.key, event.previous, event.value),
-            (key, U256::from(100u64), U256::from(10u64))
+        let set = IParams::setCall {
+            key: param_key("epochLength"),
+            value: U256::from(10u64),
+        }
+        .abi_encode();
+        let refused = call(&mut db, Address::repeat_byte(7), set);
+        assert!(
+            revert_reason(&refused).contains("only governance may set parameters"),
+            "{refused:?}"
         );
         let (out, _) = output(call(
             &mut db,
@@ -401,7 +377,7 @@ mod tests {
         ));
         assert_eq!(
             IParams::epochLengthCall::abi_decode_returns(&out).unwrap(),
-            U256::from(10u64)
+            U256::from(100u64)
         );
     }
 }

@@ -44,6 +44,12 @@ where
 pub const MAX_STRING: usize = 256;
 
 pub fn load_string(slots: &mut impl Slots, slot: B256) -> CallResult<String> {
+    String::from_utf8(load_bytes(slots, slot)?)
+        .map_err(|_| Exit::Fatal("corrupt module state: not UTF-8".into()))
+}
+
+/// Bytes stored as Solidity stores `bytes` (at most [`MAX_STRING`] of them).
+pub fn load_bytes(slots: &mut impl Slots, slot: B256) -> CallResult<Vec<u8>> {
     let len: usize = slots.load(slot)?.saturating_to();
     if len > MAX_STRING {
         return Err(Exit::Fatal(format!(
@@ -55,13 +61,24 @@ pub fn load_string(slots: &mut impl Slots, slot: B256) -> CallResult<String> {
         let word = slots.load(element(slot, i as u64))?.to_be_bytes::<32>();
         bytes.extend_from_slice(&word[..(len - 32 * i).min(32)]);
     }
-    String::from_utf8(bytes).map_err(|_| Exit::Fatal("corrupt module state: not UTF-8".into()))
+    Ok(bytes)
 }
 
 /// Writes `value` at `slot`, clearing the words a longer previous value used.
 pub fn store_string(slots: &mut impl Slots, slot: B256, value: &str) -> CallResult<()> {
+    store_bytes(slots, slot, value.as_bytes())
+}
+
+/// Writes `value` at `slot` as Solidity stores `bytes`, clearing what a longer one used.
+pub fn store_bytes(slots: &mut impl Slots, slot: B256, value: &[u8]) -> CallResult<()> {
+    if value.len() > MAX_STRING {
+        return Err(Exit::revert(format!(
+            "{} bytes are more than the {MAX_STRING} a module stores",
+            value.len()
+        )));
+    }
     let previous: usize = slots.load(slot)?.saturating_to();
-    let words = aicoin_primitives::registry::string_words(slot, value.as_bytes());
+    let words = aicoin_primitives::registry::string_words(slot, value);
     let written = words.len() - 1;
     for (slot, word) in words {
         slots.store(slot, word)?;

@@ -10,7 +10,8 @@ use alloy_primitives::{Address, B256, Bytes, U256, address};
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, module_stub_code},
+    governance,
+    modules::{GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, module_stub_code},
     params::{ParamError, Params},
     registry::{self, ListedModel},
     tokenomics::{AIC, Tokenomics, TokenomicsError},
@@ -163,6 +164,18 @@ impl ChainSpec {
                     &self.authorities,
                     &self.models,
                     params.epoch_length.saturating_to(),
+                ),
+                ..Default::default()
+            },
+        );
+        accounts.insert(
+            GOVERNANCE_ADDRESS,
+            GenesisAccount {
+                code: Some(module_stub_code()),
+                storage: governance::genesis_storage(
+                    self.treasury,
+                    self.tokenomics.max_supply,
+                    self.genesis_supply(),
                 ),
                 ..Default::default()
             },

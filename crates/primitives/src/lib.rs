@@ -6,6 +6,7 @@ pub mod block;
 pub mod chain_spec;
 pub mod dev;
 pub mod events;
+pub mod governance;
 pub mod modules;
 pub mod params;
 pub mod receipt;

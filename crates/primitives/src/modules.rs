@@ -15,13 +15,16 @@ pub const REGISTRY_ADDRESS: Address = address!("0x000000000000000000000000000000
 /// its key, so only the block-execution path can call as it.
 pub const SYSTEM_ADDRESS: Address = address!("0xfffffffffffffffffffffffffffffffffffffffe");
 
-/// The governance module's address (reserved: the module is not active yet, and no one holds
-/// a key for it). The only caller the parameters module lets write.
+/// The governance module (`IGovernance`): proposals, votes, and the parameter changes and
+/// treasury spends they execute.
 pub const GOVERNANCE_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c004");
 
 /// Every module, by name.
-pub const MODULES: &[(&str, Address)] =
-    &[("params", PARAMS_ADDRESS), ("registry", REGISTRY_ADDRESS)];
+pub const MODULES: &[(&str, Address)] = &[
+    ("params", PARAMS_ADDRESS),
+    ("registry", REGISTRY_ADDRESS),
+    ("governance", GOVERNANCE_ADDRESS),
+];
 
 /// The code stored at each module address: `INVALID`, never run (the precompile answers first).
 pub fn module_stub_code() -> Bytes {

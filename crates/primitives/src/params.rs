@@ -97,6 +97,16 @@ params! {
     audit_margin_milli: "auditMarginMilli" = U256::from(1_000u64), min U256::ZERO, max U64_MAX;
     /// Blocks an API-tier subscription lasts (30 days of 3 s blocks).
     subscription_blocks: "subscriptionBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
+    /// Least balance (at the snapshot) that may make a governance proposal, in wei.
+    min_proposer_balance: "minProposerBalance" = AIC * U256::from(1_000u64), min U256::ZERO, max AIC_MILLION;
+    /// Votes a proposal needs, as a share of the supply issued at its snapshot, bps.
+    quorum_bps: "quorumBps" = U256::from(1_000u64), min U256::ZERO, max BPS;
+    /// Share of For + Against that For needs for a proposal to pass, bps.
+    approval_bps: "approvalBps" = U256::from(5_100u64), min U256::from_limbs([5_000, 0, 0, 0]), max BPS;
+    /// Blocks a standard proposal is voted on (7 days of 3 s blocks).
+    voting_blocks: "votingBlocks" = U256::from(7 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
+    /// Blocks after the vote in which a passed proposal can be executed (30 days).
+    execution_window_blocks: "executionWindowBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
     /// Price of the Basic tier, in wei.
     basic_price: "basicPrice" = AIC, min U256::ZERO, max AIC_MILLION;
     /// Requests per minute of the Basic tier.

@@ -141,6 +141,28 @@ impl Tokenomics {
         })
     }
 
+    /// What the schedule issues over every block after `height`, uncapped, era by era (at most
+    /// 256 eras, as rewards halve to nothing).
+    pub fn scheduled_after(&self, height: u64) -> U256 {
+        let mut total = U256::ZERO;
+        let (Some(mut first), true) = (height.checked_add(1), self.halving_interval > 0) else {
+            return total;
+        };
+        loop {
+            let reward = self.schedule(first);
+            if reward.is_zero() {
+                return total;
+            }
+            let era = (first - 1) / self.halving_interval;
+            let last = (era + 1).saturating_mul(self.halving_interval);
+            total = total.saturating_add(reward.saturating_mul(U256::from(last - first + 1)));
+            match last.checked_add(1) {
+                Some(next) => first = next,
+                None => return total,
+            }
+        }
+    }
+
     /// Total issued after block `height` when every block took its full capped reward, computed
     /// era by era (O(eras), not O(height)).
     pub fn issued_after(&self, height: u64, genesis_total: U256) -> U256 {
@@ -167,6 +189,21 @@ mod tests {
 
     fn aic(n: u64) -> U256 {
         AIC * U256::from(n)
+    }
+
+    #[test]
+    fn scheduled_after_sums_the_remaining_eras() {
+        let t = Tokenomics {
+            initial_reward: aic(8),
+            halving_interval: 10,
+            ..Tokenomics::default()
+        };
+        // Blocks 1-10 earn 8, 11-20 earn 4, then 2, 1, 0.5, ... down to one wei.
+        let all = t.scheduled_after(0);
+        let brute: U256 = (1..=10 * 70).map(|h| t.schedule(h)).sum();
+        assert_eq!(all, brute);
+        assert_eq!(t.scheduled_after(15), all - aic(8 * 10) - aic(4 * 5));
+        assert_eq!(t.scheduled_after(u64::MAX), U256::ZERO);
     }
 
     #[test]

@@ -77,7 +77,10 @@ impl Chain {
     fn transact(&mut self, caller: Address, data: Vec<u8>, value: U256) -> ExecutionResult {
         let env = self.env();
         let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
-        crate::install(evm.precompiles_mut());
+        crate::install(
+            evm.precompiles_mut(),
+            std::sync::Arc::new(crate::history::MemoryHistory::default()),
+        );
         let tx = TxEnv {
             caller,
             kind: TxKind::Call(REGISTRY_ADDRESS),
@@ -105,7 +108,10 @@ impl Chain {
         self.db.insert_account_info(REGISTRY_ADDRESS, info);
         let env = self.env();
         let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
-        crate::install(evm.precompiles_mut());
+        crate::install(
+            evm.precompiles_mut(),
+            std::sync::Arc::new(crate::history::MemoryHistory::default()),
+        );
         let data = IComputeRegistry::endBlockCall {
             nodeShare: share,
             miner: MINER,

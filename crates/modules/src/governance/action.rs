@@ -1,0 +1,150 @@
+//! What a proposal does when executed, one variant per kind: decoded from its payload, checked
+//! when proposed and again when executed (the chain may have moved on), then applied.
+
+use aicoin_primitives::{
+    Tokenomics,
+    governance::{max_supply_slot, supply_slot, treasury_slot},
+    modules::PARAMS_ADDRESS,
+    registry::word_address,
+};
+use alloy_primitives::{Address, B256, U256};
+use alloy_sol_types::SolValue;
+
+use super::IGovernance;
+use crate::{
+    call::{CallResult, Exit, ModuleCall},
+    params,
+};
+
+/// The parameters that set the issuance schedule.
+const ISSUANCE: [&str; 3] = ["initialReward", "halvingInterval", "treasuryShareBps"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Kind 0: set parameter `key` of IParams to `value`.
+    ParamChange { key: B256, value: U256 },
+    /// Kind 1: pay `amount` from the treasury to `to`.
+    TreasurySpend { to: Address, amount: U256 },
+}
+
+impl Action {
+    pub fn decode(kind: u8, payload: &[u8]) -> CallResult<Self> {
+        let malformed = |what: &str| {
+            Exit::revert(format!(
+                "IGovernance: a kind {kind} payload is abi.encode({what}) (64 bytes); got {} bytes \
+                 that do not decode",
+                payload.len()
+            ))
+        };
+        match kind {
+            0 => {
+                let (key, value) = <(B256, U256)>::abi_decode_validate(payload)
+                    .ok()
+                    .filter(|_| payload.len() == 64)
+                    .ok_or_else(|| malformed("bytes32 key, uint256 value"))?;
+                Ok(Self::ParamChange { key, value })
+            }
+            1 => {
+                let (to, amount) = <(Address, U256)>::abi_decode_validate(payload)
+                    .ok()
+                    .filter(|_| payload.len() == 64)
+                    .ok_or_else(|| malformed("address to, uint256 amount"))?;
+                Ok(Self::TreasurySpend { to, amount })
+            }
+            other => Err(Exit::revert(format!(
+                "IGovernance: no proposal kind {other} (0 parameter change, 1 treasury spend)"
+            ))),
+        }
+    }
+
+    /// The account the proposal acts on and the AIC it moves, as Governor's `targets` and
+    /// `values` show them.
+    pub fn target(&self, call: &mut ModuleCall<'_>) -> CallResult<(Address, U256)> {
+        Ok(match self {
+            Self::ParamChange { .. } => (PARAMS_ADDRESS, U256::ZERO),
+            Self::TreasurySpend { amount, .. } => (treasury(call)?, *amount),
+        })
+    }
+
+    /// Reverts with the reason when the action cannot be carried out at this block.
+    pub fn check(&self, call: &mut ModuleCall<'_>) -> CallResult<()> {
+        match self {
+            Self::ParamChange { key, value } => {
+                let def = params::known(key)?;
+                def.check(*value)
+                    .map_err(|e| Exit::revert(format!("IGovernance: {e}")))?;
+                if ISSUANCE.contains(&def.name) {
+                    check_cap(call, def.name, *value)?;
+                }
+                Ok(())
+            }
+            Self::TreasurySpend { to, amount } => {
+                if amount.is_zero() || *to == Address::ZERO {
+                    return Err(Exit::revert(
+                        "IGovernance: a treasury spend pays a nonzero amount to a nonzero address",
+                    ));
+                }
+                let treasury = treasury(call)?;
+                let held = call.balance(treasury)?;
+                if held < *amount {
+                    return Err(Exit::revert(format!(
+                        "IGovernance: the treasury holds {held} wei, less than the {amount} wei \
+                         to spend"
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries the action out (after [`Action::check`]).
+    pub fn apply(&self, call: &mut ModuleCall<'_>, proposal: u64) -> CallResult<()> {
+        match self {
+            Self::ParamChange { key, value } => params::change(call, *key, *value),
+            Self::TreasurySpend { to, amount } => {
+                let treasury = treasury(call)?;
+                call.transfer(treasury, *to, *amount)?;
+                call.emit(&IGovernance::TreasurySpent {
+                    proposalId: U256::from(proposal),
+                    to: *to,
+                    amount: *amount,
+                })
+            }
+        }
+    }
+}
+
+fn treasury(call: &mut ModuleCall<'_>) -> CallResult<Address> {
+    Ok(word_address(call.read(treasury_slot())?))
+}
+
+/// Refuses an issuance change whose schedule would issue more than is left under the cap (and
+/// more than the schedule it replaces: the cap already trims the last blocks of a schedule that
+/// overshoots it, which a change that lowers issuance leaves as it is).
+fn check_cap(call: &mut ModuleCall<'_>, name: &str, value: U256) -> CallResult<()> {
+    let max_supply = call.read(max_supply_slot())?;
+    let issued = call.read(supply_slot())?;
+    let current = Tokenomics {
+        initial_reward: call.param("initialReward")?,
+        halving_interval: call.param_u64("halvingInterval")?,
+        treasury_share_bps: call.param_u64("treasuryShareBps")?,
+        max_supply,
+        ..Tokenomics::default()
+    };
+    let mut proposed = current.clone();
+    match name {
+        "initialReward" => proposed.initial_reward = value,
+        "halvingInterval" => proposed.halving_interval = value.saturating_to(),
+        _ => proposed.treasury_share_bps = value.saturating_to(),
+    }
+    let now = call.block_number();
+    let (before, after) = (current.scheduled_after(now), proposed.scheduled_after(now));
+    let left = max_supply.saturating_sub(issued);
+    if after > left && after > before {
+        return Err(Exit::revert(format!(
+            "IGovernance: with {name} = {value} the schedule would issue {after} wei more, past \
+             the {left} wei left under the {max_supply} wei cap"
+        )));
+    }
+    Ok(())
+}
