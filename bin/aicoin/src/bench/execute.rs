@@ -161,6 +161,16 @@ pub(super) struct Setup {
 
 impl Setup {
     pub(super) fn new(accounts: usize, sender_count: usize, txs: usize) -> eyre::Result<Self> {
+        Self::with_spec(accounts, sender_count, txs, |_| {})
+    }
+
+    /// As [`Setup::new`], with `edit`'s changes to the chain spec.
+    pub(super) fn with_spec(
+        accounts: usize,
+        sender_count: usize,
+        txs: usize,
+        edit: impl FnOnce(&mut ChainSpec),
+    ) -> eyre::Result<Self> {
         let dir = tempfile::tempdir()?;
         // Kept in the data dir, so a node can be started on the chain built here.
         let (validator, _) = aicoin_node::load_or_create_validator_key(dir.path())?;
@@ -175,6 +185,7 @@ impl Setup {
             };
             spec.genesis.alloc.insert(*address, account);
         }
+        edit(&mut spec);
         let store = Store::open(dir.path(), &spec)?;
         let pool = TxPool::new(PoolConfig {
             max_txs: 10 * txs + 10,
@@ -197,6 +208,10 @@ impl Setup {
             time: 1,
             recipients: 0,
         })
+    }
+
+    pub(super) fn sender(&self, i: usize) -> Address {
+        self.senders[i].address()
     }
 
     /// An address that holds nothing yet (and is none of the funded ones).

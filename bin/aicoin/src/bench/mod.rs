@@ -2,11 +2,13 @@
 //! the ingest→receipt rate of a node
 //! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
 //! accounts, e.g. anvil), a full node's sync speed, a text model's inference speed, and what a
-//! proof-of-compute audit costs beside the generation it checks.
+//! proof-of-compute audit costs beside the generation it checks, and what a governance vote and a
+//! snapshot-weight read cost as history grows.
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
 
 mod audit;
 mod execute;
+mod governance;
 mod inference;
 mod ingest;
 mod modules;
@@ -42,6 +44,8 @@ enum BenchCommand {
     Sync(sync::SyncArgs),
     /// What auditing an answer costs beside generating it (validator CPU per probe).
     Audit(audit::AuditArgs),
+    /// Gas and time of a governance vote, and of a snapshot-weight read as history grows.
+    Governance(governance::GovernanceArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
@@ -53,6 +57,9 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
         BenchCommand::Inference(a) => inference::run(a).await,
         BenchCommand::Sync(a) => sync::run(a).await,
         BenchCommand::Audit(a) => tokio::task::spawn_blocking(move || audit::run(a)).await?,
+        BenchCommand::Governance(a) => {
+            tokio::task::spawn_blocking(move || governance::run(a)).await?
+        }
     }
 }
 

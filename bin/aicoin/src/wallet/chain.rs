@@ -36,7 +36,7 @@ impl Node {
         })
     }
 
-    async fn call<T: DeserializeOwned>(
+    pub async fn call<T: DeserializeOwned>(
         &self,
         method: &str,
         params: jsonrpsee::core::params::ArrayParams,
@@ -95,6 +95,19 @@ impl Node {
         value: U256,
         chain_id: u64,
     ) -> eyre::Result<B256> {
+        self.send(signer, to, value, Bytes::new(), chain_id).await
+    }
+
+    /// As [`Node::transfer`], with call data: a contract or module call. A call that would
+    /// revert is refused here with its reason (from the gas estimate), before anything is signed.
+    pub async fn send(
+        &self,
+        signer: &PrivateKeySigner,
+        to: Address,
+        value: U256,
+        input: Bytes,
+        chain_id: u64,
+    ) -> eyre::Result<B256> {
         let from = signer.address();
         let on = self.chain_id().await?;
         if on != chain_id {
@@ -110,7 +123,7 @@ impl Node {
         let gas: U64 = self
             .call(
                 "eth_estimateGas",
-                rpc_params![json!({ "from": from, "to": to, "value": value })],
+                rpc_params![json!({ "from": from, "to": to, "value": value, "input": input })],
             )
             .await?;
         let tx = TxEip1559 {
@@ -121,6 +134,7 @@ impl Node {
             max_priority_fee_per_gas: 0,
             to: TxKind::Call(to),
             value,
+            input,
             ..Default::default()
         };
         let raw: Bytes = aicoin_primitives::sign_transaction(signer, tx)

@@ -57,7 +57,7 @@ impl WalletDir {
         Ok(Wallet::open(&self.path())?)
     }
 
-    fn password(&self) -> eyre::Result<Zeroizing<String>> {
+    pub fn password(&self) -> eyre::Result<Zeroizing<String>> {
         secrets::password(
             self.password_file.as_deref(),
             PASSWORD_ENV,

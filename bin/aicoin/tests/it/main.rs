@@ -9,6 +9,7 @@ mod common;
 mod compute;
 mod config;
 mod docs;
+mod governance;
 mod inference;
 mod restart;
 mod rewards;
