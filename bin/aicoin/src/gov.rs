@@ -147,8 +147,13 @@ pub async fn run(args: GovArgs) -> eyre::Result<()> {
                 proposalId: U256::from(id),
                 support: support as u8,
             };
-            send(dir, &sending, call.abi_encode()).await?;
-            show(dir, &Node::new(&sending.rpc_url)?, id).await
+            let receipt = send(dir, &sending, call.abi_encode()).await?;
+            let weight = cast_weight(&receipt)?;
+            if !dir.is_json() {
+                println!("Voted {support:?} with {} AIC.", format_aic(weight));
+            }
+            let node = Node::new(&sending.rpc_url)?;
+            show_with(dir, &node, id, json!({ "weight": weight.to_string() })).await
         }
         GovCommand::Execute { id, sending } => {
             let call = IGovernance::executeCall {
@@ -159,8 +164,8 @@ pub async fn run(args: GovArgs) -> eyre::Result<()> {
         }
         GovCommand::List { rpc } => {
             let node = Node::new(&rpc.rpc_url)?;
-            let count: U256 = view(&node, IGovernance::proposalCountCall {}).await?;
             let head = node.block_number().await?;
+            let count: U256 = view(&node, IGovernance::proposalCountCall {}, head).await?;
             let mut rows = Vec::new();
             for id in 1..=count.saturating_to::<u64>() {
                 rows.push(summary(&node, id, head).await?);
@@ -203,17 +208,20 @@ fn parse_value(text: &str) -> eyre::Result<U256> {
 }
 
 /// Signs and sends `data` to the governance module; returns the receipt of a successful
-/// transaction.
+/// transaction. It is first run as a call in the next block (where it will land), so a refusal
+/// comes back with its reason before anything is signed.
 async fn send(dir: &WalletDir, sending: &Sending, data: Vec<u8>) -> eyre::Result<Value> {
     let from = dir.address_or_default(sending.from.as_deref())?;
-    let signer = dir.open()?.signer(&from, &dir.password()?)?;
     let node = Node::new(&sending.rpc_url)?;
+    let head = node.block_number().await?;
+    call_in(&node, from, &data, head + 1).await?;
+    let signer = dir.open()?.signer(&from, &dir.password()?)?;
     let hash = node
         .send(
             &signer,
             GOVERNANCE_ADDRESS,
             U256::ZERO,
-            data.into(),
+            data.clone().into(),
             sending.chain_id,
         )
         .await?;
@@ -221,33 +229,62 @@ async fn send(dir: &WalletDir, sending: &Sending, data: Vec<u8>) -> eyre::Result
         .wait_for_receipt(hash, Duration::from_secs(sending.timeout))
         .await?;
     if receipt["status"] != "0x1" {
-        bail!("transaction {hash} failed on chain");
+        let block = quantity(&receipt, "blockNumber")?;
+        let why = match call_in(&node, from, &data, block).await {
+            Err(e) => format!(": {e}"),
+            Ok(_) => String::new(),
+        };
+        bail!("transaction {hash} failed on chain in block {block}{why}");
     }
     Ok(receipt)
 }
 
-/// The proposal id a `propose` receipt's `ProposalCreated` log names.
-fn created_id(receipt: &Value) -> eyre::Result<u64> {
+/// `data` from `from` to the module as if in block `number` (on the state before it).
+async fn call_in(node: &Node, from: Address, data: &[u8], number: u64) -> eyre::Result<Bytes> {
+    let request =
+        json!({ "from": from, "to": GOVERNANCE_ADDRESS, "data": Bytes::from(data.to_vec()) });
+    let before = format!("{:#x}", number.saturating_sub(1));
+    node.call(
+        "eth_call",
+        rpc_params![
+            request,
+            before,
+            Value::Null,
+            json!({ "number": format!("{number:#x}") })
+        ],
+    )
+    .await
+}
+
+/// The first event `E` among a receipt's logs.
+fn event<E: SolEvent>(receipt: &Value) -> eyre::Result<E> {
     let logs = receipt["logs"].as_array().cloned().unwrap_or_default();
     for log in logs {
         let topics: Vec<alloy_primitives::B256> =
             serde_json::from_value(log["topics"].clone()).unwrap_or_default();
         let data: Bytes = serde_json::from_value(log["data"].clone()).unwrap_or_default();
-        if let Ok(created) = IGovernance::ProposalCreated::decode_raw_log(topics, &data) {
-            return Ok(created.proposalId.saturating_to());
+        if let Ok(event) = E::decode_raw_log(topics, &data) {
+            return Ok(event);
         }
     }
-    Err(eyre!("the receipt holds no ProposalCreated event"))
+    Err(eyre!("the receipt holds no {} event", E::SIGNATURE))
 }
 
-async fn view<C: SolCall>(node: &Node, call: C) -> eyre::Result<C::Return> {
-    let data = Bytes::from(call.abi_encode());
-    let out: Bytes = node
-        .call(
-            "eth_call",
-            rpc_params![json!({ "to": GOVERNANCE_ADDRESS, "data": data }), "latest"],
-        )
-        .await?;
+/// The proposal id a `propose` receipt's `ProposalCreated` log names.
+fn created_id(receipt: &Value) -> eyre::Result<u64> {
+    Ok(event::<IGovernance::ProposalCreated>(receipt)?
+        .proposalId
+        .saturating_to())
+}
+
+/// The weight a `vote` receipt's `VoteCast` log gives.
+fn cast_weight(receipt: &Value) -> eyre::Result<U256> {
+    Ok(event::<IGovernance::VoteCast>(receipt)?.weight)
+}
+
+/// A view of the module as the next block will see it.
+async fn view<C: SolCall>(node: &Node, call: C, head: u64) -> eyre::Result<C::Return> {
+    let out = call_in(node, Address::ZERO, &call.abi_encode(), head + 1).await?;
     C::abi_decode_returns(&out)
         .map_err(|e| eyre!("the governance module answered something else: {e}"))
 }
@@ -287,13 +324,16 @@ async fn summary(node: &Node, id: u64, head: u64) -> eyre::Result<Value> {
         IGovernance::proposalCall {
             proposalId: U256::from(id),
         },
+        head,
     )
     .await?;
+    // The state the next block, where a vote or an execution sent now lands, sees.
     let state: u8 = view(
         node,
         IGovernance::stateCall {
             proposalId: U256::from(id),
         },
+        head,
     )
     .await?;
     let turnout = p.forVotes + p.againstVotes + p.abstainVotes;
@@ -337,8 +377,16 @@ async fn block_time(node: &Node, head: u64) -> eyre::Result<f64> {
 }
 
 async fn show(dir: &WalletDir, node: &Node, id: u64) -> eyre::Result<()> {
+    show_with(dir, node, id, json!({})).await
+}
+
+/// As [`show`], with `extra`'s fields added to the JSON.
+async fn show_with(dir: &WalletDir, node: &Node, id: u64, extra: Value) -> eyre::Result<()> {
     let head = node.block_number().await?;
     let mut row = summary(node, id, head).await?;
+    if let (Some(row), Some(extra)) = (row.as_object_mut(), extra.as_object()) {
+        row.extend(extra.clone());
+    }
     let description = description(node, id, row["snapshot"].as_u64().unwrap_or(0) + 1).await?;
     row["description"] = json!(description);
     let seconds = block_time(node, head).await? * row["blocksLeft"].as_u64().unwrap_or(0) as f64;

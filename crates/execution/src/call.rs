@@ -2,6 +2,7 @@
 //! transaction request against one block's state, optionally with state and block overrides,
 //! with fees zeroed as in real execution and nothing written back.
 
+use aicoin_primitives::modules::SYSTEM_ADDRESS;
 use alloy_eips::eip2930::AccessList;
 use alloy_evm::{
     Evm, EvmEnv, EvmFactory,
@@ -77,6 +78,8 @@ pub enum CallError {
     Request(String),
     #[error("invalid state override: {0}")]
     StateOverride(String),
+    #[error("{SYSTEM_ADDRESS} is the chain's system address, which only block execution calls as")]
+    SystemSender,
     #[error("{}", invalid_message(.0))]
     Invalid(InvalidTransaction),
     #[error("state read failed: {0}")]
@@ -162,6 +165,10 @@ impl CallEnv {
     pub fn tx_env(&self, mut request: TransactionRequest) -> Result<TxEnv, CallError> {
         let most_gas = self.env.block_env.gas_limit.min(TX_GAS_LIMIT_CAP);
         request.gas = Some(request.gas.map_or(most_gas, |gas| gas.min(most_gas)));
+        // The modules run the chain's own end-of-block steps, unmetered, for this caller.
+        if request.from == Some(SYSTEM_ADDRESS) {
+            return Err(CallError::SystemSender);
+        }
         let mut tx: TxEnv = request
             .try_into_tx_env(&self.env)
             .map_err(|e| CallError::Request(e.to_string()))?;

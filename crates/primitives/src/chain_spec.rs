@@ -95,6 +95,8 @@ pub enum ChainSpecError {
     Params(#[from] Box<ParamError>),
     #[error("genesis alloc holds {0}, a chain module's address")]
     AllocAtModule(Address),
+    #[error("the treasury is {0}: it must be an ordinary, nonzero address")]
+    BadTreasury(Address),
     #[error("model list entry {index}: {problem}")]
     Model { index: usize, problem: &'static str },
 }
@@ -213,6 +215,9 @@ impl ChainSpec {
         if self.genesis.gas_limit < 21_000 {
             return Err(ChainSpecError::GasLimitTooLow(self.genesis.gas_limit));
         }
+        if self.treasury == Address::ZERO || MODULES.iter().any(|(_, m)| *m == self.treasury) {
+            return Err(ChainSpecError::BadTreasury(self.treasury));
+        }
         let supply = self
             .checked_genesis_supply()
             .ok_or(ChainSpecError::GenesisSupplyOverflow)?;
@@ -305,5 +310,11 @@ mod tests {
             );
         }
         assert_eq!(spec.validate(), Err(ChainSpecError::GenesisSupplyOverflow));
+        // Treasury spends would be paid from 0x0, or lost in a module.
+        let mut spec = ChainSpec::local(AICOIN_CHAIN_ID, VALIDATOR, &[]);
+        for treasury in [Address::ZERO, crate::modules::GOVERNANCE_ADDRESS] {
+            spec.treasury = treasury;
+            assert_eq!(spec.validate(), Err(ChainSpecError::BadTreasury(treasury)));
+        }
     }
 }

@@ -100,13 +100,16 @@ params! {
     /// Least balance (at the snapshot) that may make a governance proposal, in wei.
     min_proposer_balance: "minProposerBalance" = AIC * U256::from(1_000u64), min U256::ZERO, max AIC_MILLION;
     /// Votes a proposal needs, as a share of the supply issued at its snapshot, bps.
-    quorum_bps: "quorumBps" = U256::from(1_000u64), min U256::ZERO, max BPS;
-    /// Share of For + Against that For needs for a proposal to pass, bps.
-    approval_bps: "approvalBps" = U256::from(5_100u64), min U256::from_limbs([5_000, 0, 0, 0]), max BPS;
-    /// Blocks a standard proposal is voted on (7 days of 3 s blocks).
-    voting_blocks: "votingBlocks" = U256::from(7 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
-    /// Blocks after the vote in which a passed proposal can be executed (30 days).
-    execution_window_blocks: "executionWindowBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U64_MAX;
+    /// (At most half: part of the supply, the treasury's and the modules', never votes, and a
+    /// quorum out of reach would end governance for good.)
+    quorum_bps: "quorumBps" = U256::from(1_000u64), min U256::ZERO, max U256::from_limbs([5_000, 0, 0, 0]);
+    /// Share of For + Against that For needs for a proposal to pass, bps (above half: a tie fails).
+    approval_bps: "approvalBps" = U256::from(5_100u64), min U256::from_limbs([5_001, 0, 0, 0]), max BPS;
+    /// Blocks a proposal is voted on after its snapshot (7 days of 3 s blocks; at most 90 days,
+    /// so no change can freeze governance).
+    voting_blocks: "votingBlocks" = U256::from(7 * DAY_BLOCKS), min U256::ONE, max U256::from_limbs([90 * DAY_BLOCKS, 0, 0, 0]);
+    /// Blocks after the vote in which a passed proposal can be executed (30 days; at most 90).
+    execution_window_blocks: "executionWindowBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U256::from_limbs([90 * DAY_BLOCKS, 0, 0, 0]);
     /// Price of the Basic tier, in wei.
     basic_price: "basicPrice" = AIC, min U256::ZERO, max AIC_MILLION;
     /// Requests per minute of the Basic tier.

@@ -53,7 +53,9 @@ impl From<CallError> for RpcError {
         match e {
             CallError::Reverted(data) => Self::Reverted(data),
             CallError::Request(msg) => Self::InvalidParams(msg),
-            CallError::StateOverride(_) => Self::InvalidParams(e.to_string()),
+            CallError::StateOverride(_) | CallError::SystemSender => {
+                Self::InvalidParams(e.to_string())
+            }
             CallError::Db(e) => Self::from(e.0),
             other => Self::Call(other.to_string()),
         }

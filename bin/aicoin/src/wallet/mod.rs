@@ -81,6 +81,10 @@ impl WalletDir {
         }
     }
 
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
+
     /// Prints `value` as JSON under `--json`, else the text.
     pub fn print(&self, value: serde_json::Value, text: impl FnOnce() -> String) {
         match self.json {

@@ -302,7 +302,15 @@ async fn votes_weigh_snapshot_balances_once_per_address_and_need_the_quorum() {
     let fresh = PrivateKeySigner::random();
     transfer(&node, two.address(), fresh.address(), aic(9_999)).await;
     let receipt = send_signed(&node, &fresh, vote(1, 1)).await;
-    assert_eq!(receipt["status"], "0x1");
+    assert_eq!(
+        receipt["status"], "0x0",
+        "a key empty at the snapshot voted"
+    );
+    let empty = refusal(&node, fresh.address(), vote(1, 1)).await;
+    assert!(
+        empty.contains("held no AIC at proposal 1's snapshot"),
+        "{empty}"
+    );
     let receipt = send(&node, &two.address().to_string(), vote(1, 1)).await;
     assert_eq!(receipt["status"], "0x1");
     let votes = view(
@@ -316,8 +324,26 @@ async fn votes_weigh_snapshot_balances_once_per_address_and_need_the_quorum() {
     assert_eq!(
         votes.forVotes,
         aic(10_000),
-        "the fresh key weighs 0, account 2 its snapshot 10,000 AIC"
+        "account 2 weighs its snapshot 10,000 AIC"
     );
+    let snapshot: U256 = view(
+        &node,
+        IGovernance::proposalSnapshotCall {
+            proposalId: U256::ONE,
+        },
+        "latest",
+    )
+    .await;
+    let fresh_weight: U256 = view(
+        &node,
+        IGovernance::getVotesCall {
+            account: fresh.address(),
+            blockNumber: snapshot,
+        },
+        "latest",
+    )
+    .await;
+    assert_eq!(fresh_weight, U256::ZERO);
     // One address in two letter cases is one voter.
     let lower = three.address().to_string().to_lowercase();
     let receipt = send(&node, &lower, vote(1, 0)).await;
@@ -382,4 +408,16 @@ async fn votes_weigh_snapshot_balances_once_per_address_and_need_the_quorum() {
     assert_eq!(receipt["status"], "0x0");
     let count: U256 = view(&node, IGovernance::proposalCountCall {}, "latest").await;
     assert_eq!(count, U256::from(2u64));
+
+    // No call runs as the system address, whose end-of-block steps the modules run unmetered.
+    let system = aicoin_primitives::modules::SYSTEM_ADDRESS;
+    let err = node
+        .rpc::<Bytes>(
+            "eth_call",
+            vec![json!({"from": system, "to": GOVERNANCE_ADDRESS, "data": Bytes::from(vec![0xff; 32])})],
+        )
+        .await
+        .expect_err("refused");
+    assert_eq!(err.code(), -32602, "{err:?}");
+    assert!(err.message().contains("system address"), "{err:?}");
 }

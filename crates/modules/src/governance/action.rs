@@ -4,7 +4,7 @@
 use aicoin_primitives::{
     Tokenomics,
     governance::{max_supply_slot, supply_slot, treasury_slot},
-    modules::PARAMS_ADDRESS,
+    modules::{MODULES, PARAMS_ADDRESS, SYSTEM_ADDRESS},
     registry::word_address,
 };
 use alloy_primitives::{Address, B256, U256};
@@ -84,6 +84,11 @@ impl Action {
                         "IGovernance: a treasury spend pays a nonzero amount to a nonzero address",
                     ));
                 }
+                if MODULES.iter().any(|(_, module)| module == to) || *to == SYSTEM_ADDRESS {
+                    return Err(Exit::revert(format!(
+                        "IGovernance: {to} is a chain module's address; coins paid there are lost"
+                    )));
+                }
                 let treasury = treasury(call)?;
                 let held = call.balance(treasury)?;
                 if held < *amount {
@@ -137,8 +142,13 @@ fn check_cap(call: &mut ModuleCall<'_>, name: &str, value: U256) -> CallResult<(
         "halvingInterval" => proposed.halving_interval = value.saturating_to(),
         _ => proposed.treasury_share_bps = value.saturating_to(),
     }
-    let now = call.block_number();
-    let (before, after) = (current.scheduled_after(now), proposed.scheduled_after(now));
+    // This block pays its reward under the new schedule too (a change executes mid-block), and
+    // `issued` counts up to the block before it.
+    let from = call.block_number().saturating_sub(1);
+    let (before, after) = (
+        current.scheduled_after(from),
+        proposed.scheduled_after(from),
+    );
     let left = max_supply.saturating_sub(issued);
     if after > left && after > before {
         return Err(Exit::revert(format!(

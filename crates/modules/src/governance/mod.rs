@@ -43,7 +43,9 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
     if !call.input.value.is_zero() {
         return Err(Exit::revert("IGovernance: does not accept AIC"));
     }
-    let decoded = Call::abi_decode(call.input.data).map_err(|_| {
+    // Validating: a `uint8` of 257 or an address with high bits set is refused, not truncated,
+    // and a description must be UTF-8 (its hash is of the bytes sent).
+    let decoded = Call::abi_decode_validate(call.input.data).map_err(|_| {
         Exit::revert(match call.input.data.get(..4) {
             Some(selector) => format!(
                 "IGovernance: no function with selector 0x{}, or malformed call data",
@@ -128,6 +130,8 @@ fn existing(call: &mut ModuleCall<'_>, id: U256) -> CallResult<Proposal> {
 }
 
 /// The end-of-block system step: records the supply issued once this block's reward is paid.
+/// (Only block execution calls as the system address: no transaction can be sent from it, and
+/// the RPC refuses calls from it.)
 fn end_block(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
     let supply = <[u8; 32]>::try_from(call.input.data)
         .map(U256::from_be_bytes)
@@ -161,7 +165,8 @@ fn propose(
     action.check(call)?;
     let supply = call.read_at(supply_slot(), snapshot)?;
     let quorum = supply.saturating_mul(call.param("quorumBps")?) / U256::from(10_000u64);
-    let vote_end = now.saturating_add(call.param_u64("votingBlocks")?);
+    // Governor's deadline: votes are taken in the `votingBlocks` blocks after the snapshot.
+    let vote_end = snapshot.saturating_add(call.param_u64("votingBlocks")?);
     let id = call.load(count_slot())?.saturating_to::<u64>() + 1;
     let proposal = Proposal {
         id,
@@ -186,7 +191,8 @@ fn propose(
         values: vec![value],
         signatures: vec![String::new()],
         calldatas: vec![Bytes::from(payload.to_vec())],
-        voteStart: U256::from(now),
+        // Governor's `voteStart` is the snapshot: tools ask `getVotes(voter, voteStart)`.
+        voteStart: U256::from(snapshot),
         voteEnd: U256::from(vote_end),
         description: description.to_string(),
     })?;
@@ -214,6 +220,13 @@ fn vote(call: &mut ModuleCall<'_>, id: u64, support: u8) -> CallResult<U256> {
         )));
     }
     let weight = call.balance_at(voter, proposal.snapshot)?;
+    if weight.is_zero() {
+        return Err(Exit::revert(format!(
+            "IGovernance: {voter} held no AIC at proposal {id}'s snapshot (block {}), so it \
+             has no vote",
+            proposal.snapshot
+        )));
+    }
     call.store(voted_slot(id, voter), U256::from(support) + U256::ONE)?;
     proposal.add_vote(call, support_value, weight)?;
     call.emit(&IGovernance::VoteCast {

@@ -221,7 +221,9 @@ fn a_passed_parameter_change_is_executed_once_after_the_vote() {
     let created = IGovernance::ProposalCreated::decode_log_data(&logs[0].data).unwrap();
     assert_eq!(created.targets, [PARAMS_ADDRESS]);
     assert_eq!(created.calldatas[0].as_ref(), payload.as_slice());
-    assert_eq!(created.voteEnd, U256::from(chain.block + VOTING));
+    // Governor's window: from the snapshot, `votingBlocks` blocks.
+    assert_eq!(created.voteStart, U256::from(chain.block - 1));
+    assert_eq!(created.voteEnd, U256::from(chain.block - 1 + VOTING));
     let proposal = chain.view(IGovernance::proposalCall { proposalId: id });
     assert_eq!(proposal.snapshot, chain.block - 1);
     assert_eq!(proposal.quorum, aic(1_000), "10% of the 10,000 AIC supply");
@@ -288,8 +290,9 @@ fn weights_are_snapshot_balances_and_each_address_votes_once() {
         reason(&twice).contains("already voted on proposal 1"),
         "{twice:?}"
     );
-    // An address that held nothing at the snapshot weighs nothing.
-    assert_eq!(weight(chain.vote(holder(0x55), 1, 1)), U256::ZERO);
+    // An address that held nothing at the snapshot has no vote.
+    let none = chain.vote(holder(0x55), 1, 1);
+    assert!(reason(&none).contains("held no AIC"), "{none:?}");
     let votes = chain.view(IGovernance::proposalVotesCall {
         proposalId: U256::ONE,
     });
@@ -309,6 +312,15 @@ fn weights_are_snapshot_balances_and_each_address_votes_once() {
     assert_eq!(at_snapshot, aic(999));
     let bad = chain.vote(holder(0xa1), 1, 3);
     assert!(reason(&bad).contains("support 3"), "{bad:?}");
+    // A support of 257 is not read as 1 (For): the call data does not validate.
+    let mut wide = IGovernance::voteCall {
+        proposalId: U256::ONE,
+        support: 1,
+    }
+    .abi_encode();
+    wide[4 + 32 + 30] = 1;
+    let wide = chain.transact_to(GOVERNANCE_ADDRESS, holder(0xa1), wide);
+    assert!(reason(&wide).contains("malformed call data"), "{wide:?}");
 }
 
 #[test]
@@ -367,6 +379,11 @@ fn proposers_need_the_balance_and_payloads_must_hold() {
     success(chain.propose(holder(0xa1), 0, param_change("initialReward", aic(10))));
     let spend = chain.propose(holder(0xa1), 1, (holder(0x99), aic(501)).abi_encode());
     assert!(reason(&spend).contains("the treasury holds"), "{spend:?}");
+    let lost = chain.propose(holder(0xa1), 1, (GOVERNANCE_ADDRESS, aic(1)).abi_encode());
+    assert!(
+        reason(&lost).contains("a chain module's address"),
+        "{lost:?}"
+    );
     let none = chain.view(IGovernance::proposalCountCall {});
     assert_eq!(none, U256::ONE, "only the valid proposal was made");
     let missing = chain.vote(holder(0xa1), 7, 1);

@@ -660,3 +660,80 @@ fn committed_proposals_import_from_their_build() {
         Some(hash)
     );
 }
+
+/// Governance on a real store: a vote weighs the voter's balance at the end of the snapshot
+/// block, counting what it received in that block and nothing from the proposal's own block on.
+#[test]
+fn votes_weigh_the_balance_at_the_end_of_the_snapshot_block() {
+    use aicoin_modules::governance::IGovernance;
+    use aicoin_primitives::modules::GOVERNANCE_ADDRESS;
+    use alloy_sol_types::SolValue;
+
+    let mut h = Harness::new();
+    let voter = h.users[3].address();
+    let aic = |n: u64| AIC * U256::from(n);
+    let before = h.balance(voter);
+    // Block 1, the snapshot: the voter receives 5 AIC.
+    h.block(vec![h.sign(
+        0,
+        0,
+        TxKind::Call(voter),
+        aic(5),
+        Bytes::new(),
+    )]);
+    // Block 2: the proposal, and 7 AIC more to the voter in the same block.
+    let propose = IGovernance::proposeCall {
+        kind: 0,
+        payload: (
+            aicoin_primitives::param_key("epochLength"),
+            U256::from(50u64),
+        )
+            .abi_encode()
+            .into(),
+        description: "test".into(),
+    };
+    h.block(vec![
+        h.sign(2, 0, TxKind::Call(voter), aic(7), Bytes::new()),
+        h.sign(
+            1,
+            0,
+            TxKind::Call(GOVERNANCE_ADDRESS),
+            U256::ZERO,
+            propose.abi_encode().into(),
+        ),
+    ]);
+    assert!(h.receipts(2).iter().all(|r| r.success));
+    // Block 3: the vote.
+    let vote = IGovernance::voteCall {
+        proposalId: U256::ONE,
+        support: 1,
+    };
+    h.block(vec![h.sign(
+        3,
+        0,
+        TxKind::Call(GOVERNANCE_ADDRESS),
+        U256::ZERO,
+        vote.abi_encode().into(),
+    )]);
+    assert!(h.receipts(3)[0].success);
+    let votes = IGovernance::proposalVotesCall {
+        proposalId: U256::ONE,
+    };
+    let tally = IGovernance::proposalVotesCall::abi_decode_returns(
+        &h.call(GOVERNANCE_ADDRESS, votes.abi_encode()),
+    )
+    .unwrap();
+    assert_eq!(tally.forVotes, before + aic(5));
+    let at = |block: u64| IGovernance::getVotesCall {
+        account: voter,
+        blockNumber: U256::from(block),
+    };
+    let weight = |h: &Harness, block: u64| {
+        IGovernance::getVotesCall::abi_decode_returns(
+            &h.call(GOVERNANCE_ADDRESS, at(block).abi_encode()),
+        )
+        .unwrap()
+    };
+    assert_eq!(weight(&h, 0), before);
+    assert_eq!(weight(&h, 2), before + aic(12));
+}
