@@ -12,6 +12,17 @@ pragma solidity ^0.8.20;
 /// Epoch `e`'s reports are accepted during epoch `e + 1`, and epoch `e` is settled at the end
 /// of epoch `e + 1`'s last block.
 interface IComputeRegistry {
+    /// A model of the chain's model registry.
+    struct ModelRecord {
+        string id;
+        uint64 units;
+        string package;
+        bytes32 sha256;
+        uint64 contextLength;
+        uint64 minMemoryMb;
+        uint8 category;
+    }
+
     struct ProviderInfo {
         address provider;
         address payout;
@@ -77,6 +88,9 @@ interface IComputeRegistry {
     event Reward(uint64 indexed epoch, address indexed provider, address indexed payout, uint256 amount);
     event Slashed(uint64 indexed epoch, address indexed provider, uint256 amount, string reason);
     /// An epoch with no scored provider: its node share went to the settling block's miner.
+    /// Governance listed a model (providers may register it from this block on) or delisted one.
+    event ModelAdded(string id, uint64 units, string package);
+    event ModelRemoved(string id);
     event Unclaimed(uint64 indexed epoch, address indexed miner, uint256 amount);
 
     /// Registers the sender as a provider of `models` (each on the model list), reachable at
@@ -109,6 +123,10 @@ interface IComputeRegistry {
     function epochPot(uint64 epoch) external view returns (uint256);
     /// The models providers may register, with each one's compute units per token.
     function models() external view returns (string[] memory ids, uint64[] memory units);
+
+    /// A listed model's record: where its weights come from and what serving it takes
+    /// (`category` 0 text, 1 embedding). Reverts when `id` is not listed.
+    function model(string calldata id) external view returns (ModelRecord memory);
     /// The validators whose reports count.
     function authorities() external view returns (address[] memory);
 

@@ -13,6 +13,10 @@ pragma solidity ^0.8.20;
 /// Proposal kinds and their payloads (ABI-encoded):
 ///   0 parameter change: (bytes32 key, uint256 value), a key of IParams
 ///   1 treasury spend:   (address to, uint256 amount), paid from the treasury
+///   2 model add:        (string id, string package, bytes32 sha256, uint64 contextLength,
+///                        uint64 minMemoryMb, uint8 category, uint64 units), listed in the
+///                        compute registry's model registry (IComputeRegistry.model)
+///   3 model remove:     (string id); the last listed model cannot be removed
 ///
 /// Events, vote support values and states follow OpenZeppelin's Governor, so tools that read
 /// Governor read these.
@@ -60,7 +64,7 @@ interface IGovernance {
     /// Creates a proposal; returns its id (1, 2, …). Reverts when the sender held less than
     /// `minProposerBalance` at the snapshot, or when the payload does not hold for its kind: an
     /// unknown parameter, a value out of its bounds, an issuance change that would pass the 21M
-    /// cap, a spend larger than the treasury.
+    /// cap, a spend larger than the treasury, a model already listed, or the last model's removal.
     function propose(uint8 kind, bytes calldata payload, string calldata description)
         external
         returns (uint256 proposalId);

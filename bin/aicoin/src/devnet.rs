@@ -134,6 +134,7 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
                 spec.models.push(ListedModel {
                     id: model.id.clone(),
                     units: 1,
+                    ..ListedModel::default()
                 });
             }
         }

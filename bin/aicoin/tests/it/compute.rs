@@ -506,6 +506,7 @@ async fn no_one_can_raise_a_score_with_bad_input() {
     spec.models.push(aicoin_primitives::registry::ListedModel {
         id: "tiny".into(),
         units: 1,
+        ..Default::default()
     });
     let node = crate::common::DevNode::spawn(&dir, |c| c.chain_spec = Some(spec)).await;
     let (user, provider) = (dev[0], dev[1]);
@@ -650,6 +651,7 @@ fn one_authority_chain(home: &Path, key: Address, genesis: Address) -> PathBuf {
     spec.models.push(aicoin_primitives::registry::ListedModel {
         id: "tiny".into(),
         units: 1,
+        ..Default::default()
     });
     let path = home.join("chain.json");
     std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();

@@ -179,28 +179,7 @@ async fn a_reward_change_passes_by_vote_and_pays_from_its_execution_block() {
     node.wait_until(|| async { node.block_number().await >= 1 })
         .await;
     let home = tmp.path();
-    let key = format!("0x{}", alloy_primitives::hex::encode(dev(0).to_bytes()));
-    let wallet = home.join("wallet");
-    let imported = aicoin(
-        home,
-        &[
-            "wallet",
-            "--wallet-dir",
-            wallet.to_str().unwrap(),
-            "import",
-            "--private-key",
-            &key,
-        ],
-    )
-    .env("AICOIN_WALLET_PASSWORD", PASSWORD)
-    .stdin(Stdio::null())
-    .output()
-    .unwrap();
-    assert!(
-        imported.status.success(),
-        "{}",
-        String::from_utf8_lossy(&imported.stderr)
-    );
+    import_dev0(home);
 
     let proposed = gov(
         home,
@@ -420,4 +399,117 @@ async fn votes_weigh_snapshot_balances_once_per_address_and_need_the_quorum() {
         .expect_err("refused");
     assert_eq!(err.code(), -32602, "{err:?}");
     assert!(err.message().contains("system address"), "{err:?}");
+}
+
+/// Passes proposal `id` with `aicoin gov` (dev account 0's vote) and executes it.
+async fn pass_with_cli(home: &Path, node: &Rpc, id: u64) {
+    let id = id.to_string();
+    gov(home, node, &["vote", &id, "for"]).unwrap();
+    vote_over(node, id.parse().unwrap()).await;
+    let executed = gov(home, node, &["execute", &id]).unwrap();
+    assert_eq!(executed["state"], "Executed");
+}
+
+fn import_dev0(home: &Path) {
+    let key = format!("0x{}", alloy_primitives::hex::encode(dev(0).to_bytes()));
+    let wallet = home.join("wallet");
+    let imported = aicoin(
+        home,
+        &[
+            "wallet",
+            "--wallet-dir",
+            wallet.to_str().unwrap(),
+            "import",
+            "--private-key",
+            &key,
+        ],
+    )
+    .env("AICOIN_WALLET_PASSWORD", PASSWORD)
+    .stdin(Stdio::null())
+    .output()
+    .unwrap();
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
+}
+
+/// A provider's `register` of `models` from dev account `who`, with the 100 AIC stake.
+async fn register(node: &Rpc, who: usize, models: &[&str]) -> Result<Bytes, String> {
+    use aicoin_modules::registry::IComputeRegistry;
+    let call = IComputeRegistry::registerCall {
+        payout: dev(who).address(),
+        apiUrl: "http://127.0.0.1:1".into(),
+        models: models.iter().map(|m| m.to_string()).collect(),
+        hardware: 0,
+    };
+    let request = json!({"from": dev(who).address(), "to": aicoin_primitives::modules::REGISTRY_ADDRESS,
+        "data": Bytes::from(call.abi_encode()), "value": aic(100)});
+    match node.rpc::<Bytes>("eth_call", vec![request.clone()]).await {
+        Err(e) => Err(e.message().to_string()),
+        Ok(_) => {
+            let receipt = node.send_and_mine(request).await;
+            assert_eq!(receipt["status"], "0x1");
+            Ok(Bytes::new())
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn models_listed_by_governance_can_be_registered_and_delisted_ones_cannot() {
+    let tmp = tempdir();
+    let node = chain(&data_dir(&tmp)).await;
+    node.wait_until(|| async { node.block_number().await >= 1 })
+        .await;
+    let home = tmp.path();
+    import_dev0(home);
+    let unlisted = register(&node, 1, &["tiny"]).await.unwrap_err();
+    assert!(
+        unlisted.contains("not on the chain's model list"),
+        "{unlisted}"
+    );
+
+    let sha = format!("0x{}", "5a".repeat(32));
+    let proposed = gov(
+        home,
+        &node,
+        &[
+            "propose",
+            "model-add",
+            "tiny",
+            "--package",
+            "tiny-llama==0.1",
+            "--sha256",
+            &sha,
+            "--context-length",
+            "256",
+            "--units",
+            "1",
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        proposed["action"],
+        "list model tiny (tiny-llama==0.1, 256 tokens of context, 1 units)"
+    );
+    pass_with_cli(home, &node, 1).await;
+    register(&node, 1, &["tiny"]).await.unwrap();
+    let providers: Vec<Value> = node.ok("aic_providers", vec![]).await;
+    assert_eq!(providers[0]["models"], json!(["tiny"]));
+
+    gov(home, &node, &["propose", "model-remove", "tiny"]).unwrap();
+    pass_with_cli(home, &node, 2).await;
+    let delisted = register(&node, 2, &["tiny"]).await.unwrap_err();
+    assert!(
+        delisted.contains("not on the chain's model list"),
+        "{delisted}"
+    );
+    let last = gov(
+        home,
+        &node,
+        &["propose", "model-remove", "smollm2-135m-instruct"],
+    )
+    .unwrap_err();
+    assert!(last.contains("last listed model"), "{last}");
 }

@@ -4,17 +4,30 @@
 use aicoin_primitives::{
     Tokenomics,
     governance::{max_supply_slot, supply_slot, treasury_slot},
-    modules::{MODULES, PARAMS_ADDRESS, SYSTEM_ADDRESS},
-    registry::word_address,
+    modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
+    registry::{ListedModel, ModelCategory, word_address},
 };
 use alloy_primitives::{Address, B256, U256};
-use alloy_sol_types::SolValue;
+use alloy_sol_types::{SolType, SolValue, sol_data};
 
 use super::IGovernance;
 use crate::{
     call::{CallResult, Exit, ModuleCall},
     params,
+    registry::models::{self, Registry},
 };
+
+/// A model-add payload: `abi.encode(string id, string package, bytes32 sha256, uint64
+/// contextLength, uint64 minMemoryMb, uint8 category, uint64 units)`.
+pub type ModelAddPayload = (
+    sol_data::String,
+    sol_data::String,
+    sol_data::FixedBytes<32>,
+    sol_data::Uint<64>,
+    sol_data::Uint<64>,
+    sol_data::Uint<8>,
+    sol_data::Uint<64>,
+);
 
 /// The parameters that set the issuance schedule.
 const ISSUANCE: [&str; 3] = ["initialReward", "halvingInterval", "treasuryShareBps"];
@@ -25,14 +38,18 @@ pub enum Action {
     ParamChange { key: B256, value: U256 },
     /// Kind 1: pay `amount` from the treasury to `to`.
     TreasurySpend { to: Address, amount: U256 },
+    /// Kind 2: list a model providers may register.
+    ModelAdd(ListedModel),
+    /// Kind 3: delist a model (never the last one).
+    ModelRemove(String),
 }
 
 impl Action {
     pub fn decode(kind: u8, payload: &[u8]) -> CallResult<Self> {
         let malformed = |what: &str| {
             Exit::revert(format!(
-                "IGovernance: a kind {kind} payload is abi.encode({what}) (64 bytes); got {} bytes \
-                 that do not decode",
+                "IGovernance: a kind {kind} payload is abi.encode({what}); got {} bytes that do \
+                 not decode",
                 payload.len()
             ))
         };
@@ -51,8 +68,37 @@ impl Action {
                     .ok_or_else(|| malformed("address to, uint256 amount"))?;
                 Ok(Self::TreasurySpend { to, amount })
             }
+            2 => {
+                let (id, package, sha256, context_length, min_memory_mb, category, units) =
+                    ModelAddPayload::abi_decode_params_validate(payload).map_err(|_| {
+                        malformed(
+                            "string id, string package, bytes32 sha256, uint64 contextLength, \
+                             uint64 minMemoryMb, uint8 category, uint64 units",
+                        )
+                    })?;
+                let category = ModelCategory::from_u8(category).ok_or_else(|| {
+                    Exit::revert(format!(
+                        "IGovernance: model category {category} is none of 0 text, 1 embedding"
+                    ))
+                })?;
+                Ok(Self::ModelAdd(ListedModel {
+                    id,
+                    units,
+                    package,
+                    sha256,
+                    context_length,
+                    min_memory_mb,
+                    category,
+                }))
+            }
+            3 => {
+                let id =
+                    String::abi_decode_validate(payload).map_err(|_| malformed("string id"))?;
+                Ok(Self::ModelRemove(id))
+            }
             other => Err(Exit::revert(format!(
-                "IGovernance: no proposal kind {other} (0 parameter change, 1 treasury spend)"
+                "IGovernance: no proposal kind {other} (0 parameter change, 1 treasury spend, \
+                 2 model add, 3 model remove)"
             ))),
         }
     }
@@ -63,6 +109,7 @@ impl Action {
         Ok(match self {
             Self::ParamChange { .. } => (PARAMS_ADDRESS, U256::ZERO),
             Self::TreasurySpend { amount, .. } => (treasury(call)?, *amount),
+            Self::ModelAdd(_) | Self::ModelRemove(_) => (REGISTRY_ADDRESS, U256::ZERO),
         })
     }
 
@@ -99,6 +146,8 @@ impl Action {
                 }
                 Ok(())
             }
+            Self::ModelAdd(model) => models::check_add(&mut Registry(call), model),
+            Self::ModelRemove(id) => models::check_remove(&mut Registry(call), id),
         }
     }
 
@@ -115,6 +164,8 @@ impl Action {
                     amount: *amount,
                 })
             }
+            Self::ModelAdd(model) => models::add(call, model),
+            Self::ModelRemove(id) => models::remove(call, id),
         }
     }
 }

@@ -12,6 +12,9 @@ use crate::{
     store::{Packed, Slots, load_bytes, store_bytes},
 };
 
+/// The longest payload a proposal may carry.
+pub const MAX_PAYLOAD: usize = 1_024;
+
 /// Where a proposal stands, numbered as OpenZeppelin's `ProposalState`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -80,7 +83,11 @@ impl Proposal {
             snapshot: state.get(64, 64),
             vote_end: state.get(128, 64),
             execute_by: state.get(192, 64),
-            payload: load_bytes(slots, proposal_slot(id, ProposalField::Payload))?,
+            payload: load_bytes(
+                slots,
+                proposal_slot(id, ProposalField::Payload),
+                MAX_PAYLOAD,
+            )?,
             description_hash,
             quorum,
             approval_bps,
@@ -120,6 +127,7 @@ impl Proposal {
             slots,
             proposal_slot(id, ProposalField::Payload),
             &self.payload,
+            MAX_PAYLOAD,
         )
     }
 

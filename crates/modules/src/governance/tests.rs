@@ -3,8 +3,9 @@ use std::sync::Arc;
 use aicoin_primitives::{
     AIC, Params,
     governance::{genesis_storage, supply_slot},
-    modules::{GOVERNANCE_ADDRESS, PARAMS_ADDRESS, SYSTEM_ADDRESS},
+    modules::{GOVERNANCE_ADDRESS, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
     param_key,
+    registry::{ListedModel, ModelCategory},
 };
 use alloy_evm::{Evm, EvmEnv, EvmFactory, eth::EthEvmFactory};
 use alloy_primitives::{Address, Log, TxKind, U256};
@@ -18,7 +19,7 @@ use revm::{
 };
 
 use super::IGovernance;
-use crate::{history::MemoryHistory, params::IParams};
+use crate::{history::MemoryHistory, params::IParams, registry::IComputeRegistry};
 
 const TREASURY: Address = Address::repeat_byte(0x77);
 const VOTING: u64 = 5;
@@ -60,6 +61,15 @@ impl Chain {
         }
         for (slot, value) in genesis_storage(TREASURY, aic(21_000_000), aic(10_000)) {
             db.insert_account_storage(GOVERNANCE_ADDRESS, slot.into(), value.into())
+                .unwrap();
+        }
+        let tiny = ListedModel {
+            id: "tiny".into(),
+            units: 1,
+            ..ListedModel::default()
+        };
+        for (slot, value) in aicoin_primitives::registry::genesis_storage(&[], &[tiny], 100) {
+            db.insert_account_storage(REGISTRY_ADDRESS, slot.into(), value.into())
                 .unwrap();
         }
         for (account, balance) in holders() {
@@ -444,4 +454,119 @@ fn the_system_step_records_the_supply_and_no_one_else_can() {
         blockNumber: U256::from(chain.block - 1),
     });
     assert_eq!(supply, aic(10_050));
+}
+
+/// Passes proposal `id` with 0xa3's 3,000 AIC and executes it.
+fn pass(chain: &mut Chain, id: u64) -> Vec<Log> {
+    chain.end_block();
+    success(chain.vote(holder(0xa3), id, 1));
+    chain.close_vote(id);
+    success(chain.execute(id)).1
+}
+
+fn register(chain: &mut Chain, models: &[&str]) -> ExecutionResult {
+    let call = IComputeRegistry::registerCall {
+        payout: holder(0xa1),
+        apiUrl: "http://127.0.0.1:1".into(),
+        models: models.iter().map(|m| m.to_string()).collect(),
+        hardware: 0,
+    };
+    let mut env: EvmEnv = EvmEnv::default();
+    env.cfg_env.disable_nonce_check = true;
+    env.block_env.number = U256::from(chain.block);
+    let mut evm = EthEvmFactory::default().create_evm(&mut chain.db, env);
+    crate::install(evm.precompiles_mut(), chain.history.clone());
+    let tx = TxEnv {
+        caller: holder(0xa1),
+        kind: TxKind::Call(REGISTRY_ADDRESS),
+        data: call.abi_encode().into(),
+        value: aic(100),
+        gas_limit: 5_000_000,
+        gas_price: 0,
+        ..Default::default()
+    };
+    evm.transact(tx).unwrap().result
+}
+
+#[test]
+fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
+    let mut chain = Chain::new();
+    let sha = alloy_primitives::B256::repeat_byte(0x5a);
+    let add = <super::action::ModelAddPayload as alloy_sol_types::SolType>::abi_encode_params(&(
+        "qwen-0.5b".to_string(),
+        "llm-qwen==1.0".to_string(),
+        sha,
+        32_768u64,
+        1_024u64,
+        0u8,
+        500u64,
+    ));
+    let before = register(&mut chain, &["qwen-0.5b"]);
+    assert!(
+        reason(&before).contains("not on the chain's model list"),
+        "{before:?}"
+    );
+    success(chain.propose(holder(0xa1), 2, add.clone()));
+    let logs = pass(&mut chain, 1);
+    assert_eq!(logs[0].address, REGISTRY_ADDRESS);
+    let added = IComputeRegistry::ModelAdded::decode_log_data(&logs[0].data).unwrap();
+    assert_eq!((added.id.as_str(), added.units), ("qwen-0.5b", 500));
+    let record = {
+        let (out, _) = success(
+            chain.transact_to(
+                REGISTRY_ADDRESS,
+                holder(1),
+                IComputeRegistry::modelCall {
+                    id: "qwen-0.5b".into(),
+                }
+                .abi_encode(),
+            ),
+        );
+        IComputeRegistry::modelCall::abi_decode_returns(&out).unwrap()
+    };
+    assert_eq!(
+        (
+            record.package.as_str(),
+            record.sha256,
+            record.contextLength,
+            record.minMemoryMb,
+            record.category
+        ),
+        (
+            "llm-qwen==1.0",
+            sha,
+            32_768,
+            1_024,
+            ModelCategory::Text as u8
+        )
+    );
+    assert!(matches!(
+        register(&mut chain, &["qwen-0.5b"]),
+        ExecutionResult::Success { .. }
+    ));
+    let twice = chain.propose(holder(0xa1), 2, add);
+    assert!(reason(&twice).contains("already listed"), "{twice:?}");
+
+    // Removing "tiny": registering it is refused from the executing block on.
+    success(chain.propose(holder(0xa1), 3, "tiny".to_string().abi_encode()));
+    let logs = pass(&mut chain, 2);
+    let removed = IComputeRegistry::ModelRemoved::decode_log_data(&logs[0].data).unwrap();
+    assert_eq!(removed.id, "tiny");
+    let refused = register(&mut chain, &["tiny"]);
+    assert!(
+        reason(&refused).contains("not on the chain's model list"),
+        "{refused:?}"
+    );
+    let (out, _) = success(chain.transact_to(
+        REGISTRY_ADDRESS,
+        holder(1),
+        IComputeRegistry::modelsCall {}.abi_encode(),
+    ));
+    let listed = IComputeRegistry::modelsCall::abi_decode_returns(&out).unwrap();
+    assert_eq!(listed.ids, ["qwen-0.5b"]);
+    // The last model stays.
+    let last = chain.propose(holder(0xa1), 3, "qwen-0.5b".to_string().abi_encode());
+    assert!(reason(&last).contains("last listed model"), "{last:?}");
+    let unknown = chain.propose(holder(0xa1), 3, "gpt-9".to_string().abi_encode());
+    assert!(reason(&unknown).contains("not listed"), "{unknown:?}");
 }

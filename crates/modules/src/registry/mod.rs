@@ -3,6 +3,7 @@
 //! provider every epoch; the end-of-block system step accrues the node share and settles each
 //! epoch ([`settle`]).
 
+pub mod models;
 mod report;
 pub mod score;
 mod settle;
@@ -122,6 +123,16 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
                 units,
             })
             .into()
+        }
+        Call::model(c) => {
+            let model = models::load(call, &c.id)?;
+            if model.units == 0 {
+                return Err(Exit::revert(format!(
+                    "IComputeRegistry: model {:?} is not listed",
+                    c.id
+                )));
+            }
+            IComputeRegistry::modelCall::abi_encode_returns(&models::record(&model)).into()
         }
         Call::authorities(_) => IComputeRegistry::authoritiesCall::abi_encode_returns(
             &load_addresses(call, authorities_slot())?,

@@ -52,6 +52,7 @@ impl Chain {
         let models = [ListedModel {
             id: "tiny".into(),
             units: 2,
+            ..ListedModel::default()
         }];
         for (slot, value) in genesis_storage(&validators(), &models, EPOCH) {
             db.insert_account_storage(REGISTRY_ADDRESS, slot.into(), value.into())

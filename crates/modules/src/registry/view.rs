@@ -2,9 +2,7 @@
 //! provider's self-registration and `aicoin provider status` show, over any [`Slots`] (a stored
 //! block's state, through [`ReadOnly`](crate::store::ReadOnly)).
 
-use aicoin_primitives::registry::{
-    ListedModel, authorities_slot, model_units_slot, models_slot, providers_slot,
-};
+use aicoin_primitives::registry::{ListedModel, authorities_slot, models_slot, providers_slot};
 use alloy_primitives::Address;
 
 use super::state::Provider;
@@ -36,10 +34,7 @@ pub fn authorities(slots: &mut impl Slots) -> CallResult<Vec<Address>> {
 pub fn models(slots: &mut impl Slots) -> CallResult<Vec<ListedModel>> {
     load_strings(slots, models_slot())?
         .into_iter()
-        .map(|id| {
-            let units = slots.load(model_units_slot(&id))?.saturating_to();
-            Ok(ListedModel { id, units })
-        })
+        .map(|id| super::models::load(slots, &id))
         .collect()
 }
 
