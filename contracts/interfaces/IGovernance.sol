@@ -17,6 +17,8 @@ pragma solidity ^0.8.20;
 ///                        uint64 minMemoryMb, uint8 category, uint64 units), listed in the
 ///                        compute registry's model registry (IComputeRegistry.model)
 ///   3 model remove:     (string id); the last listed model cannot be removed
+///   4 protocol upgrade: (string version, uint64 activationBlock): a semantic version above the
+///                        one scheduled before, from a future block; nodes older than it warn
 ///
 /// Events, vote support values and states follow OpenZeppelin's Governor, so tools that read
 /// Governor read these.
@@ -60,6 +62,8 @@ interface IGovernance {
     event ProposalExecuted(uint256 proposalId);
     /// A treasury spend was paid.
     event TreasurySpent(uint256 indexed proposalId, address indexed to, uint256 amount);
+    /// Protocol `version` is the chain's from `activationBlock` on: nodes older than it say so.
+    event UpgradeScheduled(uint256 indexed proposalId, string version, uint64 activationBlock);
 
     /// Creates a proposal; returns its id (1, 2, …). Reverts when the sender held less than
     /// `minProposerBalance` at the snapshot, or when the payload does not hold for its kind: an
@@ -95,4 +99,6 @@ interface IGovernance {
     function getVotes(address account, uint256 blockNumber) external view returns (uint256);
     /// The supply issued at the end of block `blockNumber` (before the current one).
     function supplyAt(uint256 blockNumber) external view returns (uint256);
+    /// The last protocol upgrade governance scheduled ("" and 0 when none).
+    function upgrade() external view returns (string memory version, uint64 activationBlock);
 }

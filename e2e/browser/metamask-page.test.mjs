@@ -70,6 +70,14 @@ test('the page shows the live block number', async () => {
     { timeout: 30_000 },
   );
   assert.ok(Number(await blockShown(page)) > first);
+  // The node's version, and no upgrade banner: governance scheduled none on the dev chain.
+  const upgrade = await (await fetch(url, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'aic_upgrade', params: [] }),
+  })).json();
+  await page.waitForFunction((v) => document.getElementById('version').textContent === v, upgrade.result.nodeVersion);
+  assert.equal(await page.evaluate(() => getComputedStyle(document.getElementById('upgrade')).display), 'none');
 });
 
 test('without a wallet the page says what to install', async () => {

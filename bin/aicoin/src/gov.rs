@@ -1,5 +1,5 @@
 //! `aicoin gov`: on-chain governance from the wallet. `propose` a parameter change, a treasury
-//! spend, or a model to list or delist, `vote`, `execute` a passed proposal; `list` and `show` print each proposal's
+//! spend, a model to list or delist, or a protocol upgrade, `vote`, `execute` a passed proposal; `list` and `show` print each proposal's
 //! state, tallies, quorum and the time left, read from any node.
 
 use std::time::Duration;
@@ -123,6 +123,15 @@ enum Proposal {
     },
     /// Delist a model (not the last one): providers can no longer register it.
     ModelRemove { id: String },
+    /// Signal a protocol upgrade: nodes older than `version` warn, from now and louder from
+    /// the activation block on.
+    Upgrade {
+        /// The new protocol version, e.g. 0.8.0.
+        version: String,
+        /// The block from which it is the chain's version.
+        #[arg(long)]
+        activation_block: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -178,6 +187,13 @@ pub async fn run(args: GovArgs) -> eyre::Result<()> {
                     )),
                 ),
                 Proposal::ModelRemove { id } => (3u8, id.abi_encode()),
+                Proposal::Upgrade {
+                    version,
+                    activation_block,
+                } => (
+                    4u8,
+                    (version.clone(), *activation_block).abi_encode_params(),
+                ),
             };
             let call = IGovernance::proposeCall {
                 kind,
@@ -374,6 +390,10 @@ fn action(kind: u8, payload: &[u8]) -> String {
         3 => match String::abi_decode(payload) {
             Ok(id) => format!("delist model {id}"),
             Err(_) => "a malformed model delisting".into(),
+        },
+        4 => match <(String, u64)>::abi_decode_params(payload) {
+            Ok((version, at)) => format!("signal protocol v{version} from block {at}"),
+            Err(_) => "a malformed upgrade signal".into(),
         },
         other => format!("kind {other}"),
     }

@@ -32,6 +32,12 @@ pub struct NodeStatus {
     /// The raft leader this node knows of (validators only).
     pub leader: Option<alloy_primitives::Address>,
     pub term: u64,
+    /// This node's software version (absent from nodes before 0.7).
+    #[serde(default)]
+    pub version: String,
+    /// A protocol upgrade governance scheduled that this node is older than.
+    #[serde(default)]
+    pub upgrade: Option<crate::PendingUpgrade>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,17 @@ pub trait Ledger: Send + Sync + 'static {
     /// Builds and seals the next block on the head from the pending transactions (the leader),
     /// without storing it.
     fn build(&self) -> Result<Bytes, LedgerError>;
+    /// The protocol upgrade governance scheduled that this node is older than, if any.
+    fn pending_upgrade(&self) -> Option<PendingUpgrade> {
+        None
+    }
+}
+
+/// A protocol version the chain adopts from `activation_block`, newer than this node's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingUpgrade {
+    pub version: String,
+    pub activation_block: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

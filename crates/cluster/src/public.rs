@@ -1,5 +1,5 @@
 //! The public, read-only half of the sync port: `GET /status` (who this node is, its head, the
-//! leader it knows) and `GET /blocks?from=N` (consecutive blocks as concatenated RLP). Followers
+//! leader it knows, its version and a protocol upgrade it is older than) and `GET /blocks?from=N` (consecutive blocks as concatenated RLP). Followers
 //! and full nodes sync from it. It needs no authentication: every block carries its validator
 //! seal and is re-executed where it is imported. A standalone validator serves it alone, so full
 //! nodes can follow a single-authority chain too.
@@ -70,8 +70,11 @@ fn internal(e: impl std::fmt::Display) -> Response {
 
 async fn status(State((source, _)): State<(Source, Arc<Semaphore>)>) -> Response {
     let ledger = source.ledger.clone();
-    let head = match tokio::task::spawn_blocking(move || ledger.head()).await {
-        Ok(Ok(head)) => head,
+    let read = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::LedgerError>((ledger.head()?, ledger.pending_upgrade()))
+    });
+    let (head, upgrade) = match read.await {
+        Ok(Ok(read)) => read,
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(e),
     };
@@ -89,6 +92,8 @@ async fn status(State((source, _)): State<(Source, Arc<Semaphore>)>) -> Response
         genesis: source.genesis,
         leader,
         term,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        upgrade,
     })
     .into_response()
 }

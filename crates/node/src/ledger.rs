@@ -23,6 +23,15 @@ pub struct ChainLedger {
 }
 
 impl Ledger for ChainLedger {
+    fn pending_upgrade(&self) -> Option<aicoin_cluster::PendingUpgrade> {
+        crate::upgrade::pending_upgrade(self.chain.store()).map(|u| {
+            aicoin_cluster::PendingUpgrade {
+                version: u.version.to_string(),
+                activation_block: u.activation,
+            }
+        })
+    }
+
     fn head(&self) -> Result<ChainPoint, LedgerError> {
         let reader = self.chain.store().reader().map_err(LedgerError::chain)?;
         let number = reader.head_number().map_err(LedgerError::chain)?;

@@ -13,6 +13,7 @@ mod metrics;
 mod producer;
 mod roles;
 mod services;
+pub mod upgrade;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
@@ -247,6 +248,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     if let Some(api) = &api {
         compute::start_provider(&config, &core, api, &mut services);
     }
+    upgrade::start_watch(&core, &mut services);
     tracing::info!(%rpc_addr, validator = %identity.key.address(), chain_id = identity.spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,

@@ -38,6 +38,16 @@ pub fn treasury_slot() -> B256 {
     hash("treasury", &[])
 }
 
+/// The protocol upgrade governance scheduled last: its version (a string) and, at the next
+/// slot, its activation block.
+pub fn upgrade_slot() -> B256 {
+    hash("upgrade", &[])
+}
+
+pub fn upgrade_height_slot() -> B256 {
+    hash("upgrade.height", &[])
+}
+
 /// How many proposals exist (ids run from 1).
 pub fn count_slot() -> B256 {
     hash("count", &[])

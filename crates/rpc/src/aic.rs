@@ -6,12 +6,13 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use aicoin_modules::{
     Exit,
+    governance::upgrade,
     registry::{state::Status, view},
     store::ReadOnly,
 };
 use aicoin_primitives::{
     PARAMS, Params,
-    modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS},
+    modules::{GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS},
 };
 use aicoin_storage::StoreError;
 use alloy_eips::BlockId;
@@ -75,6 +76,23 @@ pub trait AicApi {
     /// The proof-of-compute epoch at `block` (default `latest`).
     #[method(name = "epoch")]
     fn epoch(&self, block: Option<BlockId>) -> RpcResult<EpochInfo>;
+
+    /// The protocol upgrade governance scheduled last, beside this node's version: `behind`
+    /// when the node is older than it, `active` once its activation block is reached.
+    #[method(name = "upgrade")]
+    fn upgrade(&self) -> RpcResult<UpgradeInfo>;
+}
+
+/// What `aic_upgrade` answers.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeInfo {
+    pub node_version: String,
+    /// The scheduled version and its activation block (none scheduled: both absent).
+    pub version: Option<String>,
+    pub activation_block: Option<u64>,
+    pub behind: bool,
+    pub active: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -145,11 +163,43 @@ impl AicApiServer for AicRpc {
             .collect())
     }
 
+    fn upgrade(&self) -> RpcResult<UpgradeInfo> {
+        self.scheduled_upgrade()
+    }
+
     fn epoch(&self, block: Option<BlockId>) -> RpcResult<EpochInfo> {
         let epoch = self.registry(block, |slots| view::epoch(slots))?;
         Ok(EpochInfo {
             epoch: epoch.number,
             last_block: epoch.last_block,
+        })
+    }
+}
+
+impl AicRpc {
+    fn scheduled_upgrade(&self) -> RpcResult<UpgradeInfo> {
+        let reader = self.state.reader()?;
+        let head = reader.head_number()?;
+        let state = reader.state_at(head)?;
+        let mut load = |slot: B256| state.storage(&GOVERNANCE_ADDRESS, &slot.into());
+        let scheduled = upgrade::scheduled(&mut ReadOnly(&mut load))
+            .map_err(|e| RpcError::Internal(format!("reading governance: {e}")))?;
+        let node_version = env!("CARGO_PKG_VERSION").to_string();
+        Ok(match scheduled {
+            None => UpgradeInfo {
+                node_version,
+                version: None,
+                activation_block: None,
+                behind: false,
+                active: false,
+            },
+            Some(u) => UpgradeInfo {
+                behind: u.is_newer_than(&node_version),
+                active: head >= u.activation,
+                node_version,
+                version: Some(u.version.to_string()),
+                activation_block: Some(u.activation),
+            },
         })
     }
 }

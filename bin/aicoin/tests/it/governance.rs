@@ -513,3 +513,96 @@ async fn models_listed_by_governance_can_be_registered_and_delisted_ones_cannot(
     .unwrap_err();
     assert!(last.contains("last listed model"), "{last}");
 }
+
+/// A real node process on a chain with short votes (the spec of [`chain`]), with a sync port.
+async fn chain_process(home: &Path, sync_port: u16) -> crate::common::NodeProcess {
+    let data = home.join("data");
+    let (validator, _) = aicoin_node::load_or_create_validator_key(&data).unwrap();
+    let devs: Vec<Address> = (0..10).map(|i| dev(i).address()).collect();
+    let mut spec = aicoin_primitives::ChainSpec::local(2108, validator.address(), &devs);
+    spec.genesis.genesis_address = devs[0];
+    spec.params
+        .insert("votingBlocks".into(), U256::from(VOTING_BLOCKS));
+    let path = home.join("chain.json");
+    std::fs::write(&path, serde_json::to_vec(&spec).unwrap()).unwrap();
+    crate::common::NodeProcess::start(aicoin(
+        home,
+        &[
+            "node",
+            "--chain",
+            path.to_str().unwrap(),
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--rpc-port",
+            "0",
+            "--sync-port",
+            &sync_port.to_string(),
+            "--block-interval",
+            "0.2",
+            "--no-api",
+        ],
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_node_shows_the_upgrade_governance_signals() {
+    let tmp = tempdir();
+    let home = tmp.path();
+    let sync_port = crate::cluster::free_port();
+    let node = chain_process(home, sync_port).await;
+    node.wait_until(|| async { node.block_number().await >= 1 })
+        .await;
+    import_dev0(home);
+    let activation = node.block_number().await + 3 * VOTING_BLOCKS;
+    let at = activation.to_string();
+    let proposed = gov(
+        home,
+        &node,
+        &["propose", "upgrade", "99.0.0", "--activation-block", &at],
+    )
+    .unwrap();
+    assert_eq!(
+        proposed["action"],
+        format!("signal protocol v99.0.0 from block {activation}")
+    );
+    let upgrade: Value = node.ok("aic_upgrade", vec![]).await;
+    assert_eq!(
+        upgrade["behind"], false,
+        "nothing scheduled before execution"
+    );
+    pass_with_cli(home, &node, 1).await;
+
+    let told = node
+        .wait_for_stderr("governance scheduled protocol v99.0.0")
+        .await;
+    assert!(
+        told.contains(&format!(
+            "from block {activation}; this node runs v{}",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{told}"
+    );
+    let upgrade: Value = node.ok("aic_upgrade", vec![]).await;
+    assert_eq!(
+        upgrade,
+        json!({"nodeVersion": env!("CARGO_PKG_VERSION"), "version": "99.0.0",
+            "activationBlock": activation, "behind": true, "active": false})
+    );
+    let status: Value = reqwest::get(format!("http://127.0.0.1:{sync_port}/status"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        status["upgrade"],
+        json!({"version": "99.0.0", "activation_block": activation})
+    );
+    // Once the activation block is reached, the node says it is behind.
+    node.wait_for_stderr("protocol v99.0.0 is the chain's since block")
+        .await;
+    let upgrade: Value = node.ok("aic_upgrade", vec![]).await;
+    assert_eq!(upgrade["active"], true);
+}

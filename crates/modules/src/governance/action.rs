@@ -4,13 +4,13 @@
 use aicoin_primitives::{
     Tokenomics,
     governance::{max_supply_slot, supply_slot, treasury_slot},
-    modules::{MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
+    modules::{GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
     registry::{ListedModel, ModelCategory, word_address},
 };
 use alloy_primitives::{Address, B256, U256};
 use alloy_sol_types::{SolType, SolValue, sol_data};
 
-use super::IGovernance;
+use super::{IGovernance, upgrade};
 use crate::{
     call::{CallResult, Exit, ModuleCall},
     params,
@@ -42,6 +42,8 @@ pub enum Action {
     ModelAdd(ListedModel),
     /// Kind 3: delist a model (never the last one).
     ModelRemove(String),
+    /// Kind 4: protocol `version` from block `activation` on.
+    Upgrade { version: String, activation: u64 },
 }
 
 impl Action {
@@ -96,9 +98,17 @@ impl Action {
                     String::abi_decode_validate(payload).map_err(|_| malformed("string id"))?;
                 Ok(Self::ModelRemove(id))
             }
+            4 => {
+                let (version, activation) = <(String, u64)>::abi_decode_params_validate(payload)
+                    .map_err(|_| malformed("string version, uint64 activationBlock"))?;
+                Ok(Self::Upgrade {
+                    version,
+                    activation,
+                })
+            }
             other => Err(Exit::revert(format!(
                 "IGovernance: no proposal kind {other} (0 parameter change, 1 treasury spend, \
-                 2 model add, 3 model remove)"
+                 2 model add, 3 model remove, 4 protocol upgrade)"
             ))),
         }
     }
@@ -110,6 +120,7 @@ impl Action {
             Self::ParamChange { .. } => (PARAMS_ADDRESS, U256::ZERO),
             Self::TreasurySpend { amount, .. } => (treasury(call)?, *amount),
             Self::ModelAdd(_) | Self::ModelRemove(_) => (REGISTRY_ADDRESS, U256::ZERO),
+            Self::Upgrade { .. } => (GOVERNANCE_ADDRESS, U256::ZERO),
         })
     }
 
@@ -148,6 +159,10 @@ impl Action {
             }
             Self::ModelAdd(model) => models::check_add(&mut Registry(call), model),
             Self::ModelRemove(id) => models::check_remove(&mut Registry(call), id),
+            Self::Upgrade {
+                version,
+                activation,
+            } => upgrade::check(call, version, *activation),
         }
     }
 
@@ -166,6 +181,10 @@ impl Action {
             }
             Self::ModelAdd(model) => models::add(call, model),
             Self::ModelRemove(id) => models::remove(call, id),
+            Self::Upgrade {
+                version,
+                activation,
+            } => upgrade::schedule(call, proposal, version, *activation),
         }
     }
 }

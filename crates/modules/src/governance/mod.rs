@@ -8,6 +8,7 @@ pub mod action;
 pub mod state;
 #[cfg(test)]
 mod tests;
+pub mod upgrade;
 
 use aicoin_primitives::governance::{count_slot, supply_slot, voted_slot};
 use alloy_primitives::{Bytes, U256, keccak256};
@@ -105,6 +106,17 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
         Call::getVotes(c) => {
             let weight = call.balance_at(c.account, block(c.blockNumber)?)?;
             IGovernance::getVotesCall::abi_encode_returns(&weight).into()
+        }
+        Call::upgrade(_) => {
+            let (version, activation) = match upgrade::scheduled(call)? {
+                Some(u) => (u.version.to_string(), u.activation),
+                None => (String::new(), 0),
+            };
+            IGovernance::upgradeCall::abi_encode_returns(&IGovernance::upgradeReturn {
+                version,
+                activationBlock: activation,
+            })
+            .into()
         }
         Call::supplyAt(c) => {
             let supply = call.read_at(supply_slot(), block(c.blockNumber)?)?;

@@ -570,3 +570,36 @@ fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
     let unknown = chain.propose(holder(0xa1), 3, "gpt-9".to_string().abi_encode());
     assert!(reason(&unknown).contains("not listed"), "{unknown:?}");
 }
+
+#[test]
+fn an_upgrade_is_recorded_with_its_activation_block_and_only_forward() {
+    let mut chain = Chain::new();
+    let signal = |version: &str, at: u64| (version.to_string(), at).abi_encode_params();
+    let none = chain.view(IGovernance::upgradeCall {});
+    assert_eq!((none.version.as_str(), none.activationBlock), ("", 0));
+    let bad = chain.propose(holder(0xa1), 4, signal("next", 100));
+    assert!(reason(&bad).contains("not a semantic version"), "{bad:?}");
+    let past = chain.propose(holder(0xa1), 4, signal("1.0.0", chain.block));
+    assert!(
+        reason(&past).contains("is not after this block"),
+        "{past:?}"
+    );
+    success(chain.propose(holder(0xa1), 4, signal("1.0.0", 100)));
+    let logs = pass(&mut chain, 1);
+    let scheduled = IGovernance::UpgradeScheduled::decode_log_data(&logs[0].data).unwrap();
+    assert_eq!(
+        (scheduled.version.as_str(), scheduled.activationBlock),
+        ("1.0.0", 100)
+    );
+    let recorded = chain.view(IGovernance::upgradeCall {});
+    assert_eq!(
+        (recorded.version.as_str(), recorded.activationBlock),
+        ("1.0.0", 100)
+    );
+    let older = chain.propose(holder(0xa1), 4, signal("0.9.9", 200));
+    assert!(
+        reason(&older).contains("not above the 1.0.0 already scheduled"),
+        "{older:?}"
+    );
+    success(chain.propose(holder(0xa1), 4, signal("1.1.0-rc.1", 200)));
+}
