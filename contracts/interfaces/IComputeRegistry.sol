@@ -91,6 +91,9 @@ interface IComputeRegistry {
     /// Governance listed a model (providers may register it from this block on) or delisted one.
     event ModelAdded(string id, uint64 units, string package);
     event ModelRemoved(string id);
+    /// Governance suspended a provider in an emergency: it is no longer measured or paid, its
+    /// stake unbonds, and it cannot register again.
+    event Suspended(address indexed provider);
     event Unclaimed(uint64 indexed epoch, address indexed miner, uint256 amount);
 
     /// Registers the sender as a provider of `models` (each on the model list), reachable at

@@ -19,6 +19,9 @@ pragma solidity ^0.8.20;
 ///   3 model remove:     (string id); the last listed model cannot be removed
 ///   4 protocol upgrade: (string version, uint64 activationBlock): a semantic version above the
 ///                        one scheduled before, from a future block; nodes older than it warn
+///   5 emergency:        (uint8 action, address provider), voted on for emergencyVotingBlocks
+///                        (24 h): 0 pause API-tier purchases, 1 resume them, 2 suspend a
+///                        provider (no longer measured or paid, stake unbonding, never again)
 ///
 /// Events, vote support values and states follow OpenZeppelin's Governor, so tools that read
 /// Governor read these.
@@ -62,6 +65,8 @@ interface IGovernance {
     event ProposalExecuted(uint256 proposalId);
     /// A treasury spend was paid.
     event TreasurySpent(uint256 indexed proposalId, address indexed to, uint256 amount);
+    /// An emergency proposal paused (or resumed) API-tier purchases.
+    event PurchasesPaused(bool paused);
     /// Protocol `version` is the chain's from `activationBlock` on: nodes older than it say so.
     event UpgradeScheduled(uint256 indexed proposalId, string version, uint64 activationBlock);
 
@@ -99,6 +104,8 @@ interface IGovernance {
     function getVotes(address account, uint256 blockNumber) external view returns (uint256);
     /// The supply issued at the end of block `blockNumber` (before the current one).
     function supplyAt(uint256 blockNumber) external view returns (uint256);
+    /// Whether an emergency proposal paused API-tier purchases.
+    function purchasesPaused() external view returns (bool);
     /// The last protocol upgrade governance scheduled ("" and 0 when none).
     function upgrade() external view returns (string memory version, uint64 activationBlock);
 }

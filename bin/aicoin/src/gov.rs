@@ -123,6 +123,16 @@ enum Proposal {
     },
     /// Delist a model (not the last one): providers can no longer register it.
     ModelRemove { id: String },
+    /// Emergency (voted on for 24 hours): pause API-tier purchases.
+    PausePurchases,
+    /// Emergency: resume API-tier purchases.
+    ResumePurchases,
+    /// Emergency: suspend a provider (no longer measured or paid, its stake unbonding, never
+    /// again registered).
+    Suspend {
+        /// The provider's address.
+        provider: String,
+    },
     /// Signal a protocol upgrade: nodes older than `version` warn, from now and louder from
     /// the activation block on.
     Upgrade {
@@ -133,6 +143,12 @@ enum Proposal {
         activation_block: u64,
     },
 }
+
+/// An emergency payload: `abi.encode(uint8 action, address provider)`.
+type Emergency = (
+    alloy_sol_types::sol_data::Uint<8>,
+    alloy_sol_types::sol_data::Address,
+);
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum CategoryArg {
@@ -193,6 +209,16 @@ pub async fn run(args: GovArgs) -> eyre::Result<()> {
                 } => (
                     4u8,
                     (version.clone(), *activation_block).abi_encode_params(),
+                ),
+                Proposal::PausePurchases => {
+                    (5u8, Emergency::abi_encode_params(&(0, Address::ZERO)))
+                }
+                Proposal::ResumePurchases => {
+                    (5u8, Emergency::abi_encode_params(&(1, Address::ZERO)))
+                }
+                Proposal::Suspend { provider } => (
+                    5u8,
+                    Emergency::abi_encode_params(&(2, parse_address(provider)?)),
                 ),
             };
             let call = IGovernance::proposeCall {
@@ -394,6 +420,12 @@ fn action(kind: u8, payload: &[u8]) -> String {
         4 => match <(String, u64)>::abi_decode_params(payload) {
             Ok((version, at)) => format!("signal protocol v{version} from block {at}"),
             Err(_) => "a malformed upgrade signal".into(),
+        },
+        5 => match Emergency::abi_decode_params(payload) {
+            Ok((0, _)) => "emergency: pause API-tier purchases".into(),
+            Ok((1, _)) => "emergency: resume API-tier purchases".into(),
+            Ok((2, provider)) => format!("emergency: suspend provider {provider}"),
+            _ => "a malformed emergency".into(),
         },
         other => format!("kind {other}"),
     }

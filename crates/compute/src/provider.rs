@@ -54,6 +54,8 @@ enum Step {
         stake: U256,
         balance: U256,
     },
+    /// Governance suspended this provider: it cannot register again.
+    Suspended,
 }
 
 fn next_step(store: &Store, me: Address, wanted: &Registration) -> Result<Step, ViewError> {
@@ -65,6 +67,7 @@ fn next_step(store: &Store, me: Address, wanted: &Registration) -> Result<Step, 
         Status::Active => Step::Update,
         // Leaving by choice: not undone here.
         Status::Leaving => Step::Nothing,
+        Status::None | Status::Left if view.is_suspended(me)? => Step::Suspended,
         Status::None | Status::Left => {
             let stake = wanted.stake.unwrap_or(view.param("minStake")?);
             let balance = view.balance(me)?;
@@ -140,6 +143,13 @@ pub async fn run(
                 if !told {
                     told = true;
                     tell_unfunded(me, &wanted, stake, balance);
+                }
+                continue;
+            }
+            Step::Suspended => {
+                if !told {
+                    told = true;
+                    tracing::error!(provider = %me, "governance suspended this provider: it cannot register again");
                 }
                 continue;
             }

@@ -58,6 +58,14 @@ impl RegistryView {
         Ok(view::provider(&mut self.slots(), address)?)
     }
 
+    /// Whether governance suspended `address` (it can never register again).
+    pub fn is_suspended(&self, address: Address) -> Result<bool, ViewError> {
+        Ok(aicoin_modules::registry::is_suspended(
+            &mut self.slots(),
+            address,
+        )?)
+    }
+
     pub fn authorities(&self) -> Result<Vec<Address>, ViewError> {
         Ok(view::authorities(&mut self.slots())?)
     }

@@ -48,6 +48,11 @@ pub fn upgrade_height_slot() -> B256 {
     hash("upgrade.height", &[])
 }
 
+/// Nonzero while an emergency proposal has paused API-tier purchases.
+pub fn purchases_paused_slot() -> B256 {
+    hash("purchases.paused", &[])
+}
+
 /// How many proposals exist (ids run from 1).
 pub fn count_slot() -> B256 {
     hash("count", &[])

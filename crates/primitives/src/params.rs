@@ -108,6 +108,8 @@ params! {
     /// Blocks a proposal is voted on after its snapshot (7 days of 3 s blocks; at most 90 days,
     /// so no change can freeze governance).
     voting_blocks: "votingBlocks" = U256::from(7 * DAY_BLOCKS), min U256::ONE, max U256::from_limbs([90 * DAY_BLOCKS, 0, 0, 0]);
+    /// Blocks an emergency proposal is voted on after its snapshot (24 hours; at most 90 days).
+    emergency_voting_blocks: "emergencyVotingBlocks" = U256::from(DAY_BLOCKS), min U256::ONE, max U256::from_limbs([90 * DAY_BLOCKS, 0, 0, 0]);
     /// Blocks after the vote in which a passed proposal can be executed (30 days; at most 90).
     execution_window_blocks: "executionWindowBlocks" = U256::from(30 * DAY_BLOCKS), min U256::ONE, max U256::from_limbs([90 * DAY_BLOCKS, 0, 0, 0]);
     /// Price of the Basic tier, in wei.

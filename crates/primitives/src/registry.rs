@@ -177,6 +177,11 @@ pub fn provider_slot(provider: Address, field: ProviderField) -> B256 {
     offset(hash("provider", &[provider.as_slice()]), field as u64)
 }
 
+/// Nonzero once governance suspended `provider`: it can never register again.
+pub fn suspended_slot(provider: Address) -> B256 {
+    hash("suspended", &[provider.as_slice()])
+}
+
 /// The node share accrued for an epoch.
 pub fn pot_slot(epoch: u64) -> B256 {
     hash("pot", &[&epoch.to_be_bytes()])

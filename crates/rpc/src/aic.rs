@@ -48,6 +48,8 @@ pub struct ProviderInfo {
     pub last_reward: U256,
     /// Epochs in which it failed its audits (each slashed).
     pub audit_failures: u64,
+    /// Governance suspended it (it is leaving or left, and cannot register again).
+    pub suspended: bool,
 }
 
 /// The current proof-of-compute epoch.
@@ -131,10 +133,16 @@ impl AicApiServer for AicRpc {
     }
 
     fn providers(&self, block: Option<BlockId>) -> RpcResult<Vec<ProviderInfo>> {
-        let providers = self.registry(block, |slots| view::providers(slots))?;
+        let providers = self.registry(block, |slots| {
+            view::providers(slots)?
+                .into_iter()
+                .map(|p| Ok((aicoin_modules::registry::is_suspended(slots, p.address)?, p)))
+                .collect::<Result<Vec<_>, Exit>>()
+        })?;
         Ok(providers
             .into_iter()
-            .map(|p| ProviderInfo {
+            .map(|(suspended, p)| ProviderInfo {
+                suspended,
                 address: p.address,
                 payout: p.payout,
                 api_url: p.api_url,

@@ -38,6 +38,10 @@ async fn chain(dir: &Path) -> DevNode {
         .insert("votingBlocks".into(), U256::from(VOTING_BLOCKS));
     spec.params
         .insert("executionWindowBlocks".into(), U256::from(50u64));
+    spec.params.insert(
+        "emergencyVotingBlocks".into(),
+        U256::from(VOTING_BLOCKS / 2),
+    );
     DevNode::spawn(dir, |c| c.chain_spec = Some(spec)).await
 }
 
@@ -497,9 +501,25 @@ async fn models_listed_by_governance_can_be_registered_and_delisted_ones_cannot(
     register(&node, 1, &["tiny"]).await.unwrap();
     let providers: Vec<Value> = node.ok("aic_providers", vec![]).await;
     assert_eq!(providers[0]["models"], json!(["tiny"]));
+    assert_eq!(providers[0]["suspended"], false);
+
+    // An emergency suspends it: it leaves the measured set and cannot come back.
+    let provider = dev(1).address().to_string();
+    let proposed = gov(home, &node, &["propose", "suspend", &provider]).unwrap();
+    assert_eq!(
+        proposed["voteEnd"].as_u64().unwrap() - proposed["snapshot"].as_u64().unwrap(),
+        VOTING_BLOCKS / 2,
+        "emergencies are voted on for emergencyVotingBlocks"
+    );
+    pass_with_cli(home, &node, 2).await;
+    let providers: Vec<Value> = node.ok("aic_providers", vec![]).await;
+    assert_eq!(
+        (&providers[0]["status"], &providers[0]["suspended"]),
+        (&json!("leaving"), &json!(true))
+    );
 
     gov(home, &node, &["propose", "model-remove", "tiny"]).unwrap();
-    pass_with_cli(home, &node, 2).await;
+    pass_with_cli(home, &node, 3).await;
     let delisted = register(&node, 2, &["tiny"]).await.unwrap_err();
     assert!(
         delisted.contains("not on the chain's model list"),

@@ -3,7 +3,7 @@
 
 use aicoin_primitives::{
     Tokenomics,
-    governance::{max_supply_slot, supply_slot, treasury_slot},
+    governance::{max_supply_slot, purchases_paused_slot, supply_slot, treasury_slot},
     modules::{GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS},
     registry::{ListedModel, ModelCategory, word_address},
 };
@@ -15,6 +15,7 @@ use crate::{
     call::{CallResult, Exit, ModuleCall},
     params,
     registry::models::{self, Registry},
+    store::Slots,
 };
 
 /// A model-add payload: `abi.encode(string id, string package, bytes32 sha256, uint64
@@ -44,6 +45,27 @@ pub enum Action {
     ModelRemove(String),
     /// Kind 4: protocol `version` from block `activation` on.
     Upgrade { version: String, activation: u64 },
+    /// Kind 5, voted on for `emergencyVotingBlocks`.
+    Emergency(Emergency),
+}
+
+/// What an emergency proposal does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emergency {
+    /// Action 0: no API tier can be bought until resumed.
+    PausePurchases,
+    /// Action 1.
+    ResumePurchases,
+    /// Action 2: the provider is no longer measured or paid, its stake unbonds, and it cannot
+    /// register again.
+    SuspendProvider(Address),
+}
+
+impl Action {
+    /// Whether it is voted on for `emergencyVotingBlocks` rather than `votingBlocks`.
+    pub fn is_emergency(&self) -> bool {
+        matches!(self, Self::Emergency(_))
+    }
 }
 
 impl Action {
@@ -106,9 +128,25 @@ impl Action {
                     activation,
                 })
             }
+            5 => {
+                let (action, provider) =
+                    <(sol_data::Uint<8>, sol_data::Address)>::abi_decode_params_validate(payload)
+                        .map_err(|_| malformed("uint8 action, address provider"))?;
+                Ok(Self::Emergency(match (action, provider) {
+                    (0, _) => Emergency::PausePurchases,
+                    (1, _) => Emergency::ResumePurchases,
+                    (2, provider) => Emergency::SuspendProvider(provider),
+                    (other, _) => {
+                        return Err(Exit::revert(format!(
+                            "IGovernance: emergency action {other} is none of 0 pause tier \
+                             purchases, 1 resume them, 2 suspend a provider"
+                        )));
+                    }
+                }))
+            }
             other => Err(Exit::revert(format!(
                 "IGovernance: no proposal kind {other} (0 parameter change, 1 treasury spend, \
-                 2 model add, 3 model remove, 4 protocol upgrade)"
+                 2 model add, 3 model remove, 4 protocol upgrade, 5 emergency)"
             ))),
         }
     }
@@ -120,7 +158,10 @@ impl Action {
             Self::ParamChange { .. } => (PARAMS_ADDRESS, U256::ZERO),
             Self::TreasurySpend { amount, .. } => (treasury(call)?, *amount),
             Self::ModelAdd(_) | Self::ModelRemove(_) => (REGISTRY_ADDRESS, U256::ZERO),
-            Self::Upgrade { .. } => (GOVERNANCE_ADDRESS, U256::ZERO),
+            Self::Upgrade { .. }
+            | Self::Emergency(Emergency::PausePurchases)
+            | Self::Emergency(Emergency::ResumePurchases) => (GOVERNANCE_ADDRESS, U256::ZERO),
+            Self::Emergency(Emergency::SuspendProvider(provider)) => (*provider, U256::ZERO),
         })
     }
 
@@ -163,6 +204,22 @@ impl Action {
                 version,
                 activation,
             } => upgrade::check(call, version, *activation),
+            Self::Emergency(Emergency::SuspendProvider(provider)) => {
+                let mut registry = Registry(call);
+                let status = crate::registry::state::Provider::status(&mut registry, *provider)?;
+                if status == crate::registry::state::Status::None {
+                    return Err(Exit::revert(format!(
+                        "IGovernance: {provider} never registered as a provider"
+                    )));
+                }
+                if crate::registry::is_suspended(&mut registry, *provider)? {
+                    return Err(Exit::revert(format!(
+                        "IGovernance: {provider} is suspended already"
+                    )));
+                }
+                Ok(())
+            }
+            Self::Emergency(_) => Ok(()),
         }
     }
 
@@ -185,6 +242,17 @@ impl Action {
                 version,
                 activation,
             } => upgrade::schedule(call, proposal, version, *activation),
+            Self::Emergency(Emergency::PausePurchases) => {
+                call.store(purchases_paused_slot(), U256::ONE)?;
+                call.emit(&IGovernance::PurchasesPaused { paused: true })
+            }
+            Self::Emergency(Emergency::ResumePurchases) => {
+                call.store(purchases_paused_slot(), U256::ZERO)?;
+                call.emit(&IGovernance::PurchasesPaused { paused: false })
+            }
+            Self::Emergency(Emergency::SuspendProvider(provider)) => {
+                crate::registry::suspend(call, *provider)
+            }
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod state;
 mod tests;
 pub mod upgrade;
 
-use aicoin_primitives::governance::{count_slot, supply_slot, voted_slot};
+use aicoin_primitives::governance::{count_slot, purchases_paused_slot, supply_slot, voted_slot};
 use alloy_primitives::{Bytes, U256, keccak256};
 use alloy_sol_types::{SolCall, SolInterface};
 
@@ -107,6 +107,10 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
             let weight = call.balance_at(c.account, block(c.blockNumber)?)?;
             IGovernance::getVotesCall::abi_encode_returns(&weight).into()
         }
+        Call::purchasesPaused(_) => {
+            let paused = !call.load(purchases_paused_slot())?.is_zero();
+            IGovernance::purchasesPausedCall::abi_encode_returns(&paused).into()
+        }
         Call::upgrade(_) => {
             let (version, activation) = match upgrade::scheduled(call)? {
                 Some(u) => (u.version.to_string(), u.activation),
@@ -177,8 +181,13 @@ fn propose(
     action.check(call)?;
     let supply = call.read_at(supply_slot(), snapshot)?;
     let quorum = supply.saturating_mul(call.param("quorumBps")?) / U256::from(10_000u64);
-    // Governor's deadline: votes are taken in the `votingBlocks` blocks after the snapshot.
-    let vote_end = snapshot.saturating_add(call.param_u64("votingBlocks")?);
+    // Governor's deadline: votes are taken in the `votingBlocks` blocks after the snapshot
+    // (`emergencyVotingBlocks` for an emergency).
+    let period = match action.is_emergency() {
+        true => call.param_u64("emergencyVotingBlocks")?,
+        false => call.param_u64("votingBlocks")?,
+    };
+    let vote_end = snapshot.saturating_add(period);
     let id = call.load(count_slot())?.saturating_to::<u64>() + 1;
     let proposal = Proposal {
         id,

@@ -23,6 +23,7 @@ use crate::{history::MemoryHistory, params::IParams, registry::IComputeRegistry}
 
 const TREASURY: Address = Address::repeat_byte(0x77);
 const VOTING: u64 = 5;
+const EMERGENCY_VOTING: u64 = 2;
 
 fn aic(n: u64) -> U256 {
     AIC * U256::from(n)
@@ -52,6 +53,7 @@ impl Chain {
         let mut db = CacheDB::new(EmptyDB::default());
         let params = Params {
             voting_blocks: U256::from(VOTING),
+            emergency_voting_blocks: U256::from(EMERGENCY_VOTING),
             execution_window_blocks: U256::from(10u64),
             ..Params::default()
         };
@@ -464,9 +466,10 @@ fn pass(chain: &mut Chain, id: u64) -> Vec<Log> {
     success(chain.execute(id)).1
 }
 
-fn register(chain: &mut Chain, models: &[&str]) -> ExecutionResult {
+/// `register` of `models` by `who` with the 100 AIC stake, committed.
+fn register(chain: &mut Chain, who: Address, models: &[&str]) -> ExecutionResult {
     let call = IComputeRegistry::registerCall {
-        payout: holder(0xa1),
+        payout: who,
         apiUrl: "http://127.0.0.1:1".into(),
         models: models.iter().map(|m| m.to_string()).collect(),
         hardware: 0,
@@ -477,7 +480,7 @@ fn register(chain: &mut Chain, models: &[&str]) -> ExecutionResult {
     let mut evm = EthEvmFactory::default().create_evm(&mut chain.db, env);
     crate::install(evm.precompiles_mut(), chain.history.clone());
     let tx = TxEnv {
-        caller: holder(0xa1),
+        caller: who,
         kind: TxKind::Call(REGISTRY_ADDRESS),
         data: call.abi_encode().into(),
         value: aic(100),
@@ -485,7 +488,7 @@ fn register(chain: &mut Chain, models: &[&str]) -> ExecutionResult {
         gas_price: 0,
         ..Default::default()
     };
-    evm.transact(tx).unwrap().result
+    evm.transact_commit(tx).unwrap()
 }
 
 #[test]
@@ -501,12 +504,12 @@ fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
         0u8,
         500u64,
     ));
-    let before = register(&mut chain, &["qwen-0.5b"]);
+    let before = register(&mut chain, holder(0xa1), &["qwen-0.5b"]);
     assert!(
         reason(&before).contains("not on the chain's model list"),
         "{before:?}"
     );
-    success(chain.propose(holder(0xa1), 2, add.clone()));
+    success(chain.propose(holder(0xa3), 2, add.clone()));
     let logs = pass(&mut chain, 1);
     assert_eq!(logs[0].address, REGISTRY_ADDRESS);
     let added = IComputeRegistry::ModelAdded::decode_log_data(&logs[0].data).unwrap();
@@ -541,18 +544,18 @@ fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
         )
     );
     assert!(matches!(
-        register(&mut chain, &["qwen-0.5b"]),
+        register(&mut chain, holder(0xa1), &["qwen-0.5b"]),
         ExecutionResult::Success { .. }
     ));
-    let twice = chain.propose(holder(0xa1), 2, add);
+    let twice = chain.propose(holder(0xa3), 2, add);
     assert!(reason(&twice).contains("already listed"), "{twice:?}");
 
     // Removing "tiny": registering it is refused from the executing block on.
-    success(chain.propose(holder(0xa1), 3, "tiny".to_string().abi_encode()));
+    success(chain.propose(holder(0xa3), 3, "tiny".to_string().abi_encode()));
     let logs = pass(&mut chain, 2);
     let removed = IComputeRegistry::ModelRemoved::decode_log_data(&logs[0].data).unwrap();
     assert_eq!(removed.id, "tiny");
-    let refused = register(&mut chain, &["tiny"]);
+    let refused = register(&mut chain, holder(0xa2), &["tiny"]);
     assert!(
         reason(&refused).contains("not on the chain's model list"),
         "{refused:?}"
@@ -565,9 +568,9 @@ fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
     let listed = IComputeRegistry::modelsCall::abi_decode_returns(&out).unwrap();
     assert_eq!(listed.ids, ["qwen-0.5b"]);
     // The last model stays.
-    let last = chain.propose(holder(0xa1), 3, "qwen-0.5b".to_string().abi_encode());
+    let last = chain.propose(holder(0xa3), 3, "qwen-0.5b".to_string().abi_encode());
     assert!(reason(&last).contains("last listed model"), "{last:?}");
-    let unknown = chain.propose(holder(0xa1), 3, "gpt-9".to_string().abi_encode());
+    let unknown = chain.propose(holder(0xa3), 3, "gpt-9".to_string().abi_encode());
     assert!(reason(&unknown).contains("not listed"), "{unknown:?}");
 }
 
@@ -602,4 +605,69 @@ fn an_upgrade_is_recorded_with_its_activation_block_and_only_forward() {
         "{older:?}"
     );
     success(chain.propose(holder(0xa1), 4, signal("1.1.0-rc.1", 200)));
+}
+
+#[test]
+fn emergencies_vote_faster_pause_purchases_and_suspend_providers() {
+    let mut chain = Chain::new();
+    let emergency = |action: u8, provider: Address| {
+        <(
+            alloy_sol_types::sol_data::Uint<8>,
+            alloy_sol_types::sol_data::Address,
+        ) as alloy_sol_types::SolType>::abi_encode_params(&(action, provider))
+    };
+    assert!(matches!(
+        register(&mut chain, holder(0xa1), &["tiny"]),
+        ExecutionResult::Success { .. }
+    ));
+    let (_, logs) = success(chain.propose(holder(0xa3), 5, emergency(0, Address::ZERO)));
+    let created = IGovernance::ProposalCreated::decode_log_data(&logs[0].data).unwrap();
+    assert_eq!(
+        created.voteEnd - created.voteStart,
+        U256::from(EMERGENCY_VOTING),
+        "an emergency is voted on for emergencyVotingBlocks"
+    );
+    pass(&mut chain, 1);
+    assert!(chain.view(IGovernance::purchasesPausedCall {}));
+    success(chain.propose(holder(0xa3), 5, emergency(1, Address::ZERO)));
+    pass(&mut chain, 2);
+    assert!(!chain.view(IGovernance::purchasesPausedCall {}));
+
+    let stranger = chain.propose(holder(0xa3), 5, emergency(2, holder(0x55)));
+    assert!(
+        reason(&stranger).contains("never registered"),
+        "{stranger:?}"
+    );
+    let unknown = chain.propose(holder(0xa3), 5, emergency(7, Address::ZERO));
+    assert!(
+        reason(&unknown).contains("emergency action 7"),
+        "{unknown:?}"
+    );
+    success(chain.propose(holder(0xa3), 5, emergency(2, holder(0xa1))));
+    let logs = pass(&mut chain, 3);
+    let suspended = logs
+        .iter()
+        .find_map(|log| IComputeRegistry::Suspended::decode_log_data(&log.data).ok())
+        .unwrap();
+    assert_eq!(suspended.provider, holder(0xa1));
+    let (out, _) = success(
+        chain.transact_to(
+            REGISTRY_ADDRESS,
+            holder(1),
+            IComputeRegistry::providerCall {
+                account: holder(0xa1),
+            }
+            .abi_encode(),
+        ),
+    );
+    let record = IComputeRegistry::providerCall::abi_decode_returns(&out).unwrap();
+    assert_eq!(
+        record.status, 2,
+        "leaving: no longer measured, its stake unbonding"
+    );
+    let again = register(&mut chain, holder(0xa1), &["tiny"]);
+    assert!(
+        reason(&again).contains("cannot register again"),
+        "{again:?}"
+    );
 }

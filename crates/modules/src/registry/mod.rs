@@ -14,7 +14,7 @@ use aicoin_primitives::{
     modules::SYSTEM_ADDRESS,
     registry::{
         active_count_slot, authorities_slot, model_units_slot, models_slot, pot_slot,
-        providers_slot, reporters_slot,
+        providers_slot, reporters_slot, suspended_slot,
     },
 };
 use alloy_primitives::{Address, Bytes, U256};
@@ -188,6 +188,11 @@ fn check_settings(
 
 fn register(call: &mut ModuleCall<'_>, c: IComputeRegistry::registerCall) -> CallResult<()> {
     let sender = call.caller();
+    if is_suspended(call, sender)? {
+        return Err(Exit::revert(format!(
+            "IComputeRegistry: governance suspended {sender}; it cannot register again"
+        )));
+    }
     let status = Provider::status(call, sender)?;
     if matches!(status, Status::Active | Status::Leaving) {
         return Err(Exit::revert(format!(
@@ -248,19 +253,33 @@ fn update(call: &mut ModuleCall<'_>, c: IComputeRegistry::updateCall) -> CallRes
 }
 
 fn leave(call: &mut ModuleCall<'_>) -> CallResult<()> {
-    let mut provider = active(call)?;
-    let epoch = Epoch::load(call)?.number;
-    // The epoch it leaves in is settled at the end of the next one, and may still slash it.
-    let unbonding = call.param_u64("unbondingEpochs")?.max(1);
-    provider.status = Status::Leaving;
-    provider.unbonding_epoch = epoch.saturating_add(1).saturating_add(unbonding);
-    provider.up_since = 0;
-    provider.store_state(call)?;
-    add_active(call, -1)?;
+    let provider = active(call)?;
+    let unbonding = call.param_u64("unbondingEpochs")?;
+    let address = provider.address;
+    let unbonding_epoch = unbond(call, provider, unbonding)?;
     call.emit(&IComputeRegistry::Leaving {
-        provider: provider.address,
-        unbondingEpoch: provider.unbonding_epoch,
+        provider: address,
+        unbondingEpoch: unbonding_epoch,
     })
+}
+
+/// Takes an active `provider` out of the measured set at once: its stake unbonds after
+/// `unbonding_epochs` (at least 1). Returns the epoch it unbonds at.
+fn unbond(
+    slots: &mut impl Slots,
+    mut provider: Provider,
+    unbonding_epochs: u64,
+) -> CallResult<u64> {
+    let epoch = Epoch::load(slots)?.number;
+    // The epoch it leaves in is settled at the end of the next one, and may still slash it.
+    provider.status = Status::Leaving;
+    provider.unbonding_epoch = epoch
+        .saturating_add(1)
+        .saturating_add(unbonding_epochs.max(1));
+    provider.up_since = 0;
+    provider.store_state(slots)?;
+    add_active(slots, -1)?;
+    Ok(provider.unbonding_epoch)
 }
 
 fn withdraw(call: &mut ModuleCall<'_>) -> CallResult<()> {
@@ -289,6 +308,32 @@ fn withdraw(call: &mut ModuleCall<'_>) -> CallResult<()> {
     })
 }
 
+/// Governance's emergency suspension (the governance module calls this, writing this module's
+/// storage): an active provider is no longer probed or paid, its stake unbonds as if it had
+/// left, and its address can never register again.
+pub fn suspend(call: &mut ModuleCall<'_>, provider: Address) -> CallResult<()> {
+    let registry = aicoin_primitives::modules::REGISTRY_ADDRESS;
+    let unbonding = call.param_u64("unbondingEpochs")?;
+    let record = Provider::load(&mut models::Registry(call), provider)?;
+    models::Registry(call).store(suspended_slot(provider), U256::ONE)?;
+    if record.status == Status::Active {
+        let unbonding_epoch = unbond(&mut models::Registry(call), record, unbonding)?;
+        call.emit_from(
+            registry,
+            &IComputeRegistry::Leaving {
+                provider,
+                unbondingEpoch: unbonding_epoch,
+            },
+        )?;
+    }
+    call.emit_from(registry, &IComputeRegistry::Suspended { provider })
+}
+
+/// Whether governance suspended `provider`.
+pub fn is_suspended(slots: &mut impl Slots, provider: Address) -> CallResult<bool> {
+    Ok(!slots.load(suspended_slot(provider))?.is_zero())
+}
+
 /// The caller's record, which must be active.
 fn active(call: &mut ModuleCall<'_>) -> CallResult<Provider> {
     let sender = call.caller();
@@ -301,10 +346,10 @@ fn active(call: &mut ModuleCall<'_>) -> CallResult<Provider> {
     Ok(provider)
 }
 
-fn add_active(call: &mut ModuleCall<'_>, by: i64) -> CallResult<()> {
-    let count: u64 = call.load(active_count_slot())?.saturating_to();
+fn add_active(slots: &mut impl Slots, by: i64) -> CallResult<()> {
+    let count: u64 = slots.load(active_count_slot())?.saturating_to();
     let count = count.saturating_add_signed(by);
-    call.store(active_count_slot(), U256::from(count))
+    slots.store(active_count_slot(), U256::from(count))
 }
 
 fn bad_call(data: &[u8], error: &alloy_sol_types::Error) -> String {
