@@ -91,6 +91,8 @@ interface IComputeRegistry {
     /// Governance listed a model (providers may register it from this block on) or delisted one.
     event ModelAdded(string id, uint64 units, string package);
     event ModelRemoved(string id);
+    /// Governance made a listed model the network's default.
+    event ModelSelected(string id);
     /// Governance suspended a provider in an emergency: it is no longer measured or paid, its
     /// stake unbonds, and it cannot register again.
     event Suspended(address indexed provider);
@@ -130,6 +132,10 @@ interface IComputeRegistry {
     /// A listed model's record: where its weights come from and what serving it takes
     /// (`category` 0 text, 1 embedding). Reverts when `id` is not listed.
     function model(string calldata id) external view returns (ModelRecord memory);
+
+    /// The network's default model (what a gateway serves a request that names none): the one
+    /// governance selected, else the first listed.
+    function selectedModel() external view returns (string memory);
     /// The validators whose reports count.
     function authorities() external view returns (address[] memory);
 

@@ -22,6 +22,8 @@ pragma solidity ^0.8.20;
 ///   5 emergency:        (uint8 action, address provider), voted on for emergencyVotingBlocks
 ///                        (24 h): 0 pause API-tier purchases, 1 resume them, 2 suspend a
 ///                        provider (no longer measured or paid, stake unbonding, never again)
+///   6 model select:     (string id), a listed model, the network's default from then on
+///                        (IComputeRegistry.selectedModel); it cannot be removed while selected
 ///
 /// Events, vote support values and states follow OpenZeppelin's Governor, so tools that read
 /// Governor read these.

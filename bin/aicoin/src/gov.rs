@@ -121,8 +121,11 @@ enum Proposal {
         #[arg(long)]
         units: u64,
     },
-    /// Delist a model (not the last one): providers can no longer register it.
+    /// Delist a model (not the last one, nor the selected one): providers can no longer
+    /// register it.
     ModelRemove { id: String },
+    /// Make a listed model the network's default (what a gateway serves a request naming none).
+    ModelSelect { id: String },
     /// Emergency (voted on for 24 hours): pause API-tier purchases.
     PausePurchases,
     /// Emergency: resume API-tier purchases.
@@ -203,6 +206,7 @@ pub async fn run(args: GovArgs) -> eyre::Result<()> {
                     )),
                 ),
                 Proposal::ModelRemove { id } => (3u8, id.abi_encode()),
+                Proposal::ModelSelect { id } => (6u8, id.abi_encode()),
                 Proposal::Upgrade {
                     version,
                     activation_block,
@@ -420,6 +424,10 @@ fn action(kind: u8, payload: &[u8]) -> String {
         4 => match <(String, u64)>::abi_decode_params(payload) {
             Ok((version, at)) => format!("signal protocol v{version} from block {at}"),
             Err(_) => "a malformed upgrade signal".into(),
+        },
+        6 => match String::abi_decode(payload) {
+            Ok(id) => format!("select model {id} as the network's default"),
+            Err(_) => "a malformed model selection".into(),
         },
         5 => match Emergency::abi_decode_params(payload) {
             Ok((0, _)) => "emergency: pause API-tier purchases".into(),

@@ -116,6 +116,11 @@ pub fn model_units_slot(id: &str) -> B256 {
     hash("model", &[id.as_bytes()])
 }
 
+/// The model governance selected as the network's default (a string; empty: the first listed).
+pub fn selected_model_slot() -> B256 {
+    hash("model.selected", &[])
+}
+
 /// The rest of a listed model's record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelField {

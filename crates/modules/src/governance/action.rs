@@ -47,6 +47,8 @@ pub enum Action {
     Upgrade { version: String, activation: u64 },
     /// Kind 5, voted on for `emergencyVotingBlocks`.
     Emergency(Emergency),
+    /// Kind 6: make a listed model the network's default.
+    ModelSelect(String),
 }
 
 /// What an emergency proposal does.
@@ -144,9 +146,14 @@ impl Action {
                     }
                 }))
             }
+            6 => {
+                let id =
+                    String::abi_decode_validate(payload).map_err(|_| malformed("string id"))?;
+                Ok(Self::ModelSelect(id))
+            }
             other => Err(Exit::revert(format!(
                 "IGovernance: no proposal kind {other} (0 parameter change, 1 treasury spend, \
-                 2 model add, 3 model remove, 4 protocol upgrade, 5 emergency)"
+                 2 model add, 3 model remove, 4 protocol upgrade, 5 emergency, 6 model select)"
             ))),
         }
     }
@@ -157,7 +164,9 @@ impl Action {
         Ok(match self {
             Self::ParamChange { .. } => (PARAMS_ADDRESS, U256::ZERO),
             Self::TreasurySpend { amount, .. } => (treasury(call)?, *amount),
-            Self::ModelAdd(_) | Self::ModelRemove(_) => (REGISTRY_ADDRESS, U256::ZERO),
+            Self::ModelAdd(_) | Self::ModelRemove(_) | Self::ModelSelect(_) => {
+                (REGISTRY_ADDRESS, U256::ZERO)
+            }
             Self::Upgrade { .. }
             | Self::Emergency(Emergency::PausePurchases)
             | Self::Emergency(Emergency::ResumePurchases) => (GOVERNANCE_ADDRESS, U256::ZERO),
@@ -220,6 +229,7 @@ impl Action {
                 Ok(())
             }
             Self::Emergency(_) => Ok(()),
+            Self::ModelSelect(id) => models::check_listed(&mut Registry(call), id),
         }
     }
 
@@ -253,6 +263,7 @@ impl Action {
             Self::Emergency(Emergency::SuspendProvider(provider)) => {
                 crate::registry::suspend(call, *provider)
             }
+            Self::ModelSelect(id) => models::select(call, id),
         }
     }
 }

@@ -550,9 +550,31 @@ fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
     let twice = chain.propose(holder(0xa3), 2, add);
     assert!(reason(&twice).contains("already listed"), "{twice:?}");
 
+    // Selecting it as the network's default; the selected model cannot be removed.
+    let selected = |chain: &mut Chain| {
+        let (out, _) = success(chain.transact_to(
+            REGISTRY_ADDRESS,
+            holder(1),
+            IComputeRegistry::selectedModelCall {}.abi_encode(),
+        ));
+        IComputeRegistry::selectedModelCall::abi_decode_returns(&out).unwrap()
+    };
+    assert_eq!(
+        selected(&mut chain),
+        "tiny",
+        "the first listed until one is selected"
+    );
+    let unlisted = chain.propose(holder(0xa3), 6, "gpt-9".to_string().abi_encode());
+    assert!(reason(&unlisted).contains("not listed"), "{unlisted:?}");
+    success(chain.propose(holder(0xa3), 6, "qwen-0.5b".to_string().abi_encode()));
+    pass(&mut chain, 2);
+    assert_eq!(selected(&mut chain), "qwen-0.5b");
+    let busy = chain.propose(holder(0xa3), 3, "qwen-0.5b".to_string().abi_encode());
+    assert!(reason(&busy).contains("select another first"), "{busy:?}");
+
     // Removing "tiny": registering it is refused from the executing block on.
     success(chain.propose(holder(0xa3), 3, "tiny".to_string().abi_encode()));
-    let logs = pass(&mut chain, 2);
+    let logs = pass(&mut chain, 3);
     let removed = IComputeRegistry::ModelRemoved::decode_log_data(&logs[0].data).unwrap();
     assert_eq!(removed.id, "tiny");
     let refused = register(&mut chain, holder(0xa2), &["tiny"]);
@@ -567,9 +589,9 @@ fn models_added_by_governance_can_be_registered_and_removed_ones_cannot() {
     ));
     let listed = IComputeRegistry::modelsCall::abi_decode_returns(&out).unwrap();
     assert_eq!(listed.ids, ["qwen-0.5b"]);
-    // The last model stays.
+    // The last model stays (here it is also the selected one).
     let last = chain.propose(holder(0xa3), 3, "qwen-0.5b".to_string().abi_encode());
-    assert!(reason(&last).contains("last listed model"), "{last:?}");
+    assert!(reason(&last).contains("select another first"), "{last:?}");
     let unknown = chain.propose(holder(0xa3), 3, "gpt-9".to_string().abi_encode());
     assert!(reason(&unknown).contains("not listed"), "{unknown:?}");
 }

@@ -134,6 +134,9 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
             }
             IComputeRegistry::modelCall::abi_encode_returns(&models::record(&model)).into()
         }
+        Call::selectedModel(_) => {
+            IComputeRegistry::selectedModelCall::abi_encode_returns(&models::selected(call)?).into()
+        }
         Call::authorities(_) => IComputeRegistry::authoritiesCall::abi_encode_returns(
             &load_addresses(call, authorities_slot())?,
         )

@@ -5,6 +5,7 @@
 
 use aicoin_primitives::registry::{
     ListedModel, ModelCategory, ModelField, model_slot, model_units_slot, model_words, models_slot,
+    selected_model_slot,
 };
 use alloy_primitives::{B256, U256};
 
@@ -69,11 +70,43 @@ pub fn check_add(slots: &mut impl Slots, model: &ListedModel) -> CallResult<()> 
     }
 }
 
-/// Reverts unless `id` is listed and not the last listed model.
-pub fn check_remove(slots: &mut impl Slots, id: &str) -> CallResult<()> {
+/// The network's default model: the one governance selected, else the first listed.
+pub fn selected(slots: &mut impl Slots) -> CallResult<String> {
+    let chosen = load_string(slots, selected_model_slot())?;
+    if !chosen.is_empty() {
+        return Ok(chosen);
+    }
+    Ok(load_strings(slots, models_slot())?
+        .into_iter()
+        .next()
+        .unwrap_or_default())
+}
+
+/// Reverts unless `id` is listed.
+pub fn check_listed(slots: &mut impl Slots, id: &str) -> CallResult<()> {
     if slots.load(model_units_slot(id))?.is_zero() {
         return Err(Exit::revert(format!(
             "IGovernance: model {id:?} is not listed"
+        )));
+    }
+    Ok(())
+}
+
+/// Makes the listed `id` the network's default model.
+pub fn select(call: &mut ModuleCall<'_>, id: &str) -> CallResult<()> {
+    store_string(&mut Registry(call), selected_model_slot(), id)?;
+    call.emit_from(
+        aicoin_primitives::modules::REGISTRY_ADDRESS,
+        &IComputeRegistry::ModelSelected { id: id.to_string() },
+    )
+}
+
+/// Reverts unless `id` is listed, not the last listed model, and not the selected one.
+pub fn check_remove(slots: &mut impl Slots, id: &str) -> CallResult<()> {
+    check_listed(slots, id)?;
+    if load_string(slots, selected_model_slot())? == id {
+        return Err(Exit::revert(format!(
+            "IGovernance: {id} is the network's selected model; select another first"
         )));
     }
     if slots.load(models_slot())? <= U256::ONE {
