@@ -8,6 +8,7 @@
 //! [`install`] puts every module into an EVM's precompiles; the execution crate's one EVM
 //! factory calls it for block building, `eth_call`, gas estimation and every tracer alike.
 
+pub mod access;
 mod call;
 pub mod governance;
 pub mod history;
@@ -16,7 +17,8 @@ pub mod registry;
 pub mod store;
 
 pub use aicoin_primitives::modules::{
-    GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, SYSTEM_ADDRESS,
+    API_ACCESS_ADDRESS, GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS,
+    SYSTEM_ADDRESS,
 };
 pub use call::{CALL_GAS, CallResult, Exit, READ_GAS, WRITE_GAS};
 pub use history::{History, HistoryError};
@@ -43,6 +45,12 @@ pub fn install(precompiles: &mut PrecompilesMap, history: Arc<dyn History>) {
             REGISTRY_ADDRESS,
             "aicoin-registry",
             registry::call,
+            history.clone(),
+        ),
+        module(
+            API_ACCESS_ADDRESS,
+            "aicoin-access",
+            access::call,
             history.clone(),
         ),
         module(

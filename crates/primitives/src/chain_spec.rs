@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     governance,
-    modules::{GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS, module_stub_code},
+    modules::{
+        API_ACCESS_ADDRESS, GOVERNANCE_ADDRESS, MODULES, PARAMS_ADDRESS, REGISTRY_ADDRESS,
+        module_stub_code,
+    },
     params::{ParamError, Params},
     registry::{self, ListedModel},
     tokenomics::{AIC, Tokenomics, TokenomicsError},
@@ -167,6 +170,13 @@ impl ChainSpec {
                     &self.models,
                     params.epoch_length.saturating_to(),
                 ),
+                ..Default::default()
+            },
+        );
+        accounts.insert(
+            API_ACCESS_ADDRESS,
+            GenesisAccount {
+                code: Some(module_stub_code()),
                 ..Default::default()
             },
         );

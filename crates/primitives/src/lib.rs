@@ -2,6 +2,7 @@
 //! chain parameters and the modules' addresses, the sealed block, the stored receipt, the dev
 //! accounts and the new-head event.
 
+pub mod access;
 pub mod block;
 pub mod chain_spec;
 pub mod dev;

@@ -11,6 +11,9 @@ pub const PARAMS_ADDRESS: Address = address!("0x00000000000000000000000000000000
 /// reports, scores and rewards.
 pub const REGISTRY_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c002");
 
+/// The API-access module (`IApiAccess`): tier purchases, subscriptions, API key generations.
+pub const API_ACCESS_ADDRESS: Address = address!("0x0000000000000000000000000000000000a1c003");
+
 /// The caller of the chain's own end-of-block steps (EIP-4788's system address): no one holds
 /// its key, so only the block-execution path can call as it.
 pub const SYSTEM_ADDRESS: Address = address!("0xfffffffffffffffffffffffffffffffffffffffe");
@@ -23,6 +26,7 @@ pub const GOVERNANCE_ADDRESS: Address = address!("0x0000000000000000000000000000
 pub const MODULES: &[(&str, Address)] = &[
     ("params", PARAMS_ADDRESS),
     ("registry", REGISTRY_ADDRESS),
+    ("access", API_ACCESS_ADDRESS),
     ("governance", GOVERNANCE_ADDRESS),
 ];
 

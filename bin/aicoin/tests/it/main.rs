@@ -2,6 +2,7 @@
 //! the CLI, config, restarts, kills and clusters against real `aicoin` processes, all on
 //! 127.0.0.1.
 
+mod access;
 mod bad_input;
 mod blocks;
 mod cluster;
