@@ -78,11 +78,18 @@ pub fn run(args: GovernanceArgs) -> eyre::Result<()> {
 }
 
 fn bench(history: u64, args: &GovernanceArgs) -> eyre::Result<Row> {
-    // Anyone may propose, and the vote stays open for the whole run.
+    // Anyone may propose, and the vote stays open for the whole run (the longest vote allowed).
+    let voting_blocks = aicoin_primitives::PARAMS
+        .iter()
+        .find(|p| p.name == "votingBlocks")
+        .map_or(U256::ZERO, |p| p.max);
+    eyre::ensure!(
+        U256::from(history) < voting_blocks,
+        "--history must stay under votingBlocks' bound ({voting_blocks} blocks)"
+    );
     let mut s = Setup::with_spec(1, 1, 1, |spec| {
         spec.params.insert("minProposerBalance".into(), U256::ZERO);
-        spec.params
-            .insert("votingBlocks".into(), U256::from(u64::MAX / 2));
+        spec.params.insert("votingBlocks".into(), voting_blocks);
     })?;
     let started = Instant::now();
     let payload = (param_key("epochLength"), U256::from(50u64)).abi_encode();
