@@ -5,6 +5,7 @@
 //!   (unpaid inference only for the network's validators and gateways);
 //! - [`jobs`]: challenge jobs that look like real traffic, drawn from a seed;
 //! - [`client`]: one streamed, signed job against a provider, timed;
+//! - [`heads`]: the new-head loop block-driven tasks run on;
 //! - [`audit`]: one teacher-forced pass of prompt + claimed answer on the auditor's own model;
 //! - [`prober`]: a validator's epoch of probes, audits and its report transaction;
 //! - [`provider`]: a provider registering (or updating) itself;
@@ -12,6 +13,7 @@
 
 pub mod audit;
 pub mod client;
+pub mod heads;
 pub mod jobs;
 pub mod prober;
 pub mod provider;

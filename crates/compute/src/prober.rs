@@ -83,13 +83,8 @@ pub async fn run(
     let (epoch_tx, _) = watch::channel(0u64);
     let mut current = None;
     loop {
-        let block = tokio::select! {
-            block = blocks.recv() => match block {
-                Ok(block) => block,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
+        let Some(block) = crate::heads::next_block(&mut blocks, &mut shutdown).await else {
+            return;
         };
         let plan = match plan(&store, &block) {
             Ok(plan) => plan,

@@ -103,13 +103,8 @@ pub async fn run(
     let mut sent_at: Option<u64> = None;
     let mut told = false;
     loop {
-        let block = tokio::select! {
-            block = blocks.recv() => match block {
-                Ok(block) => block,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
+        let Some(block) = crate::heads::next_block(&mut blocks, &mut shutdown).await else {
+            return;
         };
         let number = block.header.number;
         if sent_at.is_some_and(|at| number < at + RESEND_AFTER_BLOCKS) {

@@ -5,14 +5,14 @@
 use aicoin_primitives::{
     access::{revenue_slot, subscription_slot},
     governance::purchases_paused_slot,
-    modules::{GOVERNANCE_ADDRESS, REGISTRY_ADDRESS},
-    registry::epoch_slot,
+    modules::GOVERNANCE_ADDRESS,
 };
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::{SolCall, SolInterface, sol};
 
 use crate::{
     call::{CallResult, Exit, ModuleCall},
+    registry::{models::Registry, state::Epoch},
     store::{Packed, Slots},
 };
 
@@ -168,7 +168,7 @@ fn buy(call: &mut ModuleCall<'_>, tier: u8) -> CallResult<u64> {
     };
     subscription.tier = tier;
     subscription.store(call, account)?;
-    let epoch = Packed(call.read_from(REGISTRY_ADDRESS, epoch_slot())?).get(0, 64);
+    let epoch = Epoch::load(&mut Registry(call))?.number;
     let revenue = call.load(revenue_slot(epoch))?;
     call.store(revenue_slot(epoch), revenue.saturating_add(paid))?;
     call.emit(&IApiAccess::Purchased {

@@ -39,13 +39,9 @@ async fn watch_blocks(
     // What was last said: (version, whether it was already active).
     let mut told: Option<(String, bool)> = None;
     loop {
-        let block = tokio::select! {
-            block = blocks.recv() => match block {
-                Ok(block) => block,
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => return,
-            },
-            _ = shutdown.changed() => return,
+        let Some(block) = aicoin_compute::heads::next_block(&mut blocks, &mut shutdown).await
+        else {
+            return;
         };
         let Some(pending) = pending_upgrade(&store) else {
             continue;

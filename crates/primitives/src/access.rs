@@ -4,16 +4,10 @@
 //!
 //! [`API_ACCESS_ADDRESS`]: crate::modules::API_ACCESS_ADDRESS
 
-use alloy_primitives::{Address, B256, keccak256};
+use alloy_primitives::{Address, B256};
 
 fn hash(tag: &str, parts: &[&[u8]]) -> B256 {
-    let mut bytes = Vec::with_capacity(64);
-    bytes.extend_from_slice(b"aicoin.access.");
-    bytes.extend_from_slice(tag.as_bytes());
-    for part in parts {
-        bytes.extend_from_slice(part);
-    }
-    keccak256(bytes)
+    crate::registry::tagged_slot("access", tag, parts)
 }
 
 /// An account's subscription: `tier | expires_at << 64 | key_generation << 128`.

@@ -7,18 +7,12 @@
 
 use std::collections::BTreeMap;
 
-use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_primitives::{Address, B256, U256};
 
 use crate::registry::address_word;
 
 fn hash(tag: &str, parts: &[&[u8]]) -> B256 {
-    let mut bytes = Vec::with_capacity(64);
-    bytes.extend_from_slice(b"aicoin.governance.");
-    bytes.extend_from_slice(tag.as_bytes());
-    for part in parts {
-        bytes.extend_from_slice(part);
-    }
-    keccak256(bytes)
+    crate::registry::tagged_slot("governance", tag, parts)
 }
 
 /// The supply issued so far (genesis plus every block's reward), written by the end-of-block

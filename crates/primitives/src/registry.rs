@@ -77,14 +77,22 @@ pub fn default_models() -> Vec<ListedModel> {
     }]
 }
 
-fn hash(tag: &str, parts: &[&[u8]]) -> B256 {
+/// The slot a module keeps `tag`'s value at: keccak of `aicoin.<module>.<tag>` and the value's
+/// keys, so no two modules' or values' slots collide. Every module's layout uses it.
+pub fn tagged_slot(module: &str, tag: &str, parts: &[&[u8]]) -> B256 {
     let mut bytes = Vec::with_capacity(64);
-    bytes.extend_from_slice(b"aicoin.registry.");
+    bytes.extend_from_slice(b"aicoin.");
+    bytes.extend_from_slice(module.as_bytes());
+    bytes.push(b'.');
     bytes.extend_from_slice(tag.as_bytes());
     for part in parts {
         bytes.extend_from_slice(part);
     }
     keccak256(bytes)
+}
+
+fn hash(tag: &str, parts: &[&[u8]]) -> B256 {
+    tagged_slot("registry", tag, parts)
 }
 
 fn offset(slot: B256, by: u64) -> B256 {
