@@ -13,6 +13,14 @@ pragma solidity ^0.8.20;
 /// The payment must be the tier's price exactly. Purchases accrue as the current epoch's revenue.
 /// API keys are EIP-712 messages the owner signs with its current key generation; revokeKeys()
 /// bumps the generation, so every key signed before is refused.
+///
+/// Gateways serve the paid API in front of the compute providers. Validators (the chain's
+/// authorities) add and remove them. During epoch e + 1 each gateway reports, once, the tokens
+/// every provider served through it in epoch e. When the registry settles epoch e (the last
+/// block of e + 1), epoch e's revenue is split: `revenueProviderBps` (80%) to the payouts of
+/// the providers that served tokens and passed their audits, pro rata to those tokens, and the
+/// rest to the treasury. With no such provider (or rounding dust), the providers' part carries
+/// into epoch e + 1's split. The same token counts add to each provider's utilization score.
 interface IApiAccess {
     struct Subscription {
         /// 0 none, 1 Basic, 2 Standard, 3 Premium.
@@ -25,8 +33,34 @@ interface IApiAccess {
         uint256 tokensPerDay;
     }
 
+    struct Gateway {
+        address gateway;
+        /// Its public OpenAI-compatible base URL.
+        string url;
+    }
+
+    /// Tokens (prompt and completion) a provider served through a gateway in an epoch.
+    struct Usage {
+        address provider;
+        uint64 tokens;
+    }
+
     event Purchased(address indexed account, uint8 tier, uint256 price, uint64 expiresAt);
     event KeysRevoked(address indexed account, uint64 keyGeneration);
+    event GatewayAdded(address indexed gateway, string url, address addedBy);
+    event GatewayRemoved(address indexed gateway, address removedBy);
+    event UsageReported(uint64 indexed epoch, address indexed gateway, uint256 providers, uint256 tokens);
+    /// Epoch `epoch`'s split: `revenue` bought in it, plus `carriedIn` from earlier epochs' provider
+    /// parts; `toProviders` paid, `toTreasury` paid, `carriedOut` into the next epoch.
+    event RevenueSplit(
+        uint64 indexed epoch,
+        uint256 revenue,
+        uint256 carriedIn,
+        uint256 toProviders,
+        uint256 toTreasury,
+        uint256 carriedOut
+    );
+    event RevenuePaid(uint64 indexed epoch, address indexed provider, address payout, uint64 tokens, uint256 amount);
 
     /// Buys `tier` (payable: exactly its price); returns when the subscription now expires.
     function buy(uint8 tier) external payable returns (uint64 expiresAt);
@@ -39,4 +73,24 @@ interface IApiAccess {
 
     /// The purchases made during proof-of-compute epoch `epoch`, in wei.
     function revenue(uint64 epoch) external view returns (uint256);
+
+    /// Adds (or re-addresses) a gateway; only a validator may.
+    function addGateway(address gateway, string calldata url) external;
+
+    /// Removes a gateway; only a validator may. Its reports are no longer taken.
+    function removeGateway(address gateway) external;
+
+    function gateways() external view returns (Gateway[] memory);
+
+    function isGateway(address account) external view returns (bool);
+
+    /// A gateway's once-per-epoch report of the tokens each provider served through it in the
+    /// previous epoch (only registered providers, each once).
+    function reportUsage(uint64 epoch, Usage[] calldata usage) external;
+
+    /// The tokens `provider` served through all gateways in `epoch`, as reported so far.
+    function served(uint64 epoch, address provider) external view returns (uint64);
+
+    /// Whether `gateway` reported `epoch`.
+    function reported(uint64 epoch, address gateway) external view returns (bool);
 }

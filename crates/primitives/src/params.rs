@@ -130,6 +130,9 @@ params! {
     premium_rpm: "premiumRpm" = U256::from(120u64), min U256::ONE, max U64_MAX;
     /// Tokens per day of the Premium tier.
     premium_tokens_per_day: "premiumTokensPerDay" = U256::from(1_000_000u64), min U256::ONE, max U64_MAX;
+    /// Share of each epoch's API revenue paid to the providers that served it, bps (the rest
+    /// goes to the treasury).
+    revenue_provider_bps: "revenueProviderBps" = U256::from(8_000u64), min U256::ZERO, max BPS;
 }
 
 /// 1,000,000 AIC: the most any amount parameter may be.

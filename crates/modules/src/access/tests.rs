@@ -50,13 +50,17 @@ impl Chain {
     }
 
     fn transact(&mut self, data: Vec<u8>, value: U256) -> ExecutionResult {
+        self.transact_as(BUYER, data, value)
+    }
+
+    fn transact_as(&mut self, caller: Address, data: Vec<u8>, value: U256) -> ExecutionResult {
         let mut env: EvmEnv = EvmEnv::default();
         env.cfg_env.disable_nonce_check = true;
         env.block_env.number = U256::from(self.block);
         let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
         crate::install(evm.precompiles_mut(), Arc::new(MemoryHistory::default()));
         let tx = TxEnv {
-            caller: BUYER,
+            caller,
             kind: TxKind::Call(API_ACCESS_ADDRESS),
             data: data.into(),
             value,
@@ -216,4 +220,173 @@ fn keys_are_revoked_by_generation_and_purchases_can_be_paused() {
         reason(&paused).contains("paused tier purchases"),
         "{paused:?}"
     );
+}
+
+const VALIDATOR: Address = Address::repeat_byte(0xa0);
+const GATEWAY: Address = Address::repeat_byte(0x9a);
+const PROVIDER: Address = Address::repeat_byte(0x9b);
+
+impl Chain {
+    /// `VALIDATOR` an authority, `PROVIDER` an active provider, the registry in epoch 1.
+    fn with_network() -> Self {
+        use aicoin_primitives::registry::{
+            ProviderField, address_word, authorities_slot, element, epoch_slot, provider_slot,
+        };
+        let mut chain = Self::new();
+        let registry = aicoin_primitives::modules::REGISTRY_ADDRESS;
+        let mut put = |slot: alloy_primitives::B256, value: U256| {
+            chain
+                .db
+                .insert_account_storage(registry, slot.into(), value)
+                .unwrap();
+        };
+        put(authorities_slot(), U256::ONE);
+        put(element(authorities_slot(), 0), address_word(VALIDATOR));
+        // Active (status 1); epoch 1, ending at block 100.
+        put(provider_slot(PROVIDER, ProviderField::State), U256::ONE);
+        put(epoch_slot(), U256::ONE | (U256::from(100u64) << 64));
+        chain
+    }
+
+    fn call(&mut self, caller: Address, call: impl SolCall) -> ExecutionResult {
+        self.transact_as(caller, call.abi_encode(), U256::ZERO)
+    }
+}
+
+#[test]
+fn only_validators_add_and_remove_gateways() {
+    let mut chain = Chain::with_network();
+    let add = IApiAccess::addGatewayCall {
+        gateway: GATEWAY,
+        url: "http://gw.example:8090".into(),
+    };
+    let refused = chain.call(BUYER, add.clone());
+    assert!(
+        reason(&refused).contains("only validators add gateways"),
+        "{refused:?}"
+    );
+    let bad_url = chain.call(
+        VALIDATOR,
+        IApiAccess::addGatewayCall {
+            gateway: GATEWAY,
+            url: "ftp://gw".into(),
+        },
+    );
+    assert!(
+        reason(&bad_url).contains("http:// or https://"),
+        "{bad_url:?}"
+    );
+
+    let (_, logs) = success(chain.call(VALIDATOR, add.clone()));
+    let added = IApiAccess::GatewayAdded::decode_log_data(&logs[0].data).unwrap();
+    assert_eq!((added.gateway, added.addedBy), (GATEWAY, VALIDATOR));
+    // Adding again re-addresses it, never lists it twice.
+    success(chain.call(
+        VALIDATOR,
+        IApiAccess::addGatewayCall {
+            gateway: GATEWAY,
+            url: "https://gw.example".into(),
+        },
+    ));
+    let (out, _) = success(chain.call(BUYER, IApiAccess::gatewaysCall {}));
+    let listed = IApiAccess::gatewaysCall::abi_decode_returns(&out).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].gateway, listed[0].url.as_str()),
+        (GATEWAY, "https://gw.example")
+    );
+
+    let refused = chain.call(BUYER, IApiAccess::removeGatewayCall { gateway: GATEWAY });
+    assert!(
+        reason(&refused).contains("only validators remove"),
+        "{refused:?}"
+    );
+    success(chain.call(
+        VALIDATOR,
+        IApiAccess::removeGatewayCall { gateway: GATEWAY },
+    ));
+    let (out, _) = success(chain.call(BUYER, IApiAccess::isGatewayCall { account: GATEWAY }));
+    assert!(!IApiAccess::isGatewayCall::abi_decode_returns(&out).unwrap());
+    let (out, _) = success(chain.call(BUYER, IApiAccess::gatewaysCall {}));
+    assert!(
+        IApiAccess::gatewaysCall::abi_decode_returns(&out)
+            .unwrap()
+            .is_empty()
+    );
+    let again = chain.call(
+        VALIDATOR,
+        IApiAccess::removeGatewayCall { gateway: GATEWAY },
+    );
+    assert!(
+        reason(&again).contains("not a registered gateway"),
+        "{again:?}"
+    );
+}
+
+#[test]
+fn usage_is_taken_once_per_epoch_from_registered_gateways_of_registered_providers() {
+    let mut chain = Chain::with_network();
+    let usage = |provider, tokens| IApiAccess::Usage { provider, tokens };
+    let report = |epoch, entries: Vec<IApiAccess::Usage>| IApiAccess::reportUsageCall {
+        epoch,
+        usage: entries,
+    };
+    let stranger = chain.call(GATEWAY, report(0, vec![usage(PROVIDER, 10)]));
+    assert!(
+        reason(&stranger).contains("only registered gateways"),
+        "{stranger:?}"
+    );
+    success(chain.call(
+        VALIDATOR,
+        IApiAccess::addGatewayCall {
+            gateway: GATEWAY,
+            url: "http://gw".into(),
+        },
+    ));
+    let cases = [
+        (
+            report(1, vec![usage(PROVIDER, 10)]),
+            "epoch 1 is not accepted during epoch 1",
+        ),
+        (
+            report(0, vec![usage(BUYER, 10)]),
+            "not a registered provider",
+        ),
+        (report(0, vec![usage(PROVIDER, 0)]), "has no tokens"),
+        (
+            report(0, vec![usage(PROVIDER, 1), usage(PROVIDER, 2)]),
+            "names a provider twice",
+        ),
+    ];
+    for (call, why) in cases {
+        let refused = chain.call(GATEWAY, call);
+        assert!(reason(&refused).contains(why), "{why}: {refused:?}");
+    }
+    let (_, logs) = success(chain.call(GATEWAY, report(0, vec![usage(PROVIDER, 1_234)])));
+    let reported = IApiAccess::UsageReported::decode_log_data(&logs[0].data).unwrap();
+    assert_eq!((reported.epoch, reported.tokens), (0, U256::from(1_234u64)));
+    let twice = chain.call(GATEWAY, report(0, vec![usage(PROVIDER, 1)]));
+    assert!(
+        reason(&twice).contains("already reported epoch 0"),
+        "{twice:?}"
+    );
+    let (out, _) = success(chain.call(
+        BUYER,
+        IApiAccess::servedCall {
+            epoch: 0,
+            provider: PROVIDER,
+        },
+    ));
+    assert_eq!(
+        IApiAccess::servedCall::abi_decode_returns(&out).unwrap(),
+        1_234
+    );
+    let (out, _) = success(chain.call(
+        BUYER,
+        IApiAccess::reportedCall {
+            epoch: 0,
+            gateway: GATEWAY,
+        },
+    ));
+    assert!(IApiAccess::reportedCall::abi_decode_returns(&out).unwrap());
 }

@@ -5,10 +5,13 @@
 //! 1. per provider and figure, the median over the validators that reported it;
 //! 2. a failed audit (the median validator saw one) zeroes the score and slashes `slashBps` of
 //!    the stake to the treasury;
-//! 3. the score parts and the score ([`score`](super::score)); a provider that answered under
-//!    half its jobs was down, and scores 0 for the epoch;
+//! 3. the score parts and the score ([`score`](super::score)); utilization counts the tokens
+//!    the validators' probes got plus those gateways report the provider served; a provider
+//!    that answered under half its jobs was down, and scores 0 for the epoch;
 //! 4. the pot paid pro rata to score (rounding dust carries to the next epoch's pot), or, if no
-//!    provider scored, to the settling block's miner.
+//!    provider scored, to the settling block's miner;
+//! 5. the epoch's API revenue split among the providers that served it and passed their audits
+//!    ([`revenue`](crate::access::revenue)).
 
 use aicoin_primitives::registry::{active_count_slot, pot_slot, providers_slot, reporters_slot};
 use alloy_primitives::{Address, U256};
@@ -19,6 +22,7 @@ use super::{
     state::{self, Epoch, GPU, Provider, Status},
 };
 use crate::{
+    access::{self, revenue::Earner},
     call::{CallResult, ModuleCall},
     store::{Slots, load_addresses},
 };
@@ -56,6 +60,8 @@ struct Entry {
     record: EpochRecord,
     /// It answered at least half its jobs: only then does the epoch pay it.
     up: bool,
+    /// Tokens it served through the gateways.
+    served: u64,
 }
 
 fn settle(
@@ -136,20 +142,30 @@ fn settle(
             reward: U256::ZERO,
             slashed: U256::ZERO,
         };
+        let served = access::revenue::served(call, epoch, address)?;
         entries.push(Entry {
             provider,
             record,
             up,
+            served,
         });
     }
 
     // Utilization and throughput are relative to the best provider that passed its audits.
     let passed = |e: &&Entry| e.record.reporters > 0 && !e.record.auditFailed;
-    let most_tokens = entries
+    let used = |e: &Entry| e.record.median.tokens.saturating_add(e.served);
+    let most_tokens = entries.iter().filter(passed).map(used).max();
+    // The revenue goes to who served it, unless an audit failed: a provider never probed this
+    // epoch is still paid for its traffic.
+    let earners: Vec<Earner> = entries
         .iter()
-        .filter(passed)
-        .map(|e| e.record.median.tokens)
-        .max();
+        .filter(|e| !e.record.auditFailed && e.served > 0)
+        .map(|e| Earner {
+            provider: e.provider.address,
+            payout: e.provider.payout,
+            tokens: e.served,
+        })
+        .collect();
     let best_rate = entries
         .iter()
         .filter(passed)
@@ -157,15 +173,13 @@ fn settle(
         .max();
     let mut total = 0u128;
     for entry in &mut entries {
+        let utilization = score::ratio_bps(used(entry).into(), most_tokens.unwrap_or(0).into());
         let record = &mut entry.record;
         if record.reporters == 0 || record.auditFailed {
             continue;
         }
         let parts = Parts {
-            utilization: score::ratio_bps(
-                record.median.tokens.into(),
-                most_tokens.unwrap_or(0).into(),
-            ),
+            utilization,
             throughput: score::ratio_bps(record.median.rate.into(), best_rate.unwrap_or(0).into()),
             uptime: record.uptime,
             completion: record.completion,
@@ -250,7 +264,7 @@ fn settle(
             amount: pot,
         })?;
     }
-    Ok(())
+    access::revenue::split(call, epoch, treasury, &earners)
 }
 
 /// Per figure, the median over `reports` (all zero for none).

@@ -76,6 +76,16 @@ impl Chain {
     }
 
     fn transact(&mut self, caller: Address, data: Vec<u8>, value: U256) -> ExecutionResult {
+        self.transact_to(caller, REGISTRY_ADDRESS, data, value)
+    }
+
+    fn transact_to(
+        &mut self,
+        caller: Address,
+        to: Address,
+        data: Vec<u8>,
+        value: U256,
+    ) -> ExecutionResult {
         let env = self.env();
         let mut evm = EthEvmFactory::default().create_evm(&mut self.db, env);
         crate::install(
@@ -84,7 +94,7 @@ impl Chain {
         );
         let tx = TxEnv {
             caller,
-            kind: TxKind::Call(REGISTRY_ADDRESS),
+            kind: TxKind::Call(to),
             data: data.into(),
             value,
             gas_limit: 5_000_000,
@@ -533,4 +543,180 @@ mod conservation {
             }
         }
     }
+}
+
+/// The API revenue of an epoch: 80% to the providers that served it through gateways (pro
+/// rata to the reported tokens, the one failing its audits left out), 20% to the treasury; an
+/// epoch with revenue and no traffic carries the providers' part on. The served tokens also
+/// count to utilization.
+#[test]
+fn api_revenue_goes_to_who_served_it_and_the_treasury() {
+    use crate::access::IApiAccess;
+    use aicoin_primitives::modules::API_ACCESS_ADDRESS;
+
+    let mut chain = Chain::new();
+    let [p1, p2, cheat] = providers();
+    let [v1, ..] = validators();
+    let stake = AIC * U256::from(100u64);
+    for p in providers() {
+        success(chain.register(p, stake, &["tiny"]));
+    }
+    let gateway = Address::repeat_byte(0x9a);
+    let buyer = Address::repeat_byte(0xd1);
+    chain.db.insert_account_info(
+        buyer,
+        AccountInfo {
+            balance: AIC * U256::from(100u64),
+            ..Default::default()
+        },
+    );
+    let access = |chain: &mut Chain, caller, call: Vec<u8>, value| {
+        chain.transact_to(caller, API_ACCESS_ADDRESS, call, value)
+    };
+    success(access(
+        &mut chain,
+        v1,
+        IApiAccess::addGatewayCall {
+            gateway,
+            url: "http://gw".into(),
+        }
+        .abi_encode(),
+        U256::ZERO,
+    ));
+    // Epoch 0: a Standard tier (5 AIC) and a Premium one (20 AIC) are bought.
+    let revenue = AIC * U256::from(25u64);
+    success(access(
+        &mut chain,
+        buyer,
+        IApiAccess::buyCall { tier: 2 }.abi_encode(),
+        AIC * U256::from(5u64),
+    ));
+    let other = Address::repeat_byte(0xd2);
+    chain.db.insert_account_info(
+        other,
+        AccountInfo {
+            balance: AIC * U256::from(100u64),
+            ..Default::default()
+        },
+    );
+    success(access(
+        &mut chain,
+        other,
+        IApiAccess::buyCall { tier: 3 }.abi_encode(),
+        AIC * U256::from(20u64),
+    ));
+    while chain.block <= EPOCH {
+        chain.end_block(U256::ZERO);
+    }
+    // Epoch 1: the gateway reports what each provider served in epoch 0; the validators see
+    // the cheater fail its audits.
+    let usage = vec![
+        IApiAccess::Usage {
+            provider: p1,
+            tokens: 300,
+        },
+        IApiAccess::Usage {
+            provider: p2,
+            tokens: 100,
+        },
+        IApiAccess::Usage {
+            provider: cheat,
+            tokens: 600,
+        },
+    ];
+    success(access(
+        &mut chain,
+        gateway,
+        IApiAccess::reportUsageCall { epoch: 0, usage }.abi_encode(),
+        U256::ZERO,
+    ));
+    for v in validators() {
+        success(chain.report(
+            v,
+            0,
+            vec![
+                measured(p1, 10, 300, 0),
+                measured(p2, 10, 300, 0),
+                measured(cheat, 10, 300, 2),
+            ],
+        ));
+    }
+    let mut logs = Vec::new();
+    while chain.block <= 2 * EPOCH {
+        logs.extend(chain.end_block(U256::ZERO));
+    }
+    let pool = revenue * U256::from(8_000u64) / U256::from(10_000u64);
+    let (to_p1, to_p2) = (
+        pool * U256::from(300u64) / U256::from(400u64),
+        pool * U256::from(100u64) / U256::from(400u64),
+    );
+    assert_eq!(chain.balance(payout(p1)), to_p1);
+    assert_eq!(chain.balance(payout(p2)), to_p2);
+    assert_eq!(chain.balance(payout(cheat)), U256::ZERO);
+    let slashed = stake / U256::from(10u64);
+    assert_eq!(chain.balance(TREASURY), revenue - pool + slashed);
+    let splits = decode::<IApiAccess::RevenueSplit>(&logs);
+    assert_eq!(splits.len(), 1);
+    assert_eq!(
+        (
+            splits[0].revenue,
+            splits[0].toProviders,
+            splits[0].toTreasury,
+            splits[0].carriedOut
+        ),
+        (revenue, to_p1 + to_p2, revenue - pool, pool - to_p1 - to_p2)
+    );
+    let paid = decode::<IApiAccess::RevenuePaid>(&logs);
+    assert_eq!(
+        paid.iter()
+            .map(|p| (p.provider, p.tokens, p.amount))
+            .collect::<Vec<_>>(),
+        [(p1, 300, to_p1), (p2, 100, to_p2)]
+    );
+    // Utilization counts probe and served tokens: p1 310 of the best 310, p2 110 of it.
+    let r1 = chain.view(IComputeRegistry::epochRecordCall {
+        account: p1,
+        epoch: 0,
+    });
+    let r2 = chain.view(IComputeRegistry::epochRecordCall {
+        account: p2,
+        epoch: 0,
+    });
+    assert_eq!((r1.utilization, r2.utilization), (10_000, 3_548));
+    // The module keeps only the carried dust.
+    assert_eq!(chain.balance(API_ACCESS_ADDRESS), pool - to_p1 - to_p2);
+
+    // Epoch 2 sells a Basic tier (1 AIC) and serves nothing: at its settlement the treasury
+    // gets its 20% and the providers' part, with epoch 0's dust, carries into epoch 3.
+    let third = Address::repeat_byte(0xd3);
+    chain.db.insert_account_info(
+        third,
+        AccountInfo {
+            balance: AIC,
+            ..Default::default()
+        },
+    );
+    success(access(
+        &mut chain,
+        third,
+        IApiAccess::buyCall { tier: 1 }.abi_encode(),
+        AIC,
+    ));
+    let before = chain.balance(TREASURY);
+    let mut logs = Vec::new();
+    while chain.block <= 4 * EPOCH {
+        logs.extend(chain.end_block(U256::ZERO));
+    }
+    let dust = pool - to_p1 - to_p2;
+    assert_eq!(chain.balance(TREASURY) - before, AIC / U256::from(5u64));
+    let split = decode::<IApiAccess::RevenueSplit>(&logs);
+    let carried = AIC * U256::from(8u64) / U256::from(10u64) + dust;
+    assert_eq!(
+        split
+            .iter()
+            .map(|s| (s.epoch, s.carriedOut))
+            .collect::<Vec<_>>(),
+        [(2, carried)]
+    );
+    assert_eq!(chain.balance(API_ACCESS_ADDRESS), carried);
 }

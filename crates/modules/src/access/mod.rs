@@ -1,9 +1,14 @@
 //! The API-access module (`contracts/interfaces/IApiAccess.sol`): API tiers bought in AIC, each
 //! account's subscription (extended by buying the same tier, upgraded by buying a higher one),
-//! the key generation its API keys are signed with, and each epoch's purchase revenue.
+//! the key generation its API keys are signed with, and each epoch's purchase revenue; the
+//! gateways and their usage reports ([`gateways`]); the revenue split at an epoch's settlement
+//! ([`revenue`]).
+
+pub mod gateways;
+pub mod revenue;
 
 use aicoin_primitives::{
-    access::{revenue_slot, subscription_slot},
+    access::{revenue_slot, served_slot, subscription_slot, usage_reported_slot},
     governance::purchases_paused_slot,
     modules::GOVERNANCE_ADDRESS,
 };
@@ -120,6 +125,37 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
         Call::revenue(c) => {
             IApiAccess::revenueCall::abi_encode_returns(&call.load(revenue_slot(c.epoch))?).into()
         }
+        Call::addGateway(c) => {
+            gateways::add(call, c.gateway, &c.url)?;
+            Bytes::new()
+        }
+        Call::removeGateway(c) => {
+            gateways::remove(call, c.gateway)?;
+            Bytes::new()
+        }
+        Call::gateways(_) => {
+            IApiAccess::gatewaysCall::abi_encode_returns(&gateways::list(call)?).into()
+        }
+        Call::isGateway(c) => {
+            IApiAccess::isGatewayCall::abi_encode_returns(&gateways::is_gateway(call, c.account)?)
+                .into()
+        }
+        Call::reportUsage(c) => {
+            gateways::report(call, c.epoch, &c.usage)?;
+            Bytes::new()
+        }
+        Call::served(c) => IApiAccess::servedCall::abi_encode_returns(
+            &call
+                .load(served_slot(c.epoch, c.provider))?
+                .saturating_to::<u64>(),
+        )
+        .into(),
+        Call::reported(c) => IApiAccess::reportedCall::abi_encode_returns(
+            &!call
+                .load(usage_reported_slot(c.epoch, c.gateway))?
+                .is_zero(),
+        )
+        .into(),
     })
 }
 
