@@ -35,7 +35,7 @@ fn text_of(message: &ChatMessage, index: usize) -> Result<String, ApiError> {
 }
 
 /// The conversation as the template sees it; `developer` is OpenAI's newer name for `system`.
-fn messages(request: &ChatCompletionRequest) -> Result<Vec<Message>, ApiError> {
+pub(crate) fn messages(request: &ChatCompletionRequest) -> Result<Vec<Message>, ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::invalid(
             "`messages` must contain at least one message",
@@ -74,10 +74,8 @@ fn messages(request: &ChatCompletionRequest) -> Result<Vec<Message>, ApiError> {
         .collect()
 }
 
-pub async fn chat_completions(
-    State(models): State<Arc<Models>>,
-    OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
-) -> Result<Response, ApiError> {
+/// Refuses the OpenAI arguments this server does not run.
+pub(crate) fn refuse(request: &ChatCompletionRequest) -> Result<(), ApiError> {
     refuse_unsupported(&[
         ("n", request.n.is_some_and(|n| n != 1)),
         ("logprobs", request.logprobs == Some(true)),
@@ -96,7 +94,14 @@ pub async fn chat_completions(
                 .as_ref()
                 .is_some_and(|f| f.get("type").and_then(|t| t.as_str()) != Some("text")),
         ),
-    ])?;
+    ])
+}
+
+pub async fn chat_completions(
+    State(models): State<Arc<Models>>,
+    OpenAiJson(request): OpenAiJson<ChatCompletionRequest>,
+) -> Result<Response, ApiError> {
+    refuse(&request)?;
     let scheduler = models.text(&request.model)?.clone();
     let conversation = messages(&request)?;
     let bytes = conversation.iter().map(|m| m.content.len()).sum();

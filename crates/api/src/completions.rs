@@ -16,15 +16,15 @@ use crate::{
 };
 
 /// OpenAI's default for completions.
-const DEFAULT_MAX_TOKENS: usize = 16;
+pub(crate) const DEFAULT_MAX_TOKENS: usize = 16;
 
 /// The one prompt, as text or as token ids.
-enum Prompt {
+pub(crate) enum Prompt {
     Text(String),
     Tokens(Vec<u32>),
 }
 
-fn prompt(value: &Value) -> Result<Prompt, ApiError> {
+pub(crate) fn prompt(value: &Value) -> Result<Prompt, ApiError> {
     let bad = |message: &str| ApiError::invalid(message, Some("prompt"));
     let tokens = |items: &[Value]| -> Option<Vec<u32>> {
         items
@@ -57,16 +57,21 @@ fn prompt(value: &Value) -> Result<Prompt, ApiError> {
     }
 }
 
-pub async fn completions(
-    State(models): State<Arc<Models>>,
-    OpenAiJson(request): OpenAiJson<CompletionRequest>,
-) -> Result<Response, ApiError> {
+/// Refuses the OpenAI arguments this server does not run.
+pub(crate) fn refuse(request: &CompletionRequest) -> Result<(), ApiError> {
     refuse_unsupported(&[
         ("n", request.n.is_some_and(|n| n != 1)),
         ("best_of", request.best_of.is_some_and(|n| n != 1)),
         ("logprobs", request.logprobs.is_some()),
         ("suffix", request.suffix.is_some()),
-    ])?;
+    ])
+}
+
+pub async fn completions(
+    State(models): State<Arc<Models>>,
+    OpenAiJson(request): OpenAiJson<CompletionRequest>,
+) -> Result<Response, ApiError> {
+    refuse(&request)?;
     let scheduler = models.text(&request.model)?.clone();
     let prompt = prompt(&request.prompt)?;
     let model = scheduler.model();

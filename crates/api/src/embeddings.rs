@@ -12,7 +12,7 @@ use crate::{Models, error::ApiError, json::OpenAiJson, types::EmbeddingRequest};
 /// OpenAI's limit on inputs per request.
 const MAX_INPUTS: usize = 2048;
 
-fn inputs(value: &Value) -> Result<Vec<String>, ApiError> {
+pub(crate) fn inputs(value: &Value) -> Result<Vec<String>, ApiError> {
     let bad = |message: &str| ApiError::invalid(message, Some("input"));
     let list = match value {
         Value::String(text) => vec![text.clone()],
@@ -42,21 +42,24 @@ fn inputs(value: &Value) -> Result<Vec<String>, ApiError> {
     Ok(list)
 }
 
+/// Whether the vectors are asked for as base64 (`encoding_format`).
+pub(crate) fn base64_format(request: &EmbeddingRequest) -> Result<bool, ApiError> {
+    match request.encoding_format.as_deref() {
+        None | Some("float") => Ok(false),
+        Some("base64") => Ok(true),
+        Some(other) => Err(ApiError::invalid(
+            format!("encoding_format `{other}` is not one of float, base64"),
+            Some("encoding_format"),
+        )),
+    }
+}
+
 pub async fn embeddings(
     State(models): State<Arc<Models>>,
     OpenAiJson(request): OpenAiJson<EmbeddingRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let service = models.embedding(&request.model)?;
-    let base64 = match request.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return Err(ApiError::invalid(
-                format!("encoding_format `{other}` is not one of float, base64"),
-                Some("encoding_format"),
-            ));
-        }
-    };
+    let base64 = base64_format(&request)?;
     let dimensions = service.model().dimensions;
     if let Some(asked) = request.dimensions
         && asked != dimensions

@@ -12,6 +12,7 @@ mod completions;
 mod embeddings;
 mod error;
 mod generate;
+pub mod inspect;
 mod json;
 mod models;
 mod params;

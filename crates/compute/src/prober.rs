@@ -53,6 +53,9 @@ struct Settings {
     audit_bps: u64,
     margin: f32,
     units: HashMap<String, u64>,
+    /// The listed text models: only these are probed (embedding models are served, not
+    /// measured, yet).
+    text: Vec<String>,
 }
 
 struct Ctx {
@@ -139,6 +142,12 @@ fn plan(store: &Store, _block: &NewBlock) -> Result<Plan, ViewError> {
             .into_iter()
             .map(|m| (m.id, m.units))
             .collect(),
+        text: view
+            .models()?
+            .into_iter()
+            .filter(|m| m.category == aicoin_primitives::registry::ModelCategory::Text)
+            .map(|m| m.id)
+            .collect(),
     };
     Ok((epoch.number, epoch.last_block, providers, settings))
 }
@@ -166,9 +175,16 @@ async fn measure_epoch(
     let mut tasks = Vec::new();
     for provider in &providers {
         let mut outcomes = Vec::new();
+        let text: Vec<&String> = provider
+            .models
+            .iter()
+            .filter(|m| settings.text.contains(m))
+            .collect();
+        if text.is_empty() {
+            continue;
+        }
         for _ in 0..settings.jobs {
-            let model =
-                provider.models[generator.rng().random_range(0..provider.models.len())].clone();
+            let model = text[generator.rng().random_range(0..text.len())].clone();
             let job = fitting_job(&mut generator, ctx.config.models.get(&model));
             let delay = duration.mul_f64(generator.rng().random_range(0.0..0.4));
             let timeout = deadline

@@ -1,6 +1,7 @@
-//! Requests signed by a node's key. A validator's probe (and, later, a gateway's forwarded
-//! request) carries three headers: the signer's address, a Unix timestamp, and an EIP-191
-//! signature over the method, path, timestamp and the body's keccak hash. A provider lets an
+//! Requests signed by a node's key. A validator's probe and a gateway's forwarded request carry
+//! four headers: the signer's address, a Unix timestamp, a random nonce (two identical requests
+//! in the same second are still two requests), and an EIP-191 signature over the method, path,
+//! timestamp, nonce and the body's keccak hash. A provider lets an
 //! unpaid inference request through only when the signature recovers the named signer, the
 //! signer is one the chain allows (an authority, or a gateway once gateways exist), the
 //! timestamp is within [`MAX_SKEW`] of its clock, and the same signature was not seen before.
@@ -20,14 +21,15 @@ use parking_lot::Mutex;
 pub const SIGNER_HEADER: &str = "x-aicoin-signer";
 pub const TIMESTAMP_HEADER: &str = "x-aicoin-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-aicoin-signature";
+pub const NONCE_HEADER: &str = "x-aicoin-nonce";
 
 /// How far a request's timestamp may be from the provider's clock.
 pub const MAX_SKEW: Duration = Duration::from_secs(60);
 
 /// What is signed.
-pub fn message(method: &str, path: &str, timestamp: u64, body: &[u8]) -> String {
+pub fn message(method: &str, path: &str, timestamp: u64, nonce: u64, body: &[u8]) -> String {
     format!(
-        "aicoin-request\n{method} {path}\n{timestamp}\n{}",
+        "aicoin-request\n{method} {path}\n{timestamp}\n{nonce}\n{}",
         keccak256(body)
     )
 }
@@ -38,18 +40,21 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The three headers that sign `body` sent as `method path` now.
+/// The four headers that sign `body` sent as `method path` now.
 pub fn sign(
     key: &PrivateKeySigner,
     method: &str,
     path: &str,
     body: &[u8],
-) -> Result<[(&'static str, String); 3], alloy_signer::Error> {
+) -> Result<[(&'static str, String); 4], alloy_signer::Error> {
     let timestamp = unix_now();
-    let signature = key.sign_message_sync(message(method, path, timestamp, body).as_bytes())?;
+    let nonce: u64 = rand::random();
+    let signature =
+        key.sign_message_sync(message(method, path, timestamp, nonce, body).as_bytes())?;
     Ok([
         (SIGNER_HEADER, key.address().to_string()),
         (TIMESTAMP_HEADER, timestamp.to_string()),
+        (NONCE_HEADER, nonce.to_string()),
         (
             SIGNATURE_HEADER,
             alloy_primitives::hex::encode_prefixed(signature.as_bytes()),
@@ -99,6 +104,9 @@ pub fn verify(
     let timestamp: u64 = header(headers, TIMESTAMP_HEADER)?
         .parse()
         .map_err(|_| Refusal::Malformed(TIMESTAMP_HEADER))?;
+    let nonce: u64 = header(headers, NONCE_HEADER)?
+        .parse()
+        .map_err(|_| Refusal::Malformed(NONCE_HEADER))?;
     let signature: Signature = header(headers, SIGNATURE_HEADER)?
         .parse()
         .map_err(|_| Refusal::Malformed(SIGNATURE_HEADER))?;
@@ -106,7 +114,7 @@ pub fn verify(
     if skew > MAX_SKEW.as_secs() {
         return Err(Refusal::Stale { skew });
     }
-    let text = message(method, path, timestamp, body);
+    let text = message(method, path, timestamp, nonce, body);
     match signature.recover_address_from_msg(text.as_bytes()) {
         Ok(recovered) if recovered == signer => Ok((signer, signature)),
         _ => Err(Refusal::WrongSigner(signer)),
@@ -211,6 +219,13 @@ mod tests {
         assert_eq!(
             access.admit(&request(&[], path), body, now),
             Err(Refusal::Unsigned(SIGNER_HEADER))
+        );
+        // Two signatures of the same request in the same second differ (the nonce).
+        let twice = sign(&validator, "POST", path, body).unwrap();
+        assert_ne!(twice[3], fresh[3]);
+        assert_eq!(
+            access.admit(&request(&twice, path), body, now),
+            Ok(validator.address())
         );
         let error = access.check(&request(&[], path), body).unwrap_err();
         assert_eq!(error.status, http::StatusCode::UNAUTHORIZED);

@@ -1,6 +1,6 @@
-//! Proof-of-compute in a node: a validator's prober (probes, audits, reports), and a
-//! provider's access policy (signed requests from the chain's validators only) and
-//! self-registration.
+//! Proof-of-compute in a node: a validator's prober (probes, audits, reports), a provider's
+//! access policy (signed requests from the chain's validators and registered gateways) and
+//! self-registration, and the paid gateway in front of the providers.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -17,15 +17,38 @@ use aicoin_storage::Store;
 
 use crate::{NodeConfig, roles::Core, services::Services};
 
-/// A provider's API admits requests signed by an authority of the chain at its head.
+/// A provider's API admits requests signed by an authority or a registered gateway of the
+/// chain at its head.
 pub(crate) fn provider_access(store: Store) -> Arc<dyn Access> {
     Arc::new(SignedAccess::new(move |signer| {
-        let allowed = store
-            .reader()
-            .ok()
-            .and_then(|reader| RegistryView::new(&reader).ok()?.authorities().ok());
-        allowed.is_some_and(|authorities| authorities.contains(signer))
+        let Ok(reader) = store.reader() else {
+            return false;
+        };
+        let Ok(view) = RegistryView::new(&reader) else {
+            return false;
+        };
+        view.authorities().is_ok_and(|a| a.contains(signer))
+            || view.is_gateway(*signer).unwrap_or(false)
     }))
+}
+
+/// Starts the paid gateway, signing with the node's key.
+pub(crate) async fn start_gateway(
+    gateway: &aicoin_gateway::GatewayConfig,
+    config: &NodeConfig,
+    core: &Core,
+    services: &Services,
+) -> Result<aicoin_gateway::GatewayServer, aicoin_gateway::GatewayError> {
+    let link = aicoin_gateway::NodeLink {
+        store: core.chain.store().clone(),
+        chain_id: core.chain.spec().chain_id,
+        block_interval: config.block_interval,
+        key: core.sealer.key.clone(),
+        rpc_url: format!("http://{}", core.rpc_addr),
+        blocks: core.chain.subscribe(),
+        shutdown: services.shutdown(),
+    };
+    aicoin_gateway::start(gateway.clone(), link).await
 }
 
 /// Starts the validator's prober, which loads its audit models first (off the async workers).
@@ -89,7 +112,7 @@ pub(crate) fn start_provider(
         .cards()
         .into_iter()
         .map(|card| card.id)
-        .filter(|id| api.models().text(id).is_ok() && listed.contains(id))
+        .filter(|id| listed.contains(id))
         .collect();
     if models.is_empty() {
         tracing::error!(

@@ -197,6 +197,8 @@ pub struct NodeConfig {
     pub metrics_port: Option<u16>,
     /// Serve these models over the OpenAI-compatible API; off when `None`.
     pub api: Option<ApiConfig>,
+    /// Run the paid inference gateway; off when `None`.
+    pub gateway: Option<aicoin_gateway::GatewayConfig>,
     /// Serve them to the network as a compute provider; off when `None`.
     pub provide: Option<ProvideConfig>,
     /// A validator's probes and audits of the providers.
@@ -231,6 +233,7 @@ impl NodeConfig {
             rpc_limits: RpcLimits::default(),
             metrics_port: None,
             api: None,
+            gateway: None,
             provide: None,
             probe: ProbeConfig::default(),
             chain_spec: None,

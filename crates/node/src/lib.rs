@@ -75,6 +75,8 @@ pub enum NodeError {
     Api(#[from] aicoin_api::StartError),
     #[error(transparent)]
     Cluster(#[from] aicoin_cluster::ClusterError),
+    #[error(transparent)]
+    Gateway(#[from] aicoin_gateway::GatewayError),
 }
 
 /// A running node. Dropping it leaves the node running until the runtime ends; call
@@ -84,6 +86,7 @@ pub struct NodeHandle {
     rpc_addr: SocketAddr,
     metrics_addr: Option<SocketAddr>,
     api: Option<ApiServer>,
+    gateway: Option<aicoin_gateway::GatewayServer>,
     beneficiary: Address,
     identity: Identity,
     data_dir: PathBuf,
@@ -109,6 +112,11 @@ impl NodeHandle {
     /// The OpenAI-compatible inference API, when the node serves models.
     pub fn api(&self) -> Option<&ApiServer> {
         self.api.as_ref()
+    }
+
+    /// The paid inference gateway, when the node runs one.
+    pub fn gateway(&self) -> Option<&aicoin_gateway::GatewayServer> {
+        self.gateway.as_ref()
     }
 
     pub fn rpc_url(&self) -> String {
@@ -185,6 +193,9 @@ impl NodeHandle {
         if let Some(api) = self.api {
             api.stopped().await;
         }
+        if let Some(gateway) = self.gateway {
+            gateway.stopped().await;
+        }
     }
 }
 
@@ -248,12 +259,17 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     if let Some(api) = &api {
         compute::start_provider(&config, &core, api, &mut services);
     }
+    let gateway = match &config.gateway {
+        Some(gateway) => Some(compute::start_gateway(gateway, &config, &core, &services).await?),
+        None => None,
+    };
     upgrade::start_watch(&core, &mut services);
     tracing::info!(%rpc_addr, validator = %identity.key.address(), chain_id = identity.spec.chain_id, "node started");
     Ok(NodeHandle {
         rpc_addr,
         metrics_addr,
         api,
+        gateway,
         beneficiary,
         identity,
         data_dir: config.data_dir,

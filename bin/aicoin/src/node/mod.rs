@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 mod args;
 
-pub use args::{ChainArgs, ClusterArgs, PoolArgs, ProvideArgs, RpcArgs};
+pub use args::{ChainArgs, ClusterArgs, GatewayArgs, PoolArgs, ProvideArgs, RpcArgs};
 
 #[derive(Debug, Default, Args, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -62,6 +62,9 @@ pub struct NodeArgs {
     #[arg(long, env = "AICOIN_NO_PROBE")]
     #[serde(default)]
     no_probe: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    gateway: GatewayArgs,
 }
 
 impl NodeArgs {
@@ -87,6 +90,7 @@ impl NodeArgs {
             models: self.models.or(file.models),
             provide: self.provide.or(file.provide),
             no_probe: self.no_probe || file.no_probe,
+            gateway: self.gateway.or(file.gateway),
         })
     }
 
@@ -134,6 +138,11 @@ impl NodeArgs {
             c.probe.audit_models =
                 crate::model::resolve(&a.models.models_dir(data_dir), &a.models.model)?;
             c.probe.weights = a.models.weight_format();
+        }
+        if a.gateway.gateway {
+            let data_dir = a.chain.data_dir.as_deref();
+            let local = crate::model::resolve(&a.models.models_dir(data_dir), &a.models.model)?;
+            c.gateway = a.gateway.config(local)?;
         }
         if !a.no_api {
             let data_dir = a.chain.data_dir.as_deref();
@@ -185,6 +194,12 @@ fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u
     println!("  Data dir:    {}", node.data_dir().display());
     if let Some(api) = node.api() {
         crate::serve::print_banner(api);
+    }
+    if let Some(gateway) = node.gateway() {
+        println!(
+            "  Gateway:     {}/v1  (paid API: keys from `aicoin api-key create`)",
+            gateway.url()
+        );
     }
     if let Some(addr) = node.metrics_addr() {
         println!("  Metrics:     http://{addr}/metrics");
@@ -315,6 +330,8 @@ mod tests {
             ("context-length", DEFAULT_CONTEXT_LENGTH.to_string()),
             ("device", "cpu".to_string()),
             ("weights", "fast".to_string()),
+            ("gateway-host", "127.0.0.1".to_string()),
+            ("gateway-port", args::DEFAULT_GATEWAY_PORT.to_string()),
         ]
         .into_iter()
         .collect();
@@ -330,6 +347,7 @@ mod tests {
             "provide-url",
             "payout",
             "stake",
+            "gateway-url",
         ];
         let documented = documented_defaults();
         for (flag, shown) in &documented {

@@ -33,7 +33,7 @@ struct Timing {
 const NODE_SHARE_AIC: u64 = 40;
 
 /// `<root>/tiny/model.gguf`: the tiny model with `seed`'s random weights, found as `tiny`.
-fn models_dir(root: &Path, seed: u64) -> PathBuf {
+pub(crate) fn models_dir(root: &Path, seed: u64) -> PathBuf {
     std::fs::create_dir_all(root.join("tiny")).unwrap();
     aicoin_inference::testing::write_tiny_llama(&root.join("tiny/model.gguf"), seed).unwrap();
     root.to_path_buf()
@@ -659,7 +659,7 @@ fn one_authority_chain(home: &Path, key: Address, genesis: Address) -> PathBuf {
 }
 
 /// The provider record of `account`, once `aic_providers` lists it as active.
-async fn registered(rpc: &Rpc, account: Address) -> Value {
+pub(crate) async fn registered(rpc: &Rpc, account: Address) -> Value {
     eventually(&format!("{account} registered"), || async {
         provider_list(rpc).await.into_iter().find(|p| {
             p["address"]

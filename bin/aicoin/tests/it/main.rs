@@ -10,6 +10,7 @@ mod common;
 mod compute;
 mod config;
 mod docs;
+mod gateway;
 mod governance;
 mod inference;
 mod restart;

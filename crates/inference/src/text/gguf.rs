@@ -14,7 +14,7 @@ use candle_transformers::models::{
 };
 use parking_lot::Mutex;
 
-use super::{Architecture, TextModel, WeightFormat, Weights};
+use super::{Architecture, Prompter, TextModel, WeightFormat, Weights};
 use crate::{ChatTemplate, InferenceError, Result, tokenizer};
 
 /// A quantized model, one variant per architecture. The loaded one is never run: each sequence
@@ -118,6 +118,53 @@ fn metadata_u32(content: &gguf_file::Content, key: &str) -> Option<u32> {
     content.metadata.get(key).and_then(|v| v.to_u32().ok())
 }
 
+/// The prompter of a GGUF file's metadata, and its declared end-of-sequence token.
+fn prompter_of(content: &gguf_file::Content) -> Result<(Prompter, Option<u32>)> {
+    let tokenizer = tokenizer::from_gguf(&content.metadata)?;
+    let token_text = |id: Option<u32>| {
+        id.and_then(|id| tokenizer.id_to_token(id))
+            .unwrap_or_default()
+    };
+    let eos_id = metadata_u32(content, "tokenizer.ggml.eos_token_id");
+    let bos_id = metadata_u32(content, "tokenizer.ggml.bos_token_id");
+    // llama.cpp's default: SentencePiece vocabularies want a BOS, byte-level BPE ones do not.
+    let add_bos = content
+        .metadata
+        .get("tokenizer.ggml.add_bos_token")
+        .and_then(|v| v.to_bool().ok())
+        .unwrap_or(metadata_string(content, "tokenizer.ggml.model").as_deref() == Some("llama"));
+    let template = metadata_string(content, "tokenizer.chat_template")
+        .map(|source| ChatTemplate::new(source, token_text(bos_id), token_text(eos_id)))
+        .transpose()?;
+    let prompter = Prompter {
+        tokenizer: Arc::new(tokenizer),
+        template,
+        bos: bos_id,
+        prepend_bos: add_bos,
+        tokenizer_adds_special: false,
+    };
+    Ok((prompter, eos_id))
+}
+
+/// The context length a GGUF file declares.
+fn context_length_of(content: &gguf_file::Content) -> usize {
+    metadata_string(content, "general.architecture")
+        .and_then(|arch| metadata_u32(content, &format!("{arch}.context_length")))
+        .map_or(4096, |n| n as usize)
+}
+
+/// A GGUF file's prompter and context length, from its metadata alone.
+pub(super) fn prompter(path: &Path) -> Result<(Prompter, usize)> {
+    let mut file =
+        std::io::BufReader::new(std::fs::File::open(path).map_err(InferenceError::io(path))?);
+    let content = gguf_file::Content::read(&mut file).map_err(|e| InferenceError::BadModel {
+        path: path.to_path_buf(),
+        reason: format!("not a GGUF file: {e}"),
+    })?;
+    let (prompter, _) = prompter_of(&content)?;
+    Ok((prompter, context_length_of(&content)))
+}
+
 /// Loads a GGUF model file, re-quantizing as `weights` says.
 pub(super) fn load(
     path: &Path,
@@ -166,25 +213,8 @@ fn from_content<R: std::io::Read + std::io::Seek>(
     let arch_name = metadata_string(&content, "general.architecture")
         .ok_or_else(|| bad("no general.architecture".into()))?;
     let architecture = architecture(&arch_name)?;
-    let context_length =
-        metadata_u32(&content, &format!("{arch_name}.context_length")).map_or(4096, |n| n as usize);
-    let tokenizer = tokenizer::from_gguf(&content.metadata)?;
-    let token_text = |id: Option<u32>| {
-        id.and_then(|id| tokenizer.id_to_token(id))
-            .unwrap_or_default()
-    };
-    let eos_id = metadata_u32(&content, "tokenizer.ggml.eos_token_id");
-    let bos_id = metadata_u32(&content, "tokenizer.ggml.bos_token_id");
-    // llama.cpp's default: SentencePiece vocabularies want a BOS, byte-level BPE ones do not.
-    let add_bos = content
-        .metadata
-        .get("tokenizer.ggml.add_bos_token")
-        .and_then(|v| v.to_bool().ok())
-        .unwrap_or(metadata_string(&content, "tokenizer.ggml.model").as_deref() == Some("llama"));
-    let template = metadata_string(&content, "tokenizer.chat_template")
-        .map(|source| ChatTemplate::new(source, token_text(bos_id), token_text(eos_id)))
-        .transpose()?;
-
+    let context_length = context_length_of(&content);
+    let (prompter, eos_id) = prompter_of(&content)?;
     let load = |e: candle_core::Error| bad(format!("cannot load the weights: {e}"));
     let weights = match architecture {
         Architecture::Llama | Architecture::Mistral => {
@@ -207,12 +237,8 @@ fn from_content<R: std::io::Read + std::io::Seek>(
         id: id.to_string(),
         architecture,
         weights: Weights::Gguf(weights),
-        eos: super::end_tokens(&tokenizer, eos_id),
-        tokenizer: Arc::new(tokenizer),
-        template,
-        bos: bos_id,
-        prepend_bos: add_bos,
-        tokenizer_adds_special: false,
+        eos: super::end_tokens(&prompter.tokenizer, eos_id),
+        prompter,
         context_length,
         device: device.clone(),
     })

@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
-use super::{Architecture, TextModel, Weights};
+use super::{Architecture, Prompter, TextModel, Weights};
 use crate::{ChatTemplate, InferenceError, Result};
 
 /// Shared weights, one variant per architecture. The models that keep their KV cache inside
@@ -308,11 +308,13 @@ pub(super) fn load(dir: &Path, id: &str, device: &Device) -> Result<TextModel> {
         architecture,
         weights: Weights::Hf(weights),
         eos: super::end_tokens(&tokenizer, declared_eos),
-        tokenizer: Arc::new(tokenizer),
-        template,
-        bos,
-        prepend_bos,
-        tokenizer_adds_special: !explicit,
+        prompter: Prompter {
+            tokenizer: Arc::new(tokenizer),
+            template,
+            bos,
+            prepend_bos,
+            tokenizer_adds_special: !explicit,
+        },
         context_length,
         device: device.clone(),
     })

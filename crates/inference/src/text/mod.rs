@@ -8,13 +8,16 @@
 
 mod gguf;
 mod hf;
+mod prompter;
+
+pub use prompter::Prompter;
 
 use std::{path::Path, sync::Arc};
 
 use candle_core::{Device, Tensor};
 use tokenizers::Tokenizer;
 
-use crate::{ChatTemplate, InferenceError, Message, Result};
+use crate::{Message, Result};
 
 /// End-of-turn markers of common chat formats; generation stops at any the vocabulary has, as
 /// well as at the declared end-of-sequence token.
@@ -79,16 +82,9 @@ pub struct TextModel {
     pub id: String,
     pub architecture: Architecture,
     weights: Weights,
-    tokenizer: Arc<Tokenizer>,
-    template: Option<ChatTemplate>,
+    prompter: Prompter,
     /// Tokens that end generation.
     eos: Vec<u32>,
-    /// The beginning-of-sequence token, if the vocabulary has one.
-    bos: Option<u32>,
-    /// Prepend `bos` to every prompt (GGUF models that want it).
-    prepend_bos: bool,
-    /// Let the tokenizer's post-processor add special tokens (Hugging Face tokenizers).
-    tokenizer_adds_special: bool,
     pub context_length: usize,
     device: Device,
 }
@@ -143,7 +139,12 @@ impl TextModel {
     }
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
-        &self.tokenizer
+        self.prompter.tokenizer()
+    }
+
+    /// How the model turns text and chats into prompt tokens.
+    pub fn prompter(&self) -> &Prompter {
+        &self.prompter
     }
 
     pub fn device(&self) -> &Device {
@@ -154,38 +155,17 @@ impl TextModel {
         self.eos.contains(&token)
     }
 
-    /// The prompt's tokens. Special tokens written in the text (e.g. from a chat template) are
-    /// recognised; the model's beginning-of-sequence token is prepended when it wants one.
+    /// The prompt's tokens ([`Prompter::encode`]).
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let encoding = self
-            .tokenizer
-            .encode(text, self.tokenizer_adds_special)
-            .map_err(|e| InferenceError::Tokenizer(e.to_string()))?;
-        let mut ids = Vec::with_capacity(encoding.len() + 1);
-        if self.prepend_bos {
-            ids.extend(self.bos);
-        }
-        ids.extend_from_slice(encoding.get_ids());
-        // A chat template that writes the BOS itself would otherwise give two.
-        if let Some(bos) = self.bos
-            && ids.len() >= 2
-            && ids[0] == bos
-            && ids[1] == bos
-        {
-            ids.remove(0);
-        }
-        Ok(ids)
+        self.prompter.encode(text)
     }
 
-    /// The prompt the model's chat template makes of `messages`, ready for the assistant's turn.
+    /// The prompt the model's chat template makes of `messages` ([`Prompter::chat_prompt`]).
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<String> {
-        self.template
-            .as_ref()
-            .ok_or(InferenceError::NoChatTemplate)?
-            .render(messages, true)
+        self.prompter.chat_prompt(messages)
     }
 
     pub fn has_chat_template(&self) -> bool {
-        self.template.is_some()
+        self.prompter.has_chat_template()
     }
 }
