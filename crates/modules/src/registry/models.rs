@@ -1,7 +1,7 @@
 //! The chain's model registry, kept by the compute registry: the models providers may
 //! register, each with its compute units, package, weights hash, context length, memory and
 //! category. Genesis lists the spec's models; governance adds and removes them ([`add`],
-//! [`remove`]), never the last one.
+//! [`remove`]), never the last text model (the one the probes measure providers with).
 
 use aicoin_primitives::registry::{
     ListedModel, ModelCategory, ModelField, model_slot, model_units_slot, model_words, models_slot,
@@ -101,7 +101,7 @@ pub fn select(call: &mut ModuleCall<'_>, id: &str) -> CallResult<()> {
     )
 }
 
-/// Reverts unless `id` is listed, not the last listed model, and not the selected one.
+/// Reverts unless `id` is listed, not the last listed text model, and not the selected one.
 pub fn check_remove(slots: &mut impl Slots, id: &str) -> CallResult<()> {
     check_listed(slots, id)?;
     if load_string(slots, selected_model_slot())? == id {
@@ -109,10 +109,19 @@ pub fn check_remove(slots: &mut impl Slots, id: &str) -> CallResult<()> {
             "IGovernance: {id} is the network's selected model; select another first"
         )));
     }
-    if slots.load(models_slot())? <= U256::ONE {
-        return Err(Exit::revert(format!(
-            "IGovernance: {id} is the last listed model, which cannot be removed"
-        )));
+    let removed = load(slots, id)?;
+    if removed.category == ModelCategory::Text {
+        let mut others = 0;
+        for other in load_strings(slots, models_slot())? {
+            if other != id && load(slots, &other)?.category == ModelCategory::Text {
+                others += 1;
+            }
+        }
+        if others == 0 {
+            return Err(Exit::revert(format!(
+                "IGovernance: {id} is the last listed text model, which cannot be removed"
+            )));
+        }
     }
     Ok(())
 }
