@@ -1,4 +1,5 @@
-//! `aicoin api-key`: API keys for the paid inference API, signed by the wallet. `create` signs
+//! `aicoin api-key`: API keys for the paid inference API, signed by the wallet. `buy` buys a
+//! tier at its price (`IApiAccess.buy`), `create` signs
 //! one for the account's current key generation (`IApiAccess.subscription`), `verify` checks a
 //! key against the chain as a gateway does, and `revoke` bumps the generation on chain, so
 //! every key signed before is refused.
@@ -30,6 +31,20 @@ pub struct ApiKeyArgs {
 
 #[derive(Debug, Subcommand)]
 enum ApiKeyCommand {
+    /// Buy an API tier at its price (`IApiAccess.buy`): basic, standard or premium.
+    Buy {
+        tier: String,
+        #[arg(long)]
+        from: Option<String>,
+        /// The chain the node must be on (the signature is valid only there).
+        #[arg(long, env = "AICOIN_CHAIN_ID", default_value_t = aicoin_primitives::AICOIN_CHAIN_ID)]
+        chain_id: u64,
+        /// Seconds to wait for the receipt.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
+        #[command(flatten)]
+        rpc: RpcUrl,
+    },
     /// Sign a new API key with the wallet: use it as the OpenAI SDKs' `api_key`.
     Create {
         /// The account whose subscription it spends [default: the wallet's default account].
@@ -65,6 +80,50 @@ enum ApiKeyCommand {
 pub async fn run(args: ApiKeyArgs) -> eyre::Result<()> {
     let dir = &args.dir;
     match args.command {
+        ApiKeyCommand::Buy {
+            tier,
+            from,
+            chain_id,
+            timeout,
+            rpc,
+        } => {
+            let (id, name) = match tier.to_ascii_lowercase().as_str() {
+                "1" | "basic" => (1u8, "basic"),
+                "2" | "standard" => (2, "standard"),
+                "3" | "premium" => (3, "premium"),
+                other => bail!("no tier {other:?}: basic, standard or premium"),
+            };
+            let account = dir.address_or_default(from.as_deref())?;
+            let node = Node::new(&rpc.rpc_url)?;
+            let params: serde_json::Value = node.call("aic_getParams", rpc_params![]).await?;
+            let price: U256 = params[format!("{name}Price")]
+                .as_str()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| eyre!("the node does not say the {name} tier's price"))?;
+            let signer = dir.open()?.signer(&account, &dir.password()?)?;
+            let data = IApiAccess::buyCall { tier: id }.abi_encode();
+            let hash = node
+                .send(&signer, API_ACCESS_ADDRESS, price, data.into(), chain_id)
+                .await?;
+            let receipt = node
+                .wait_for_receipt(hash, Duration::from_secs(timeout))
+                .await?;
+            if receipt["status"] != "0x1" {
+                bail!("transaction {hash} failed on chain");
+            }
+            let subscription = subscription(&node, account).await?;
+            dir.print(
+                json!({ "account": account.to_checksum(None), "tier": id, "price": price.to_string(),
+                        "expiresAtBlock": subscription.expiresAt }),
+                || {
+                    format!(
+                        "Bought the {name} tier for {account} ({price} wei); it runs until block {}",
+                        subscription.expiresAt
+                    )
+                },
+            );
+            Ok(())
+        }
         ApiKeyCommand::Create { from, expires, rpc } => {
             let account = dir.address_or_default(from.as_deref())?;
             let lasts = parse_duration(&expires)?;

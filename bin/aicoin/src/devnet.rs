@@ -108,7 +108,7 @@ fn models(args: &DevnetArgs) -> eyre::Result<Vec<LocalModel>> {
         models_dir: args.models_dir.clone(),
     };
     let given: Vec<String> = args.model.iter().map(|p| p.display().to_string()).collect();
-    Ok(crate::model::resolve(&dir, &given)?)
+    crate::model::resolve(&dir, &given)
 }
 
 fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {

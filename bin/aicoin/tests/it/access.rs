@@ -155,6 +155,46 @@ async fn a_tier_is_bought_at_its_price_and_keys_revoke_by_generation() {
         (&json!(true), &json!(2), &json!(true))
     );
 
+    // `api-key buy` pays a tier's price from the wallet: here an upgrade to Premium.
+    let bought = cli(
+        home,
+        &[
+            "api-key",
+            "--wallet-dir",
+            "W",
+            "--json",
+            "buy",
+            "premium",
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        (&bought["tier"], &bought["price"]),
+        (&json!(3), &json!((AIC * U256::from(20u64)).to_string()))
+    );
+    let upgraded = view(&node, IApiAccess::subscriptionCall { account: buyer }).await;
+    assert_eq!(upgraded.tier, 3);
+    assert_eq!(
+        upgraded.expiresAt,
+        bought["expiresAtBlock"].as_u64().unwrap()
+    );
+    let err = cli(
+        home,
+        &[
+            "api-key",
+            "--wallet-dir",
+            "W",
+            "buy",
+            "gold",
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("basic, standard or premium"), "{err}");
+
     let signer = dev_key(0);
     let other_chain = aicoin_gateway::ApiKey {
         account: buyer,
