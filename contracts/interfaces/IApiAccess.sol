@@ -15,7 +15,8 @@ pragma solidity ^0.8.20;
 /// bumps the generation, so every key signed before is refused.
 ///
 /// Gateways serve the paid API in front of the compute providers. Validators (the chain's
-/// authorities) add and remove them. During epoch e + 1 each gateway reports, once, the tokens
+/// authorities, trusted as they are for blocks) add and remove them; a registered gateway's
+/// token counts are taken as reported. During epoch e + 1 each gateway reports, once, the tokens
 /// every provider served through it in epoch e. When the registry settles epoch e (the last
 /// block of e + 1), epoch e's revenue is split: `revenueProviderBps` (80%) to the payouts of
 /// the providers that served tokens and passed their audits, pro rata to those tokens, and the
@@ -77,7 +78,8 @@ interface IApiAccess {
     /// Adds (or re-addresses) a gateway; only a validator may.
     function addGateway(address gateway, string calldata url) external;
 
-    /// Removes a gateway; only a validator may. Its reports are no longer taken.
+    /// Removes a gateway; only a validator may. Its later reports are refused (one already
+    /// taken stays counted), and providers no longer serve it.
     function removeGateway(address gateway) external;
 
     function gateways() external view returns (Gateway[] memory);

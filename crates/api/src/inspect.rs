@@ -45,6 +45,15 @@ pub enum Prompt {
 }
 
 impl Prompt {
+    /// Messages or inputs in it (one for a text or token ids).
+    pub fn pieces(&self) -> usize {
+        match self {
+            Self::Chat(messages) => messages.len(),
+            Self::Inputs(inputs) => inputs.len(),
+            Self::Text(_) | Self::Tokens(_) => 1,
+        }
+    }
+
     /// Bytes of text in it (token ids count one each).
     pub fn bytes(&self) -> usize {
         match self {

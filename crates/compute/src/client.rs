@@ -49,17 +49,24 @@ pub enum JobError {
     Timeout(Duration),
 }
 
-/// Sends `job` for `model` to the provider at `api_url`, signed with `key`, and reads the whole
+/// The provider a job goes to.
+#[derive(Debug, Clone, Copy)]
+pub struct To<'a> {
+    pub address: alloy_primitives::Address,
+    pub api_url: &'a str,
+}
+
+/// Sends `job` for `model` to the provider `to`, signed with `key`, and reads the whole
 /// streamed answer within `timeout`.
 pub async fn run_job(
     http: &reqwest::Client,
     key: &PrivateKeySigner,
-    api_url: &str,
+    to: To<'_>,
     model: &str,
     job: &Job,
     timeout: Duration,
 ) -> Result<Answer, JobError> {
-    tokio::time::timeout(timeout, request(http, key, api_url, model, job))
+    tokio::time::timeout(timeout, request(http, key, to, model, job))
         .await
         .map_err(|_| JobError::Timeout(timeout))?
 }
@@ -67,7 +74,7 @@ pub async fn run_job(
 async fn request(
     http: &reqwest::Client,
     key: &PrivateKeySigner,
-    api_url: &str,
+    to: To<'_>,
     model: &str,
     job: &Job,
 ) -> Result<Answer, JobError> {
@@ -75,9 +82,9 @@ async fn request(
     let body =
         serde_json::to_vec(&job.body(model)).map_err(|e| JobError::Malformed(e.to_string()))?;
     let mut request = http
-        .post(format!("{}{path}", api_url.trim_end_matches('/')))
+        .post(format!("{}{path}", to.api_url.trim_end_matches('/')))
         .header(http::header::CONTENT_TYPE, "application/json");
-    for (name, value) in signed::sign(key, "POST", path, &body)? {
+    for (name, value) in signed::sign(key, to.address, "POST", path, &body)? {
         request = request.header(name, value);
     }
     let sent = Instant::now();

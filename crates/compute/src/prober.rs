@@ -191,11 +191,15 @@ async fn measure_epoch(
                 .saturating_sub(delay)
                 .clamp(MIN_JOB_TIME, MAX_JOB_TIME);
             let ctx = ctx.clone();
-            let url = provider.api_url.clone();
+            let (url, address) = (provider.api_url.clone(), provider.address);
             outcomes.push(tokio::spawn(async move {
                 tokio::time::sleep(delay).await;
+                let to = client::To {
+                    address,
+                    api_url: &url,
+                };
                 let answer =
-                    client::run_job(&ctx.http, &ctx.config.key, &url, &model, &job, timeout).await;
+                    client::run_job(&ctx.http, &ctx.config.key, to, &model, &job, timeout).await;
                 Outcome { job, model, answer }
             }));
         }

@@ -1,8 +1,10 @@
 //! Counting a request's prompt tokens at the gateway, as the provider will count them: a text
 //! model's own tokenizer and chat template (read from the GGUF file's metadata, no weights), an
-//! embedding model's `tokenizer.json`. For a model the gateway has no files of, the prompt's
-//! bytes bound its tokens from above (no tokenizer makes more tokens than bytes), which is safe
-//! for the budget, but too loose to refuse a prompt as longer than the context.
+//! embedding model's `tokenizer.json` (without the padding and truncation the file ships with).
+//! For a model the gateway has no files of, the prompt's bytes, plus room for a template's or
+//! special tokens around each message or input, bound its tokens from above (a byte-level
+//! tokenizer makes no more tokens than bytes), which is safe for the budget, but too loose to
+//! refuse a prompt as longer than the context.
 
 use std::collections::HashMap;
 
@@ -47,7 +49,10 @@ impl Counters {
                     .map(|(prompter, _)| Counter::Text(Box::new(prompter)))
                     .map_err(|e| e.to_string()),
                 ModelKind::Embedding => Tokenizer::from_file(model.path.join("tokenizer.json"))
-                    .map(|tokenizer| Counter::Embedding(Box::new(tokenizer)))
+                    .and_then(|mut tokenizer| {
+                        tokenizer.with_padding(None).with_truncation(None)?;
+                        Ok(Counter::Embedding(Box::new(tokenizer)))
+                    })
                     .map_err(|e| e.to_string()),
             };
             match counter {
@@ -70,7 +75,7 @@ impl Counters {
     pub fn count(&self, model: &str, prompt: &Prompt) -> Result<Count, ApiError> {
         let failed = |e: String| ApiError::invalid(e, Some("messages"));
         let Some(counter) = self.0.get(model) else {
-            return Ok(Count::AtMost(prompt.bytes().max(1) + 1));
+            return Ok(bound(prompt));
         };
         let n = match (counter, prompt) {
             (_, Prompt::Tokens(n)) => *n,
@@ -98,8 +103,17 @@ impl Counters {
                 total
             }
             // An endpoint the model does not serve: the provider refuses it with its own error.
-            _ => return Ok(Count::AtMost(prompt.bytes().max(1) + 1)),
+            _ => return Ok(bound(prompt)),
         };
         Ok(Count::Exact(n))
     }
+}
+
+/// Tokens a template or special tokens may add around each message or input, and in all.
+const TOKENS_PER_PIECE: usize = 8;
+const TOKENS_AROUND: usize = 16;
+
+/// An upper bound of `prompt`'s tokens without its model's tokenizer.
+fn bound(prompt: &Prompt) -> Count {
+    Count::AtMost(prompt.bytes() + TOKENS_PER_PIECE * prompt.pieces() + TOKENS_AROUND)
 }

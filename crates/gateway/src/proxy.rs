@@ -33,13 +33,20 @@ use crate::{
 
 /// Header naming the provider that served an answer.
 pub const PROVIDER_HEADER: &str = "x-aicoin-provider";
-/// The most a provider may take to start answering (headers and, for a stream, its first
-/// token): a queue at a busy provider, not a dead one.
+/// The most a provider may take to answer with headers, and again to its stream's first token:
+/// a queue at a busy provider, not a dead one.
 const FIRST_TOKEN_TIMEOUT: Duration = Duration::from_secs(120);
+/// The most a stream may go silent after its first token.
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// The most a whole non-streamed answer may take.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
 /// The largest non-streamed answer read back.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+/// The largest error answer read back, and how long it may take.
+const MAX_ERROR_BYTES: usize = 64 * 1024;
+const ERROR_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest server-sent-event line taken from a provider.
+const MAX_LINE_BYTES: usize = 1024 * 1024;
 
 /// Signs and sends requests to providers.
 pub struct Forwarder {
@@ -111,7 +118,7 @@ impl Forwarder {
         let upstream = flight.upstream.clone();
         let path = out.endpoint.path();
         let url = format!("{}{path}", upstream.api_url.trim_end_matches('/'));
-        let headers = match signed::sign(&self.key, "POST", path, &out.body) {
+        let headers = match signed::sign(&self.key, upstream.address, "POST", path, &out.body) {
             Ok(headers) => headers,
             Err(e) => return Err((Failure::Retry(format!("cannot sign: {e}")), out)),
         };
@@ -130,20 +137,27 @@ impl Forwarder {
             Err(_) => return Err((Failure::Retry("no answer in time".into()), out)),
         };
         let status = response.status();
-        if status.is_server_error()
-            || status == StatusCode::TOO_MANY_REQUESTS
-            || status == StatusCode::UNAUTHORIZED
-        {
-            let body = response.text().await.unwrap_or_default();
+        // The provider's own verdict on a request the gateway passed (e.g. a context it cannot
+        // take) is the client's answer; anything else (a server error, busy, refusing the
+        // gateway, not serving the model it registered) is the provider failing.
+        let verdict = [
+            StatusCode::BAD_REQUEST,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ];
+        if !status.is_success() && !verdict.contains(&status) {
+            let body = read_limited(response, MAX_ERROR_BYTES, ERROR_TIMEOUT).await;
             let reason = format!(
                 "HTTP {status}: {}",
-                body.chars().take(200).collect::<String>()
+                String::from_utf8_lossy(&body)
+                    .chars()
+                    .take(200)
+                    .collect::<String>()
             );
             return Err((Failure::Retry(reason), out));
         }
         if !status.is_success() {
-            // The provider's own verdict on the request (e.g. a context it cannot take).
-            let body = response.bytes().await.unwrap_or_default();
+            let body = read_limited(response, MAX_ERROR_BYTES, ERROR_TIMEOUT).await;
             let mut answer = (status, body).into_response();
             answer.headers_mut().insert(
                 header::CONTENT_TYPE,
@@ -153,7 +167,7 @@ impl Forwarder {
             return Err((Failure::Refused(answer), out));
         }
         match out.stream {
-            false => self.whole(flight, response, sent, out).await,
+            false => self.whole(flight, response, out).await,
             true => self.streamed(flight, response, sent, out).await,
         }
     }
@@ -162,7 +176,6 @@ impl Forwarder {
         &self,
         flight: InFlight,
         response: reqwest::Response,
-        sent: Instant,
         out: Outbound,
     ) -> Result<Response, (Failure, Outbound)> {
         let read = async {
@@ -187,10 +200,11 @@ impl Forwarder {
         else {
             return Err((Failure::Retry("an answer without usage".into()), out));
         };
-        self.routes
-            .succeeded(flight.upstream.address, sent.elapsed());
+        // A whole answer's time is not a time to first token: it counts as a success only.
+        self.routes.answered(flight.upstream.address);
+        // Never more than was reserved (the provider's own count cannot inflate its revenue).
+        let used = out.reservation.settle(used);
         self.served.record(out.epoch, flight.upstream.address, used);
-        out.reservation.settle(used);
         let mut answer = (StatusCode::OK, body).into_response();
         answer.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -238,7 +252,18 @@ impl Forwarder {
             let _flight = flight;
             let mut client_gone = tx.send(Ok(head)).await.is_err();
             while !client_gone && !lines.done {
-                match response.chunk().await {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(STREAM_IDLE_TIMEOUT, response.chunk()) => next,
+                    () = tx.closed() => break,
+                };
+                let Ok(next) = next else {
+                    tracing::info!(provider = %upstream.address, "a provider's stream went silent after its first token");
+                    let _ = tx
+                        .send(Err(std::io::Error::other("the provider went silent")))
+                        .await;
+                    break;
+                };
+                match next {
                     Ok(Some(chunk)) => {
                         if let Err(reason) = lines.push(&chunk) {
                             tracing::info!(provider = %upstream.address, %reason, "a provider's stream failed after its first token");
@@ -258,8 +283,8 @@ impl Forwarder {
             let used = lines
                 .usage
                 .unwrap_or(out.prompt_tokens + lines.content_chunks);
+            let used = out.reservation.settle(used);
             served.record(out.epoch, upstream.address, used);
-            out.reservation.settle(used);
         });
         let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
@@ -274,6 +299,21 @@ impl Forwarder {
         name_provider(&mut answer, &named);
         Ok(answer)
     }
+}
+
+/// At most `limit` bytes of `response`'s body, within `timeout` (what arrived by then).
+async fn read_limited(mut response: reqwest::Response, limit: usize, timeout: Duration) -> Vec<u8> {
+    let mut body = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
+            if body.len() >= limit {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, read).await;
+    body
 }
 
 fn name_provider(response: &mut Response, upstream: &Upstream) {
@@ -304,6 +344,9 @@ impl Lines {
     /// before any token is the provider failing.
     fn push(&mut self, chunk: &[u8]) -> Result<bool, String> {
         self.partial.extend_from_slice(chunk);
+        if self.partial.len() > MAX_LINE_BYTES {
+            return Err(format!("a stream line longer than {MAX_LINE_BYTES} bytes"));
+        }
         let mut token = false;
         while let Some(end) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=end).collect();

@@ -201,12 +201,14 @@ impl Reservation {
         self.tokens
     }
 
-    /// Frees the reservation, counting `used` tokens (never more than were reserved: the
-    /// gateway capped the request to fit).
-    pub fn settle(mut self, used: u64) {
+    /// Frees the reservation, counting `used` tokens, never more than were reserved (the
+    /// gateway capped the request to fit); returns what it counted.
+    pub fn settle(mut self, used: u64) -> u64 {
         self.settled = true;
+        let used = used.min(self.tokens);
         self.quotas
-            .release(self.account, self.day, self.tokens, used.min(self.tokens));
+            .release(self.account, self.day, self.tokens, used);
+        used
     }
 }
 

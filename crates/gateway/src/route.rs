@@ -78,7 +78,8 @@ impl Routes {
         Arc::default()
     }
 
-    /// The providers to try, best first, from `upstreams` minus those in `tried`.
+    /// The best provider to try from `upstreams` minus those in `tried`, counted in flight
+    /// there until the returned guard drops.
     pub fn pick(self: &Arc<Self>, upstreams: &[Upstream], tried: &[Address]) -> Option<InFlight> {
         let now = Instant::now();
         let mut health = self.health.lock();
@@ -110,6 +111,14 @@ impl Routes {
             Some(average) => average + EWMA_WEIGHT * (sample - average),
             None => sample,
         });
+        h.failures = 0;
+        h.open_until = None;
+    }
+
+    /// The provider answered a request whole (no time to first token to learn from).
+    pub fn answered(&self, provider: Address) {
+        let mut health = self.health.lock();
+        let h = health.entry(provider).or_default();
         h.failures = 0;
         h.open_until = None;
     }

@@ -285,7 +285,28 @@ async fn admit(
     now: u64,
 ) -> Result<Metered, Refusal> {
     let bare = |e: ApiError| (e, None, None);
-    let inspected = inspect(endpoint, &body).map_err(bare)?;
+    // The tier and the rate first: a key of an account with nothing to spend costs the gateway
+    // no parsing or tokenizing.
+    let subscription = caller.subscription;
+    let tier = tier_of(gateway, subscription.tier)
+        .filter(|_| subscription.active)
+        .ok_or_else(|| bare(no_tier(caller.account, &subscription)))?;
+    let budget = gateway
+        .quotas
+        .budget(caller.account, tier.tokens_per_day, now);
+    let rate = gateway
+        .quotas
+        .admit(caller.account, tier.requests_per_minute)
+        .map_err(|e| {
+            let spent = RateState {
+                limit: tier.requests_per_minute,
+                remaining: 0,
+            };
+            (quota_error(e), Some(spent), Some(budget))
+        })?;
+    let refuse = |e: ApiError| (e, Some(rate), Some(budget));
+
+    let inspected = inspect(endpoint, &body).map_err(refuse)?;
     let snapshot = gateway.chain.snapshot();
     let wanted = match endpoint {
         Endpoint::Embeddings => ModelCategory::Embedding,
@@ -300,7 +321,7 @@ async fn admit(
                 ModelCategory::Embedding => "embedding",
                 ModelCategory::Text => "text",
             };
-            bare(ApiError {
+            refuse(ApiError {
                 message: format!(
                     "The model `{}` is not a {kind} model that a registered provider serves now \
                      (see GET /v1/models)",
@@ -317,80 +338,66 @@ async fn admit(
             false => counters.count(&model, &prompt),
             true => tokio::task::spawn_blocking(move || counters.count(&model, &prompt))
                 .await
-                .map_err(|e| bare(ApiError::server(format!("counting the prompt failed: {e}"))))?,
+                .map_err(|e| {
+                    refuse(ApiError::server(format!("counting the prompt failed: {e}")))
+                })?,
         }
     }
-    .map_err(bare)?;
+    .map_err(refuse)?;
     let prompt_tokens = count.tokens() as u64;
-    let context = offer.context_length;
-    if let Count::Exact(n) = count
-        && context > 0
-        && n as u64 + u64::from(inspected.max_tokens.is_some_and(|m| m > 0)) > context
-    {
-        return Err(bare(
+    // A generating request's prompt and answer share the context (an embedding input has a
+    // context of its own, each).
+    let context = match endpoint {
+        Endpoint::Embeddings => 0,
+        _ => offer.context_length,
+    };
+    let too_long = || {
+        refuse(
             ApiError::invalid(
                 format!(
-                    "the prompt is {n} tokens; `{}` takes {context} tokens of context",
+                    "the prompt is {prompt_tokens} tokens; `{}` takes {context} tokens of context, \
+                     answer included",
                     inspected.model
                 ),
                 Some("messages"),
             )
             .with_code("context_length_exceeded"),
-        ));
-    }
-
-    let subscription = caller.subscription;
-    if !subscription.active {
-        return Err(bare(no_tier(caller.account, &subscription)));
-    }
-    let Some(tier) = tier_of(gateway, subscription.tier) else {
-        return Err(bare(no_tier(caller.account, &subscription)));
+        )
     };
-    let budget = gateway
-        .quotas
-        .budget(caller.account, tier.tokens_per_day, now);
-    let rate = gateway
-        .quotas
-        .admit(caller.account, tier.requests_per_minute)
-        .map_err(|e| {
-            let spent = RateState {
-                limit: tier.requests_per_minute,
-                remaining: 0,
-            };
-            (quota_error(e), Some(spent), Some(budget))
-        })?;
+    let room = match context {
+        0 => u64::MAX,
+        c => c.saturating_sub(prompt_tokens),
+    };
+    let generates = endpoint != Endpoint::Embeddings;
+    if matches!(count, Count::Exact(_)) && generates && room == 0 {
+        return Err(too_long());
+    }
 
     // The most it may generate: as asked, or (a chat that does not say) what the context and
     // the day's budget leave, so an omitted max_tokens never meets a surprise 402.
     let (max_tokens, rewrite) = match inspected.max_tokens {
         Some(n) => (n as u64, false),
-        None => {
-            let room = match context {
-                0 => u64::MAX,
-                c => c.saturating_sub(prompt_tokens),
-            };
-            (room.min(budget.left().saturating_sub(prompt_tokens)), true)
-        }
+        None => (room.min(budget.left().saturating_sub(prompt_tokens)), true),
     };
     if rewrite && max_tokens == 0 {
         let error = QuotaError::Budget {
             limit: budget.limit,
             left: budget.left(),
-            asked: prompt_tokens + 1,
+            asked: prompt_tokens.saturating_add(1),
         };
-        return Err((quota_error(error), Some(rate), Some(budget)));
+        return Err(refuse(quota_error(error)));
+    }
+    // Prompt and answer never pass the context, whatever max_tokens says.
+    let mut cost = prompt_tokens.saturating_add(max_tokens);
+    if context > 0 {
+        cost = cost.min(context.max(prompt_tokens));
     }
     let reservation = gateway
         .quotas
-        .reserve(
-            caller.account,
-            tier.tokens_per_day,
-            prompt_tokens + max_tokens,
-            now,
-        )
-        .map_err(|e| (quota_error(e), Some(rate), Some(budget)))?;
-    let body = outbound_body(body, inspected.stream, rewrite.then_some(max_tokens))
-        .map_err(|e| (e, Some(rate), Some(budget)))?;
+        .reserve(caller.account, tier.tokens_per_day, cost, now)
+        .map_err(|e| refuse(quota_error(e)))?;
+    let body =
+        outbound_body(body, inspected.stream, rewrite.then_some(max_tokens)).map_err(refuse)?;
     let budget = gateway
         .quotas
         .budget(caller.account, tier.tokens_per_day, now);

@@ -19,8 +19,8 @@ use crate::{NodeConfig, roles::Core, services::Services};
 
 /// A provider's API admits requests signed by an authority or a registered gateway of the
 /// chain at its head.
-pub(crate) fn provider_access(store: Store) -> Arc<dyn Access> {
-    Arc::new(SignedAccess::new(move |signer| {
+pub(crate) fn provider_access(store: Store, me: alloy_primitives::Address) -> Arc<dyn Access> {
+    Arc::new(SignedAccess::new(me, move |signer| {
         let Ok(reader) = store.reader() else {
             return false;
         };

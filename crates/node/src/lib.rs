@@ -215,7 +215,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
     let access = config
         .provide
         .as_ref()
-        .map(|_| compute::provider_access(store.clone()));
+        .map(|_| compute::provider_access(store.clone(), identity.key.address()));
     let rpc_state = RpcState {
         store,
         pool: pool.clone(),

@@ -44,11 +44,6 @@ pub fn served_slot(epoch: u64, provider: Address) -> B256 {
     hash("served", &[&epoch.to_be_bytes(), provider.as_slice()])
 }
 
-/// The providers that served tokens in `epoch` (an address array, each once).
-pub fn served_providers_slot(epoch: u64) -> B256 {
-    hash("served-providers", &[&epoch.to_be_bytes()])
-}
-
 /// The providers' part carried into `epoch`'s split from earlier epochs, in wei.
 pub fn carried_slot(epoch: u64) -> B256 {
     hash("carried", &[&epoch.to_be_bytes()])

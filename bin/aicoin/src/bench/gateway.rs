@@ -71,7 +71,13 @@ impl Target {
         let request = match mode {
             Mode::Direct => {
                 let mut request = self.http.post(format!("{}{path}", self.provider));
-                for (name, value) in signed::sign(&self.validator, "POST", path, &self.body)? {
+                for (name, value) in signed::sign(
+                    &self.validator,
+                    self.validator.address(),
+                    "POST",
+                    path,
+                    &self.body,
+                )? {
                     request = request.header(name, value);
                 }
                 request

@@ -2,9 +2,7 @@
 //! reports once per epoch the tokens every provider served through it in the epoch before.
 
 use aicoin_primitives::{
-    access::{
-        gateway_url_slot, gateways_slot, served_providers_slot, served_slot, usage_reported_slot,
-    },
+    access::{gateway_url_slot, gateways_slot, served_slot, usage_reported_slot},
     registry::{address_word, authorities_slot, element},
 };
 use alloy_primitives::{Address, U256};
@@ -135,9 +133,6 @@ pub fn report(call: &mut ModuleCall<'_>, epoch: u64, usage: &[Usage]) -> CallRes
         }
         let slot = served_slot(epoch, entry.provider);
         let served = call.load(slot)?;
-        if served.is_zero() {
-            push_address(call, served_providers_slot(epoch), entry.provider)?;
-        }
         call.store(slot, served.saturating_add(U256::from(entry.tokens)))?;
         total = total.saturating_add(entry.tokens);
     }
