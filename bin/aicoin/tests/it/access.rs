@@ -265,3 +265,90 @@ async fn a_tier_is_bought_at_its_price_and_keys_revoke_by_generation() {
         API_ACCESS_ADDRESS
     );
 }
+
+/// `aicoin gateway add|list|remove`: a validator's transactions from its wallet (the node key
+/// imported), refused with the module's reason for anyone else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_validator_adds_and_removes_gateways_with_the_cli() {
+    let tmp = tempdir();
+    let data = data_dir(&tmp);
+    let (validator, _) = aicoin_node::load_or_create_validator_key(&data).unwrap();
+    let node = DevNode::spawn(&data, |_| {}).await;
+    let home = tmp.path();
+    for key in [validator.to_bytes(), dev_key(1).to_bytes()] {
+        let key = format!("0x{}", alloy_primitives::hex::encode(key));
+        let import = [
+            "wallet",
+            "--wallet-dir",
+            "W",
+            "import",
+            "--private-key",
+            &key,
+        ];
+        cli(home, &import).unwrap();
+    }
+    let gateway = "0x000000000000000000000000000000000000dEaD";
+    let list = || cli(home, &["gateway", "--json", "list", "--rpc-url", &node.url]);
+    assert_eq!(list().unwrap(), json!([]));
+
+    let stranger = dev_key(1).address().to_string();
+    let err = cli(
+        home,
+        &[
+            "gateway",
+            "--wallet-dir",
+            "W",
+            "add",
+            gateway,
+            "--url",
+            "http://gw.example",
+            "--from",
+            &stranger,
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap_err();
+    assert!(err.contains("only validators add gateways"), "{err}");
+
+    let from = validator.address().to_string();
+    let added = cli(
+        home,
+        &[
+            "gateway",
+            "--wallet-dir",
+            "W",
+            "--json",
+            "add",
+            gateway,
+            "--url",
+            "http://gw.example",
+            "--from",
+            &from,
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap();
+    assert_eq!(added["url"], "http://gw.example");
+    assert_eq!(
+        list().unwrap(),
+        json!([{ "gateway": gateway, "url": "http://gw.example" }])
+    );
+    cli(
+        home,
+        &[
+            "gateway",
+            "--wallet-dir",
+            "W",
+            "remove",
+            gateway,
+            "--from",
+            &from,
+            "--rpc-url",
+            &node.url,
+        ],
+    )
+    .unwrap();
+    assert_eq!(list().unwrap(), json!([]));
+}
