@@ -30,5 +30,5 @@ pub use sampling::{Sampler, SamplingParams};
 pub use scheduler::{Event, Scheduler, SchedulerConfig, SubmitError, Usage};
 pub use stop::StopMatcher;
 pub use template::{ChatTemplate, Message};
-pub use text::{Architecture, Prompter, SequenceState, TextModel, WeightFormat};
+pub use text::{Architecture, Prompter, SequenceState, TextModel, WeightFormat, llama};
 pub use tokenizer::from_gguf as tokenizer_from_gguf;

@@ -8,6 +8,7 @@
 
 mod gguf;
 mod hf;
+pub mod llama;
 mod prompter;
 
 pub use prompter::Prompter;
