@@ -56,7 +56,7 @@ done
 export AICOIN_GATEWAY_URL=http://127.0.0.1:$((base + 8))/v1 AICOIN_GATEWAY_RPC_URL=http://127.0.0.1:$base
 # Readiness: the gateway offers both models, which the provider registered.
 for _ in $(seq 1 1200); do
-  offered=$(curl -sf "$AICOIN_GATEWAY_URL/models" 2>/dev/null | grep -o '"id":"[^"]*"' | wc -l || true)
+  offered=$(python3 -c 'import json,sys,urllib.request; print(len(json.load(urllib.request.urlopen(sys.argv[1] + "/models", timeout=2))["data"]))' "$AICOIN_GATEWAY_URL" 2>/dev/null || echo 0)
   [ "${offered:-0}" -ge 2 ] && break
   for p in "${pids[@]}"; do kill -0 "$p" 2>/dev/null || { tail -30 "$work"/gw-*.log; echo "a gateway-chain node exited" >&2; exit 1; }; done
   sleep 0.25
