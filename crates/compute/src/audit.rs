@@ -4,10 +4,11 @@
 //! provider on another CPU, a GPU, or other kernels differs in the last bits of a logit, not
 //! by whole logits). A provider serving a smaller, different or faked model fails.
 //!
-//! candle's model forward returns the last position's logits only, so the claimed tokens are
-//! fed one at a time after the prompt's prefill: the audit costs about one generation of the
-//! answer, without sampling (a forward that returns every position's logits makes it one
-//! prefill; the engine's own transformer forward will give that).
+//! On our own forward (`aicoin_inference::llama`: the llama family) the audit is one prefill of
+//! prompt + claimed tokens that returns every position's logits. Other architectures run on
+//! candle's model files, whose forward returns the last position's logits only: there the
+//! claimed tokens are fed one at a time after the prompt's prefill, about one generation of the
+//! answer without sampling.
 
 use aicoin_inference::{InferenceError, TextModel};
 use candle_core::Tensor;
@@ -96,6 +97,17 @@ pub fn audit(
             "the answer overflows the context".into(),
         ));
     }
+    if let Some(scored) = {
+        let mut tokens = prompt.to_vec();
+        tokens.extend_from_slice(claimed);
+        model.score(&tokens)
+    } {
+        let rows: Vec<Vec<f32>> = scored?.to_dtype(candle_core::DType::F32)?.to_vec2()?;
+        let rows = rows
+            .get(prompt.len().saturating_sub(1)..)
+            .unwrap_or_default();
+        return Ok(check(claimed, rows.iter().map(Vec::as_slice), margin));
+    }
     let device = model.device();
     let mut state = model.new_state();
     let mut logits = None;
@@ -135,6 +147,40 @@ pub fn audit(
         worst_gap,
         failure: None,
     })
+}
+
+/// The verdict on `claimed` given the logits before each claimed token, in order.
+fn check<'a>(claimed: &[u32], rows: impl Iterator<Item = &'a [f32]>, margin: f32) -> Verdict {
+    let mut worst_gap = 0f32;
+    let mut rows = rows;
+    for (i, &token) in claimed.iter().enumerate() {
+        let Some(values) = rows.next() else {
+            return Verdict::fail(i, worst_gap, "the model scored fewer positions".into());
+        };
+        let Some(&claimed_logit) = values.get(token as usize) else {
+            return Verdict::fail(
+                i,
+                worst_gap,
+                format!("token {token} is outside the vocabulary"),
+            );
+        };
+        let best = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let gap = best - claimed_logit;
+        worst_gap = worst_gap.max(gap);
+        if gap > margin {
+            return Verdict::fail(
+                i + 1,
+                worst_gap,
+                format!("token {i} ({token}) trails the best logit by {gap:.3} (margin {margin})"),
+            );
+        }
+    }
+    Verdict {
+        passed: true,
+        checked: claimed.len(),
+        worst_gap,
+        failure: None,
+    }
 }
 
 #[cfg(test)]

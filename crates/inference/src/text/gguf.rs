@@ -9,8 +9,8 @@ use candle_core::{
     quantized::{GgmlDType, QTensor, gguf_file},
 };
 use candle_transformers::models::{
-    quantized_gemma3 as gemma3, quantized_llama as llama, quantized_phi3 as phi3,
-    quantized_qwen2 as qwen2, quantized_qwen3 as qwen3,
+    quantized_gemma3 as gemma3, quantized_phi3 as phi3, quantized_qwen2 as qwen2,
+    quantized_qwen3 as qwen3,
 };
 use parking_lot::Mutex;
 
@@ -20,7 +20,8 @@ use crate::{ChatTemplate, InferenceError, Result, tokenizer};
 /// A quantized model, one variant per architecture. The loaded one is never run: each sequence
 /// runs a clone, which shares the tensors and owns its KV cache.
 pub(super) enum GgufModel {
-    Llama(llama::ModelWeights),
+    /// Our own forward (`super::llama`): shared weights, and this sequence's cache.
+    Llama(Arc<super::llama::Llama>, super::llama::Cache),
     /// Candle's quantized Qwen2 cannot be cloned, so its one KV cache is shared: it serves one
     /// sequence at a time.
     Qwen2(Arc<Mutex<qwen2::ModelWeights>>),
@@ -32,7 +33,7 @@ pub(super) enum GgufModel {
 impl GgufModel {
     pub(super) fn new_state(&self) -> Self {
         match self {
-            Self::Llama(m) => Self::Llama(m.clone()),
+            Self::Llama(m, _) => Self::Llama(m.clone(), m.new_cache()),
             Self::Qwen2(m) => Self::Qwen2(m.clone()),
             Self::Qwen3(m) => Self::Qwen3(m.clone()),
             Self::Gemma3(m) => Self::Gemma3(m.clone()),
@@ -42,11 +43,22 @@ impl GgufModel {
 
     pub(super) fn forward(&mut self, tokens: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
         match self {
-            Self::Llama(m) => m.forward(tokens, pos),
+            Self::Llama(m, cache) => m
+                .forward(tokens, pos, cache)
+                .map_err(|e| candle_core::Error::Msg(e.to_string())),
             Self::Qwen2(m) => m.lock().forward(tokens, pos),
             Self::Qwen3(m) => m.forward(tokens, pos),
             Self::Gemma3(m) => m.forward(tokens, pos),
             Self::Phi3(m) => m.forward(tokens, pos),
+        }
+    }
+
+    /// Every position's logits for `tokens` in one prefill, where the architecture runs on our
+    /// own forward.
+    pub(super) fn score(&self, tokens: &[u32], device: &Device) -> Option<Result<Tensor>> {
+        match self {
+            Self::Llama(m, _) => Some(m.score(tokens, device)),
+            _ => None,
         }
     }
 
@@ -218,7 +230,10 @@ fn from_content<R: std::io::Read + std::io::Seek>(
     let load = |e: candle_core::Error| bad(format!("cannot load the weights: {e}"));
     let weights = match architecture {
         Architecture::Llama | Architecture::Mistral => {
-            GgufModel::Llama(llama::ModelWeights::from_gguf(content, file, device).map_err(load)?)
+            let layers = super::llama::Config::from_gguf(&content)?.layers;
+            let model = super::llama::Llama::from_gguf(&content, file, device, 0..layers)?;
+            let cache = model.new_cache();
+            GgufModel::Llama(Arc::new(model), cache)
         }
         Architecture::Qwen2 => GgufModel::Qwen2(Arc::new(Mutex::new(
             qwen2::ModelWeights::from_gguf(content, file, device).map_err(load)?,

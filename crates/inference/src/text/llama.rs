@@ -7,8 +7,9 @@
 //!
 //! Beside candle-transformers' `quantized_llama`, which grows each KV cache with `Tensor::cat`
 //! every step and materializes repeated K/V heads:
-//! - a sequence's KV cache ([`Cache`], candle-nn's `KvCache`) is allocated to the context length
-//!   on first use and written in place;
+//! - a sequence's KV cache ([`Cache`], candle-nn's `KvCache`) is written in place, allocated in
+//!   blocks of [`KV_BLOCK`] positions (the whole context up front would hold 377 MB per
+//!   sequence for SmolLM2's 8,192 tokens);
 //! - [`Llama::score`] returns the logits of every position of a sequence in one prefill, the
 //!   teacher-forced pass a proof-of-compute audit needs.
 
@@ -21,6 +22,9 @@ use candle_core::{
 use candle_nn::{Embedding, kv_cache::KvCache};
 
 use crate::{InferenceError, Result};
+
+/// Positions a KV cache allocates at a time.
+pub const KV_BLOCK: usize = 512;
 
 /// The shape of a llama-family model, from its GGUF metadata.
 #[derive(Debug, Clone, PartialEq)]
@@ -123,12 +127,14 @@ struct Layer {
 #[derive(Debug, Clone)]
 pub struct Cache {
     layers: Vec<KvCache>,
+    /// Positions run so far.
+    len: usize,
 }
 
 impl Cache {
     /// Tokens it holds.
     pub fn len(&self) -> usize {
-        self.layers.first().map_or(0, KvCache::current_seq_len)
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
@@ -225,8 +231,9 @@ impl Llama {
     pub fn new_cache(&self) -> Cache {
         Cache {
             layers: (0..self.layers.len())
-                .map(|_| KvCache::new(2, self.config.context_length))
+                .map(|_| KvCache::new(2, KV_BLOCK.min(self.config.context_length)))
                 .collect(),
+            len: 0,
         }
     }
 
@@ -240,9 +247,19 @@ impl Llama {
     }
 
     /// This instance's layers over `hidden` (`[1, seq, hidden]`), the tokens at positions
-    /// `pos..pos + seq` of the sequence whose cache is `cache`.
+    /// `pos..pos + seq` of the sequence whose cache is `cache` (position 0 starts it afresh).
     pub fn run_layers(&self, hidden: &Tensor, pos: usize, cache: &mut Cache) -> Result<Tensor> {
         let (_, seq, _) = hidden.dims3()?;
+        if pos == 0 {
+            cache.layers.iter_mut().for_each(KvCache::reset);
+            cache.len = 0;
+        }
+        if pos != cache.len() {
+            return Err(InferenceError::InvalidRequest(format!(
+                "position {pos} does not follow the {} cached tokens",
+                cache.len()
+            )));
+        }
         let mask = match seq {
             1 => None,
             _ => Some(self.mask(seq, pos, hidden.device())?),
@@ -258,6 +275,7 @@ impl Llama {
             )?;
             x = (x + mlp)?;
         }
+        cache.len = pos + seq;
         Ok(x)
     }
 

@@ -131,6 +131,15 @@ impl TextModel {
         })
     }
 
+    /// The logits `[n, vocab]` at every position of `tokens` in one prefill (teacher forcing),
+    /// where the model runs on our own forward; `None` for the others.
+    pub fn score(&self, tokens: &[u32]) -> Option<Result<Tensor>> {
+        match &self.weights {
+            Weights::Gguf(w) => w.score(tokens, &self.device),
+            Weights::Hf(_) => None,
+        }
+    }
+
     /// How many sequences can run at once (each with its own KV cache).
     pub fn max_concurrent_sequences(&self) -> usize {
         match &self.weights {
