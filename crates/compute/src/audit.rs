@@ -100,12 +100,10 @@ pub fn audit(
     if let Some(scored) = {
         let mut tokens = prompt.to_vec();
         tokens.extend_from_slice(claimed);
-        model.score(&tokens)
+        // The rows before each claimed token: from the prompt's last position on.
+        model.score(&tokens, prompt.len().saturating_sub(1))
     } {
         let rows: Vec<Vec<f32>> = scored?.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-        let rows = rows
-            .get(prompt.len().saturating_sub(1)..)
-            .unwrap_or_default();
         return Ok(check(claimed, rows.iter().map(Vec::as_slice), margin));
     }
     let device = model.device();

@@ -179,7 +179,7 @@ fn smollm2_on_our_forward_matches_greedy_and_shards_exactly() {
     let mut full = prompt.clone();
     full.extend(&ours);
     let scored = whole
-        .score(&full, &Device::Cpu)
+        .score(&full, 0, &Device::Cpu)
         .unwrap()
         .to_vec2::<f32>()
         .unwrap();

@@ -2,7 +2,8 @@
 //! draws them (`aicoin_compute::jobs`, at the chain's `probeMaxTokens` unless told otherwise),
 //! each answered greedily by the model as a provider would, then audited by the same model as a
 //! validator does (teacher-forced prompt and answer). Reports the medians of both and their
-//! ratio, and checks every honest answer passes with a worst logit gap of 0.
+//! ratio, and checks every honest answer passes (reporting the worst logit gap: a one-prefill
+//! audit rounds differently from one-token generation steps, by hundredths of a logit).
 
 use std::{
     sync::Arc,
@@ -60,6 +61,7 @@ pub fn run(args: AuditArgs) -> eyre::Result<()> {
     let (mut generation, mut audits) = (Vec::new(), Vec::new());
     let mut tokens = Vec::new();
     let mut ratios = Vec::new();
+    let mut worst_gap = 0f32;
     while generation.len() < args.jobs {
         let job = generator.next_job();
         let prompt = model.encode(&model.chat_prompt(&job.chat_messages())?)?;
@@ -72,9 +74,10 @@ pub fn run(args: AuditArgs) -> eyre::Result<()> {
         let started = Instant::now();
         let verdict = audit(&model, &prompt, &ids, finish, job.max_tokens, 1.0)?;
         let audited = started.elapsed();
-        if !verdict.passed || verdict.worst_gap != 0.0 {
+        if !verdict.passed {
             bail!("an honest answer failed its audit: {verdict:?}");
         }
+        worst_gap = worst_gap.max(verdict.worst_gap);
         tokens.push(ids.len());
         ratios.push(Duration::from_secs_f64(
             audited.as_secs_f64() / generated.as_secs_f64(),
@@ -96,5 +99,6 @@ pub fn run(args: AuditArgs) -> eyre::Result<()> {
         "  audit / generation, median of the per-job ratios: {:.2}",
         median(ratios).as_secs_f64()
     );
+    println!("  worst logit gap of an honest answer: {worst_gap:.3} (margin 1.0)");
     Ok(())
 }

@@ -55,9 +55,14 @@ impl GgufModel {
 
     /// Every position's logits for `tokens` in one prefill, where the architecture runs on our
     /// own forward.
-    pub(super) fn score(&self, tokens: &[u32], device: &Device) -> Option<Result<Tensor>> {
+    pub(super) fn score(
+        &self,
+        tokens: &[u32],
+        from: usize,
+        device: &Device,
+    ) -> Option<Result<Tensor>> {
         match self {
-            Self::Llama(m, _) => Some(m.score(tokens, device)),
+            Self::Llama(m, _) => Some(m.score(tokens, from, device)),
             _ => None,
         }
     }

@@ -295,13 +295,17 @@ impl Llama {
         Ok(self.head(&hidden.narrow(1, seq - 1, 1)?)?.flatten_all()?)
     }
 
-    /// The logits `[n, vocab]` at every position of `tokens` in one prefill from an empty
-    /// cache: row i scores the token that follows `tokens[..=i]` (teacher forcing).
-    pub fn score(&self, tokens: &[u32], device: &Device) -> Result<Tensor> {
+    /// The logits `[n - from, vocab]` at positions `from..n` of `tokens` in one prefill from an
+    /// empty cache: row i scores the token that follows `tokens[..=from + i]` (teacher forcing).
+    /// Only those rows go through the head (for SmolLM2 the vocabulary projection costs a
+    /// quarter of a layer stack per row).
+    pub fn score(&self, tokens: &[u32], from: usize, device: &Device) -> Result<Tensor> {
         let mut cache = self.new_cache();
         let input = Tensor::new(tokens, device)?.unsqueeze(0)?;
         let hidden = self.run_layers(&self.embed(&input)?, 0, &mut cache)?;
-        Ok(self.head(&hidden)?.squeeze(0)?)
+        let from = from.min(tokens.len().saturating_sub(1));
+        let rows = hidden.narrow(1, from, tokens.len() - from)?;
+        Ok(self.head(&rows)?.squeeze(0)?)
     }
 
     fn attention(
@@ -494,7 +498,7 @@ mod tests {
         }
         assert_eq!(cache.len(), sequence.len());
         // The scoring pass over prompt + answer: each answer position's argmax is greedy's.
-        let scored = argmax_rows(&model.score(&sequence, &Device::Cpu).unwrap()).unwrap();
+        let scored = argmax_rows(&model.score(&sequence, 0, &Device::Cpu).unwrap()).unwrap();
         assert_eq!(&scored[PROMPT.len() - 1..sequence.len() - 1], &greedy[..]);
     }
 }

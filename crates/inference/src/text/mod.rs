@@ -131,11 +131,11 @@ impl TextModel {
         })
     }
 
-    /// The logits `[n, vocab]` at every position of `tokens` in one prefill (teacher forcing),
-    /// where the model runs on our own forward; `None` for the others.
-    pub fn score(&self, tokens: &[u32]) -> Option<Result<Tensor>> {
+    /// The logits `[n - from, vocab]` at positions `from..n` of `tokens` in one prefill
+    /// (teacher forcing), where the model runs on our own forward; `None` for the others.
+    pub fn score(&self, tokens: &[u32], from: usize) -> Option<Result<Tensor>> {
         match &self.weights {
-            Weights::Gguf(w) => w.score(tokens, &self.device),
+            Weights::Gguf(w) => w.score(tokens, from, &self.device),
             Weights::Hf(_) => None,
         }
     }
