@@ -16,9 +16,12 @@ use eyre::{bail, eyre};
 use jsonrpsee::rpc_params;
 use serde_json::json;
 
-use crate::wallet::{
-    RpcUrl, WalletDir,
-    chain::{Node, quantity},
+use crate::{
+    module_tx::{self, ModuleCall, Sending},
+    wallet::{
+        RpcUrl, WalletDir,
+        chain::{Node, quantity},
+    },
 };
 
 #[derive(Debug, Args)]
@@ -34,16 +37,8 @@ enum ApiKeyCommand {
     /// Buy an API tier at its price (`IApiAccess.buy`): basic, standard or premium.
     Buy {
         tier: String,
-        #[arg(long)]
-        from: Option<String>,
-        /// The chain the node must be on (the signature is valid only there).
-        #[arg(long, env = "AICOIN_CHAIN_ID", default_value_t = aicoin_primitives::AICOIN_CHAIN_ID)]
-        chain_id: u64,
-        /// Seconds to wait for the receipt.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
         #[command(flatten)]
-        rpc: RpcUrl,
+        sending: Sending,
     },
     /// Sign a new API key with the wallet: use it as the OpenAI SDKs' `api_key`.
     Create {
@@ -64,53 +59,34 @@ enum ApiKeyCommand {
     },
     /// Revoke every key the account signed so far (`IApiAccess.revokeKeys`).
     Revoke {
-        #[arg(long)]
-        from: Option<String>,
-        /// The chain the node must be on (the signature is valid only there).
-        #[arg(long, env = "AICOIN_CHAIN_ID", default_value_t = aicoin_primitives::AICOIN_CHAIN_ID)]
-        chain_id: u64,
-        /// Seconds to wait for the receipt.
-        #[arg(long, default_value_t = 120)]
-        timeout: u64,
         #[command(flatten)]
-        rpc: RpcUrl,
+        sending: Sending,
     },
 }
 
 pub async fn run(args: ApiKeyArgs) -> eyre::Result<()> {
     let dir = &args.dir;
     match args.command {
-        ApiKeyCommand::Buy {
-            tier,
-            from,
-            chain_id,
-            timeout,
-            rpc,
-        } => {
+        ApiKeyCommand::Buy { tier, sending } => {
             let (id, name) = match tier.to_ascii_lowercase().as_str() {
                 "1" | "basic" => (1u8, "basic"),
                 "2" | "standard" => (2, "standard"),
                 "3" | "premium" => (3, "premium"),
                 other => bail!("no tier {other:?}: basic, standard or premium"),
             };
-            let account = dir.address_or_default(from.as_deref())?;
-            let node = Node::new(&rpc.rpc_url)?;
+            let account = dir.address_or_default(sending.from.as_deref())?;
+            let node = Node::new(&sending.rpc_url)?;
             let params: serde_json::Value = node.call("aic_getParams", rpc_params![]).await?;
             let price: U256 = params[format!("{name}Price")]
                 .as_str()
                 .and_then(|p| p.parse().ok())
                 .ok_or_else(|| eyre!("the node does not say the {name} tier's price"))?;
-            let signer = dir.open()?.signer(&account, &dir.password()?)?;
-            let data = IApiAccess::buyCall { tier: id }.abi_encode();
-            let hash = node
-                .send(&signer, API_ACCESS_ADDRESS, price, data.into(), chain_id)
-                .await?;
-            let receipt = node
-                .wait_for_receipt(hash, Duration::from_secs(timeout))
-                .await?;
-            if receipt["status"] != "0x1" {
-                bail!("transaction {hash} failed on chain");
-            }
+            let call = ModuleCall {
+                to: API_ACCESS_ADDRESS,
+                value: price,
+                data: IApiAccess::buyCall { tier: id }.abi_encode(),
+            };
+            module_tx::send(dir, &sending, &call).await?;
             let subscription = subscription(&node, account).await?;
             dir.print(
                 json!({ "account": account.to_checksum(None), "tier": id, "price": price.to_string(),
@@ -173,31 +149,15 @@ pub async fn run(args: ApiKeyArgs) -> eyre::Result<()> {
             );
             Ok(())
         }
-        ApiKeyCommand::Revoke {
-            from,
-            chain_id,
-            timeout,
-            rpc,
-        } => {
-            let account = dir.address_or_default(from.as_deref())?;
-            let signer = dir.open()?.signer(&account, &dir.password()?)?;
-            let node = Node::new(&rpc.rpc_url)?;
-            let data = IApiAccess::revokeKeysCall {}.abi_encode();
-            let hash = node
-                .send(
-                    &signer,
-                    API_ACCESS_ADDRESS,
-                    U256::ZERO,
-                    data.into(),
-                    chain_id,
-                )
-                .await?;
-            let receipt = node
-                .wait_for_receipt(hash, Duration::from_secs(timeout))
-                .await?;
-            if receipt["status"] != "0x1" {
-                bail!("transaction {hash} failed on chain");
-            }
+        ApiKeyCommand::Revoke { sending } => {
+            let account = dir.address_or_default(sending.from.as_deref())?;
+            let call = ModuleCall {
+                to: API_ACCESS_ADDRESS,
+                value: U256::ZERO,
+                data: IApiAccess::revokeKeysCall {}.abi_encode(),
+            };
+            let receipt = module_tx::send(dir, &sending, &call).await?;
+            let node = Node::new(&sending.rpc_url)?;
             let generation = subscription(&node, account).await?.keyGeneration;
             let block = quantity(&receipt, "blockNumber")?;
             dir.print(

@@ -3,18 +3,19 @@
 //! holding the validator's key (`aicoin wallet import --private-key`). A validator's own
 //! `--gateway` registers itself.
 
-use std::time::Duration;
-
 use aicoin_modules::access::IApiAccess;
 use aicoin_primitives::modules::API_ACCESS_ADDRESS;
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::SolCall;
 use clap::{Args, Subcommand};
-use eyre::{bail, eyre};
+use eyre::eyre;
 use jsonrpsee::rpc_params;
 use serde_json::json;
 
-use crate::wallet::{RpcUrl, WalletDir, chain::Node};
+use crate::{
+    module_tx::{self, ModuleCall, Sending},
+    wallet::{RpcUrl, WalletDir, chain::Node},
+};
 
 #[derive(Debug, Args)]
 pub struct GatewayArgs {
@@ -38,31 +39,15 @@ enum GatewayCommand {
         #[arg(long)]
         url: String,
         #[command(flatten)]
-        send: Send,
+        sending: Sending,
     },
     /// Remove a gateway (a validator's transaction): its reports are no longer taken, and
     /// providers no longer serve it.
     Remove {
         gateway: Address,
         #[command(flatten)]
-        send: Send,
+        sending: Sending,
     },
-}
-
-/// How a transaction is sent.
-#[derive(Debug, Args)]
-struct Send {
-    /// The validator's wallet account [default: the wallet's default account].
-    #[arg(long)]
-    from: Option<String>,
-    /// The chain the node must be on (the signature is valid only there).
-    #[arg(long, env = "AICOIN_CHAIN_ID", default_value_t = aicoin_primitives::AICOIN_CHAIN_ID)]
-    chain_id: u64,
-    /// Seconds to wait for the receipt.
-    #[arg(long, default_value_t = 120)]
-    timeout: u64,
-    #[command(flatten)]
-    rpc: RpcUrl,
 }
 
 pub async fn run(args: GatewayArgs) -> eyre::Result<()> {
@@ -93,22 +78,26 @@ pub async fn run(args: GatewayArgs) -> eyre::Result<()> {
             });
             Ok(())
         }
-        GatewayCommand::Add { gateway, url, send } => {
+        GatewayCommand::Add {
+            gateway,
+            url,
+            sending,
+        } => {
             let data = IApiAccess::addGatewayCall {
                 gateway,
                 url: url.clone(),
             }
             .abi_encode();
-            let block = transact(dir, &send, data).await?;
+            let block = transact(dir, &sending, data).await?;
             dir.print(
                 json!({ "gateway": gateway.to_checksum(None), "url": url, "block": block }),
                 || format!("Registered gateway {gateway} ({url}) at block {block}"),
             );
             Ok(())
         }
-        GatewayCommand::Remove { gateway, send } => {
+        GatewayCommand::Remove { gateway, sending } => {
             let data = IApiAccess::removeGatewayCall { gateway }.abi_encode();
-            let block = transact(dir, &send, data).await?;
+            let block = transact(dir, &sending, data).await?;
             dir.print(
                 json!({ "gateway": gateway.to_checksum(None), "removed": true, "block": block }),
                 || format!("Removed gateway {gateway} at block {block}"),
@@ -118,30 +107,13 @@ pub async fn run(args: GatewayArgs) -> eyre::Result<()> {
     }
 }
 
-/// Sends `data` to the module and waits for it to be mined; returns the block. A revert shows
-/// the module's reason (checked with `eth_call` first).
-async fn transact(dir: &WalletDir, send: &Send, data: Vec<u8>) -> eyre::Result<u64> {
-    let account = dir.address_or_default(send.from.as_deref())?;
-    let node = Node::new(&send.rpc.rpc_url)?;
-    let data = Bytes::from(data);
-    let _: Bytes = node
-        .call(
-            "eth_call",
-            rpc_params![
-                json!({ "from": account, "to": API_ACCESS_ADDRESS, "data": data }),
-                "latest"
-            ],
-        )
-        .await?;
-    let signer = dir.open()?.signer(&account, &dir.password()?)?;
-    let hash = node
-        .send(&signer, API_ACCESS_ADDRESS, U256::ZERO, data, send.chain_id)
-        .await?;
-    let receipt = node
-        .wait_for_receipt(hash, Duration::from_secs(send.timeout))
-        .await?;
-    if receipt["status"] != "0x1" {
-        bail!("transaction {hash} failed on chain");
-    }
+/// Sends `data` to the module ([`module_tx::send`]); returns the block it was mined in.
+async fn transact(dir: &WalletDir, sending: &Sending, data: Vec<u8>) -> eyre::Result<u64> {
+    let call = ModuleCall {
+        to: API_ACCESS_ADDRESS,
+        value: U256::ZERO,
+        data,
+    };
+    let receipt = module_tx::send(dir, sending, &call).await?;
     crate::wallet::chain::quantity(&receipt, "blockNumber")
 }

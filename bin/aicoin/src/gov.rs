@@ -2,8 +2,6 @@
 //! spend, a model to list or delist, or a protocol upgrade, `vote`, `execute` a passed proposal; `list` and `show` print each proposal's
 //! state, tallies, quorum and the time left, read from any node.
 
-use std::time::Duration;
-
 use aicoin_modules::governance::{IGovernance, action::ModelAddPayload};
 use aicoin_primitives::{modules::GOVERNANCE_ADDRESS, param_by_key, param_key};
 use aicoin_wallet::{format_aic, parse_address, parse_aic};
@@ -14,9 +12,12 @@ use eyre::{bail, eyre};
 use jsonrpsee::rpc_params;
 use serde_json::{Value, json};
 
-use crate::wallet::{
-    RpcUrl, WalletDir,
-    chain::{Node, quantity},
+use crate::{
+    module_tx::{self, ModuleCall, Sending, call_in},
+    wallet::{
+        RpcUrl, WalletDir,
+        chain::{Node, quantity},
+    },
 };
 
 #[derive(Debug, Args)]
@@ -25,23 +26,6 @@ pub struct GovArgs {
     dir: WalletDir,
     #[command(subcommand)]
     command: GovCommand,
-}
-
-/// What signs and where it goes: the options of every command that sends a transaction.
-#[derive(Debug, Args)]
-struct Sending {
-    /// Sending account [default: the wallet's default account].
-    #[arg(long, global = true)]
-    from: Option<String>,
-    /// The chain the node must be on (the signature is valid only there).
-    #[arg(long, global = true, env = "AICOIN_CHAIN_ID", default_value_t = aicoin_primitives::AICOIN_CHAIN_ID)]
-    chain_id: u64,
-    /// Seconds to wait for the receipt.
-    #[arg(long, global = true, default_value_t = 120)]
-    timeout: u64,
-    /// The node to talk to.
-    #[arg(long, global = true, env = "AICOIN_RPC_URL", default_value = crate::wallet::chain::DEFAULT_RPC_URL)]
-    rpc_url: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -304,53 +288,17 @@ fn parse_value(text: &str) -> eyre::Result<U256> {
         .map_err(|_| eyre!("{text:?} is neither an integer nor an amount like 25aic"))
 }
 
-/// Signs and sends `data` to the governance module; returns the receipt of a successful
-/// transaction. It is first run as a call in the next block (where it will land), so a refusal
-/// comes back with its reason before anything is signed.
+/// Signs and sends `data` to the governance module ([`module_tx::send`]).
 async fn send(dir: &WalletDir, sending: &Sending, data: Vec<u8>) -> eyre::Result<Value> {
-    let from = dir.address_or_default(sending.from.as_deref())?;
-    let node = Node::new(&sending.rpc_url)?;
-    let head = node.block_number().await?;
-    call_in(&node, from, &data, head + 1).await?;
-    let signer = dir.open()?.signer(&from, &dir.password()?)?;
-    let hash = node
-        .send(
-            &signer,
-            GOVERNANCE_ADDRESS,
-            U256::ZERO,
-            data.clone().into(),
-            sending.chain_id,
-        )
-        .await?;
-    let receipt = node
-        .wait_for_receipt(hash, Duration::from_secs(sending.timeout))
-        .await?;
-    if receipt["status"] != "0x1" {
-        let block = quantity(&receipt, "blockNumber")?;
-        let why = match call_in(&node, from, &data, block).await {
-            Err(e) => format!(": {e}"),
-            Ok(_) => String::new(),
-        };
-        bail!("transaction {hash} failed on chain in block {block}{why}");
-    }
-    Ok(receipt)
+    module_tx::send(dir, sending, &governance_call(data)).await
 }
 
-/// `data` from `from` to the module as if in block `number` (on the state before it).
-async fn call_in(node: &Node, from: Address, data: &[u8], number: u64) -> eyre::Result<Bytes> {
-    let request =
-        json!({ "from": from, "to": GOVERNANCE_ADDRESS, "data": Bytes::from(data.to_vec()) });
-    let before = format!("{:#x}", number.saturating_sub(1));
-    node.call(
-        "eth_call",
-        rpc_params![
-            request,
-            before,
-            Value::Null,
-            json!({ "number": format!("{number:#x}") })
-        ],
-    )
-    .await
+fn governance_call(data: Vec<u8>) -> ModuleCall {
+    ModuleCall {
+        to: GOVERNANCE_ADDRESS,
+        value: U256::ZERO,
+        data,
+    }
 }
 
 /// The first event `E` among a receipt's logs.
@@ -381,7 +329,13 @@ fn cast_weight(receipt: &Value) -> eyre::Result<U256> {
 
 /// A view of the module as the next block will see it.
 async fn view<C: SolCall>(node: &Node, call: C, head: u64) -> eyre::Result<C::Return> {
-    let out = call_in(node, Address::ZERO, &call.abi_encode(), head + 1).await?;
+    let out = call_in(
+        node,
+        Address::ZERO,
+        &governance_call(call.abi_encode()),
+        head + 1,
+    )
+    .await?;
     C::abi_decode_returns(&out)
         .map_err(|e| eyre!("the governance module answered something else: {e}"))
 }

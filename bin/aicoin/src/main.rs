@@ -10,6 +10,7 @@ mod docs;
 mod gateway;
 mod gov;
 mod model;
+mod module_tx;
 mod node;
 mod pay;
 mod provider;

@@ -132,18 +132,14 @@ fn plan(store: &Store, _block: &NewBlock) -> Result<Plan, ViewError> {
         .into_iter()
         .filter(|p| p.status == Status::Active)
         .collect();
+    let models = view.models()?;
     let settings = Settings {
         jobs: view.param_u64("probeJobs")?.max(1),
         max_tokens: view.param_u64("probeMaxTokens")?.max(1) as usize,
         audit_bps: view.param_u64("auditSampleBps")?,
         margin: view.param_u64("auditMarginMilli")? as f32 / 1000.0,
-        units: view
-            .models()?
-            .into_iter()
-            .map(|m| (m.id, m.units))
-            .collect(),
-        text: view
-            .models()?
+        units: models.iter().map(|m| (m.id.clone(), m.units)).collect(),
+        text: models
             .into_iter()
             .filter(|m| m.category == aicoin_primitives::registry::ModelCategory::Text)
             .map(|m| m.id)

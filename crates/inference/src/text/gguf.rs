@@ -41,16 +41,14 @@ impl GgufModel {
         }
     }
 
-    pub(super) fn forward(&mut self, tokens: &Tensor, pos: usize) -> candle_core::Result<Tensor> {
-        match self {
-            Self::Llama(m, cache) => m
-                .forward(tokens, pos, cache)
-                .map_err(|e| candle_core::Error::Msg(e.to_string())),
-            Self::Qwen2(m) => m.lock().forward(tokens, pos),
-            Self::Qwen3(m) => m.forward(tokens, pos),
-            Self::Gemma3(m) => m.forward(tokens, pos),
-            Self::Phi3(m) => m.forward(tokens, pos),
-        }
+    pub(super) fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor> {
+        Ok(match self {
+            Self::Llama(m, cache) => return m.forward(tokens, pos, cache),
+            Self::Qwen2(m) => m.lock().forward(tokens, pos)?,
+            Self::Qwen3(m) => m.forward(tokens, pos)?,
+            Self::Gemma3(m) => m.forward(tokens, pos)?,
+            Self::Phi3(m) => m.forward(tokens, pos)?,
+        })
     }
 
     /// Every position's logits for `tokens` in one prefill, where the architecture runs on our
@@ -123,7 +121,7 @@ fn requantize<R: std::io::Read + std::io::Seek>(
     Ok((content, rewritten))
 }
 
-fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
+pub(super) fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
     content
         .metadata
         .get(key)

@@ -21,6 +21,7 @@ use candle_core::{
 };
 use candle_nn::{Embedding, kv_cache::KvCache};
 
+use super::gguf::metadata_string;
 use crate::{InferenceError, Result};
 
 /// Positions a KV cache allocates at a time.
@@ -87,14 +88,6 @@ fn bad(reason: &str) -> InferenceError {
         path: Default::default(),
         reason: reason.to_string(),
     }
-}
-
-fn metadata_string(content: &gguf_file::Content, key: &str) -> Option<String> {
-    content
-        .metadata
-        .get(key)
-        .and_then(|v| v.to_string().ok())
-        .cloned()
 }
 
 /// RMS normalization with a learned scale.
