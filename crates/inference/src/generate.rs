@@ -159,15 +159,17 @@ impl Sequence {
         self.fed == 0
     }
 
+    /// Whether the next step feeds just the last sampled token: the step
+    /// [`Sequence::step_batch`] runs for many sequences in one pass.
+    pub fn decoding(&self) -> bool {
+        self.finished.is_none() && self.fed > 0 && self.fed + 1 == self.tokens.len()
+    }
+
     /// Runs the model over the next chunk of what it has not seen; once the prompt is in,
     /// samples the next token (a step that only advances the prefill returns no token).
     pub fn step(&mut self) -> Result<Step> {
         if self.finished.is_some() {
-            return Ok(Step {
-                token: None,
-                text: String::new(),
-                finished: self.finished,
-            });
+            return Ok(self.idle());
         }
         let end = (self.fed + PREFILL_CHUNK).min(self.tokens.len());
         let input = Tensor::new(&self.tokens[self.fed..end], self.model.device())?.unsqueeze(0)?;
@@ -175,13 +177,59 @@ impl Sequence {
         self.fed = end;
         if self.fed < self.tokens.len() {
             // More of the prompt to go: the next step continues the prefill.
-            return Ok(Step {
-                token: None,
-                text: String::new(),
-                finished: None,
-            });
+            return Ok(self.idle());
         }
-        let token = self.sampler.sample(&logits, &self.tokens)?;
+        self.sample(&logits)
+    }
+
+    /// One decode step of each of `sequences` (of one model, each [`Sequence::decoding`]),
+    /// in one forward pass where the model batches ([`TextModel::decode_batch`]), else one
+    /// after another. Each gets exactly the step its own [`Sequence::step`] would give:
+    /// batching changes no answer. A failed batched pass fails every sequence in it.
+    pub fn step_batch(sequences: &mut [&mut Sequence]) -> Vec<Result<Step>> {
+        let batchable = sequences.len() > 1
+            && sequences
+                .iter()
+                .all(|s| s.decoding() && Arc::ptr_eq(&s.model, &sequences[0].model));
+        if !batchable {
+            return sequences.iter_mut().map(|s| s.step()).collect();
+        }
+        let model = sequences[0].model.clone();
+        let tokens: Vec<u32> = sequences.iter().map(|s| s.tokens[s.fed]).collect();
+        let mut states: Vec<&mut SequenceState> =
+            sequences.iter_mut().map(|s| &mut s.state).collect();
+        match model.decode_batch(&mut states, &tokens) {
+            None => sequences.iter_mut().map(|s| s.step()).collect(),
+            Some(Err(e)) => {
+                let reason = e.to_string();
+                sequences
+                    .iter()
+                    .map(|_| Err(InferenceError::Crashed(reason.clone())))
+                    .collect()
+            }
+            Some(Ok(logits)) => sequences
+                .iter_mut()
+                .enumerate()
+                .map(|(i, s)| {
+                    s.fed += 1;
+                    s.sample(&logits.get(i)?)
+                })
+                .collect(),
+        }
+    }
+
+    /// A step that produced nothing (the prompt is still going in, or the sequence is done).
+    fn idle(&self) -> Step {
+        Step {
+            token: None,
+            text: String::new(),
+            finished: self.finished,
+        }
+    }
+
+    /// Samples the next token from the logits after everything fed so far.
+    fn sample(&mut self, logits: &Tensor) -> Result<Step> {
+        let token = self.sampler.sample(logits, &self.tokens)?;
         self.tokens.push(token);
 
         let (text, finished) = if !self.ignore_eos && self.model.is_end(token) {

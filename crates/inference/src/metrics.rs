@@ -1,5 +1,6 @@
 //! Prometheus metrics of inference, by model: queue depth, sequences running, tokens in and out,
-//! time to first token, time between tokens, decode speed, and requests by outcome.
+//! time to first token, time between tokens, decode speed, sequences per batched decode step,
+//! and requests by outcome.
 
 use std::sync::atomic::AtomicU64;
 
@@ -54,6 +55,11 @@ fn seconds_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 16))
 }
 
+fn batch_histogram() -> Histogram {
+    // 1 to 64 sequences.
+    Histogram::new(exponential_buckets(1.0, 2.0, 7))
+}
+
 /// Handles to the inference metrics; clones share them.
 #[derive(Debug, Clone)]
 pub struct InferenceMetrics {
@@ -65,6 +71,8 @@ pub struct InferenceMetrics {
     pub inter_token: Histograms,
     /// Decode tokens per second over the last second of work (all sequences together).
     pub tokens_per_second: Family<ModelLabel, Gauge<f64, AtomicU64>>,
+    /// Sequences stepped together by each decode pass.
+    pub decode_batch: Histograms,
     requests: Family<OutcomeLabels, Counter>,
 }
 
@@ -85,6 +93,7 @@ impl InferenceMetrics {
             time_to_first_token: Family::new_with_constructor(seconds_histogram),
             inter_token: Family::new_with_constructor(seconds_histogram),
             tokens_per_second: Family::default(),
+            decode_batch: Family::new_with_constructor(batch_histogram),
             requests: Family::default(),
         }
     }
@@ -127,6 +136,11 @@ impl InferenceMetrics {
             "tokens_per_second",
             "Generated tokens per second, all sequences of a model together",
             metrics.tokens_per_second.clone(),
+        );
+        r.register(
+            "decode_batch_size",
+            "Sequences stepped together by one decode pass",
+            metrics.decode_batch.clone(),
         );
         r.register(
             "requests",

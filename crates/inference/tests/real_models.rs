@@ -193,3 +193,54 @@ fn smollm2_on_our_forward_matches_greedy_and_shards_exactly() {
         );
     }
 }
+
+/// Eight SmolLM2 sequences decoded together in one batched pass per step give each exactly its
+/// greedy ids alone, on the weights as shipped (Q4_1) and re-quantized (Q8_0).
+#[test]
+#[ignore = "needs the fetched models (AICOIN_MODELS_DIR)"]
+fn smollm2_greedy_ids_are_the_same_alone_and_in_a_batch_of_8() {
+    let prompts = [
+        "Once upon a time, there was a little robot who",
+        "The capital of France is",
+        "def fibonacci(n):",
+        "Water boils at",
+        "My favourite colour is blue because",
+        "1, 2, 3, 4,",
+        "The quick brown fox",
+        "In 1969, the first humans",
+    ];
+    for weights in [WeightFormat::AsShipped, WeightFormat::FastKernels] {
+        let model = smollm2(weights);
+        let alone: Vec<Vec<u32>> = prompts
+            .iter()
+            .map(|p| {
+                let mut sequence =
+                    Sequence::new(model.clone(), model.encode(p).unwrap(), greedy(16)).unwrap();
+                run(&mut sequence).0
+            })
+            .collect();
+        let mut sequences: Vec<Sequence> = prompts
+            .iter()
+            .map(|p| Sequence::new(model.clone(), model.encode(p).unwrap(), greedy(16)).unwrap())
+            .collect();
+        let mut together: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+        // Each prompt on its own, then every decode step of all of them in one pass.
+        for (sequence, ids) in sequences.iter_mut().zip(&mut together) {
+            while !sequence.decoding() && sequence.finished().is_none() {
+                ids.extend(sequence.step().unwrap().token);
+            }
+        }
+        while sequences.iter().any(|s| s.finished().is_none()) {
+            let (open, mut batch): (Vec<usize>, Vec<&mut Sequence>) = sequences
+                .iter_mut()
+                .enumerate()
+                .filter(|(_, s)| s.finished().is_none())
+                .unzip();
+            let steps = Sequence::step_batch(&mut batch);
+            for (i, step) in open.into_iter().zip(steps) {
+                together[i].extend(step.unwrap().token);
+            }
+        }
+        assert_eq!(together, alone, "{weights:?}");
+    }
+}

@@ -140,6 +140,33 @@ impl TextModel {
         }
     }
 
+    /// Whether [`TextModel::decode_batch`] runs several sequences in one pass.
+    pub fn batches_decoding(&self) -> bool {
+        matches!(self.weights, Weights::Gguf(gguf::GgufModel::Llama(..)))
+    }
+
+    /// One decode step of several sequences in one forward pass, where the model runs on our
+    /// own forward: `tokens[i]` follows what `states[i]` holds. The logits `[n, vocab]`, row i
+    /// exactly what `states[i].forward` would give; `None` where the model steps one sequence
+    /// at a time.
+    pub fn decode_batch(
+        &self,
+        states: &mut [&mut SequenceState],
+        tokens: &[u32],
+    ) -> Option<Result<Tensor>> {
+        let Weights::Gguf(gguf::GgufModel::Llama(model, _)) = &self.weights else {
+            return None;
+        };
+        let mut caches = states
+            .iter_mut()
+            .map(|state| match &mut state.0 {
+                State::Gguf(gguf::GgufModel::Llama(_, cache)) => Some(cache),
+                _ => None,
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(model.decode(tokens, &mut caches, &self.device))
+    }
+
     /// How many sequences can run at once (each with its own KV cache).
     pub fn max_concurrent_sequences(&self) -> usize {
         match &self.weights {
