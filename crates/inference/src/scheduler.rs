@@ -109,10 +109,7 @@ impl Scheduler {
     ) -> Self {
         let (jobs, queue) = sync_channel(config.max_queue);
         let waiting = Arc::new(AtomicUsize::new(0));
-        let max_active = config
-            .max_active
-            .min(model.max_concurrent_sequences())
-            .max(1);
+        let max_active = config.max_active.max(1);
         // Every series exists from the start, so dashboards see zeros rather than gaps (the
         // text encoder leaves out empty families).
         let label = ModelLabel {

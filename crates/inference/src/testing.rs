@@ -74,6 +74,36 @@ fn weights(vocab: usize, seed: u64) -> Result<Vec<(String, Tensor)>> {
     Ok(weights)
 }
 
+/// The tensors a Qwen family model has beyond llama's, from their own random stream (so the
+/// shared weights stay the llama model's).
+fn family_weights(arch: &str, seed: u64) -> Result<Vec<(String, Tensor)>> {
+    use rand::Rng;
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed ^ 0x9e37);
+    let mut random = |n: usize, low: f32, high: f32| -> Result<Tensor> {
+        let values: Vec<f32> = (0..n).map(|_| rng.random_range(low..high)).collect();
+        Ok(Tensor::from_vec(values, n, &Device::Cpu)?)
+    };
+    let head = EMBEDDING / HEADS;
+    let kv = KV_HEADS * head;
+    let mut extra = Vec::new();
+    for i in 0..LAYERS {
+        let name = |n: &str| format!("model.layers.{i}.self_attn.{n}");
+        match arch {
+            "qwen2" => extra.extend([
+                (name("q_proj.bias"), random(EMBEDDING, -0.5, 0.5)?),
+                (name("k_proj.bias"), random(kv, -0.5, 0.5)?),
+                (name("v_proj.bias"), random(kv, -0.5, 0.5)?),
+            ]),
+            "qwen3" => extra.extend([
+                (name("q_norm.weight"), random(head, 0.5, 1.5)?),
+                (name("k_norm.weight"), random(head, 0.5, 1.5)?),
+            ]),
+            _ => {}
+        }
+    }
+    Ok(extra)
+}
+
 /// The GGUF name of a Hugging Face llama tensor.
 fn gguf_name(hf: &str) -> String {
     let renames = [
@@ -85,6 +115,8 @@ fn gguf_name(hf: &str) -> String {
         ("self_attn.k_proj", "attn_k"),
         ("self_attn.v_proj", "attn_v"),
         ("self_attn.o_proj", "attn_output"),
+        ("self_attn.q_norm", "attn_q_norm"),
+        ("self_attn.k_norm", "attn_k_norm"),
         ("input_layernorm", "attn_norm"),
         ("mlp.gate_proj", "ffn_gate"),
         ("mlp.up_proj", "ffn_up"),
@@ -114,6 +146,25 @@ pub fn write_tiny_llama(path: &Path, seed: u64) -> Result<()> {
 
 /// Writes the tiny model to `path` as GGUF with its matrices in `matrices`.
 pub fn write_tiny_llama_gguf(path: &Path, seed: u64, matrices: GgmlDType) -> Result<()> {
+    write_tiny_gguf(path, seed, matrices, "llama")
+}
+
+/// Writes a tiny model of the Qwen family (`arch` "qwen2": biased Q, K and V projections;
+/// "qwen3": RMS-normed query and key heads), matrices in `matrices`, with the llama model's
+/// weights for `seed` and the family's own tensors beside them ([`tiny_hf_weights`]).
+pub fn write_tiny_qwen(path: &Path, seed: u64, arch: &str, matrices: GgmlDType) -> Result<()> {
+    write_tiny_gguf(path, seed, matrices, arch)
+}
+
+/// The weights [`write_tiny_qwen`] writes, under their Hugging Face names.
+pub fn tiny_hf_weights(arch: &str, seed: u64) -> Result<Vec<(String, Tensor)>> {
+    let mut all = weights(vocabulary().0.len(), seed)?;
+    all.extend(family_weights(arch, seed)?);
+    Ok(all)
+}
+
+fn write_tiny_gguf(path: &Path, seed: u64, matrices: GgmlDType, arch: &str) -> Result<()> {
+    let key = |k: &str| format!("{arch}.{k}");
     let (tokens, merges) = vocabulary();
     let vocab = tokens.len();
     let mut types = vec![gguf_file::Value::I32(1); vocab];
@@ -121,23 +172,29 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64, matrices: GgmlDType) -> Res
         *t = gguf_file::Value::I32(3);
     }
     let u32v = gguf_file::Value::U32;
-    let metadata: Vec<(&str, gguf_file::Value)> = vec![
-        ("general.architecture", string("llama")),
-        ("llama.block_count", u32v(LAYERS as u32)),
-        ("llama.context_length", u32v(TINY_CONTEXT as u32)),
-        ("llama.embedding_length", u32v(EMBEDDING as u32)),
-        ("llama.feed_forward_length", u32v(FEED_FORWARD as u32)),
-        ("llama.attention.head_count", u32v(HEADS as u32)),
-        ("llama.attention.head_count_kv", u32v(KV_HEADS as u32)),
+    let shape: Vec<(String, gguf_file::Value)> = vec![
+        (key("block_count"), u32v(LAYERS as u32)),
+        (key("context_length"), u32v(TINY_CONTEXT as u32)),
+        (key("embedding_length"), u32v(EMBEDDING as u32)),
+        (key("feed_forward_length"), u32v(FEED_FORWARD as u32)),
+        (key("attention.head_count"), u32v(HEADS as u32)),
+        (key("attention.head_count_kv"), u32v(KV_HEADS as u32)),
         (
-            "llama.rope.dimension_count",
+            key("attention.key_length"),
             u32v((EMBEDDING / HEADS) as u32),
         ),
-        ("llama.rope.freq_base", gguf_file::Value::F32(10_000.0)),
         (
-            "llama.attention.layer_norm_rms_epsilon",
+            key("rope.dimension_count"),
+            u32v((EMBEDDING / HEADS) as u32),
+        ),
+        (key("rope.freq_base"), gguf_file::Value::F32(10_000.0)),
+        (
+            key("attention.layer_norm_rms_epsilon"),
             gguf_file::Value::F32(1e-5),
         ),
+    ];
+    let metadata: Vec<(&str, gguf_file::Value)> = vec![
+        ("general.architecture", string(arch)),
         ("tokenizer.ggml.model", string("gpt2")),
         ("tokenizer.ggml.pre", string("smollm")),
         (
@@ -158,8 +215,15 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64, matrices: GgmlDType) -> Res
         ("tokenizer.chat_template", string(CHATML)),
     ];
     let mut tensors = Vec::new();
-    for (name, w) in weights(vocab, seed)? {
-        let w = if name.ends_with("q_proj.weight") {
+    let mut all = weights(vocab, seed)?;
+    all.extend(family_weights(arch, seed)?);
+    // llama.cpp permutes llama's query and key rows for its interleaved rotary pairs; the Qwen
+    // family rotates halves and keeps them as they are.
+    let permute = arch == "llama";
+    for (name, w) in all {
+        let w = if !permute {
+            w
+        } else if name.ends_with("q_proj.weight") {
             permute_for_gguf(&w, HEADS)?
         } else if name.ends_with("k_proj.weight") {
             permute_for_gguf(&w, KV_HEADS)?
@@ -173,7 +237,11 @@ pub fn write_tiny_llama_gguf(path: &Path, seed: u64, matrices: GgmlDType) -> Res
         };
         tensors.push((gguf_name(&name), QTensor::quantize(&w, dtype)?));
     }
-    let metadata: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (*k, v)).collect();
+    let metadata: Vec<(&str, &gguf_file::Value)> = shape
+        .iter()
+        .map(|(k, v)| (k.as_str(), v))
+        .chain(metadata.iter().map(|(k, v)| (*k, v)))
+        .collect();
     let tensors: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(path).map_err(crate::InferenceError::io(path))?;
     gguf_file::write(&mut file, &metadata, &tensors)?;

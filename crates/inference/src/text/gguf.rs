@@ -1,6 +1,7 @@
 //! Text models from GGUF files: the architecture from `general.architecture`, the weights
-//! through candle-transformers' quantized models (optionally re-quantized to formats with fast
-//! kernels), the tokenizer rebuilt from the metadata, and the chat template it carries.
+//! (optionally re-quantized to formats with fast kernels) on our own forward for the llama and
+//! Qwen families and through candle-transformers' quantized models for the others, the
+//! tokenizer rebuilt from the metadata, and the chat template it carries.
 
 use std::{path::Path, sync::Arc};
 
@@ -8,11 +9,7 @@ use candle_core::{
     Device, Tensor,
     quantized::{GgmlDType, QTensor, gguf_file},
 };
-use candle_transformers::models::{
-    quantized_gemma3 as gemma3, quantized_phi3 as phi3, quantized_qwen2 as qwen2,
-    quantized_qwen3 as qwen3,
-};
-use parking_lot::Mutex;
+use candle_transformers::models::{quantized_gemma3 as gemma3, quantized_phi3 as phi3};
 
 use super::{Architecture, Prompter, TextModel, WeightFormat, Weights};
 use crate::{ChatTemplate, InferenceError, Result, tokenizer};
@@ -20,12 +17,9 @@ use crate::{ChatTemplate, InferenceError, Result, tokenizer};
 /// A quantized model, one variant per architecture. The loaded one is never run: each sequence
 /// runs a clone, which shares the tensors and owns its KV cache.
 pub(super) enum GgufModel {
-    /// Our own forward (`super::llama`): shared weights, and this sequence's cache.
+    /// Our own forward (`super::llama`, the llama and Qwen families): shared weights, and this
+    /// sequence's cache.
     Llama(Arc<super::llama::Llama>, super::llama::Cache),
-    /// Candle's quantized Qwen2 cannot be cloned, so its one KV cache is shared: it serves one
-    /// sequence at a time.
-    Qwen2(Arc<Mutex<qwen2::ModelWeights>>),
-    Qwen3(qwen3::ModelWeights),
     Gemma3(gemma3::ModelWeights),
     Phi3(phi3::ModelWeights),
 }
@@ -34,8 +28,6 @@ impl GgufModel {
     pub(super) fn new_state(&self) -> Self {
         match self {
             Self::Llama(m, _) => Self::Llama(m.clone(), m.new_cache()),
-            Self::Qwen2(m) => Self::Qwen2(m.clone()),
-            Self::Qwen3(m) => Self::Qwen3(m.clone()),
             Self::Gemma3(m) => Self::Gemma3(m.clone()),
             Self::Phi3(m) => Self::Phi3(m.clone()),
         }
@@ -44,8 +36,6 @@ impl GgufModel {
     pub(super) fn forward(&mut self, tokens: &Tensor, pos: usize) -> Result<Tensor> {
         Ok(match self {
             Self::Llama(m, cache) => return m.forward(tokens, pos, cache),
-            Self::Qwen2(m) => m.lock().forward(tokens, pos)?,
-            Self::Qwen3(m) => m.forward(tokens, pos)?,
             Self::Gemma3(m) => m.forward(tokens, pos)?,
             Self::Phi3(m) => m.forward(tokens, pos)?,
         })
@@ -62,13 +52,6 @@ impl GgufModel {
         match self {
             Self::Llama(m, _) => Some(m.score(tokens, from, device)),
             _ => None,
-        }
-    }
-
-    pub(super) fn max_concurrent_sequences(&self) -> usize {
-        match self {
-            Self::Qwen2(_) => 1,
-            _ => usize::MAX,
         }
     }
 }
@@ -232,17 +215,11 @@ fn from_content<R: std::io::Read + std::io::Seek>(
     let (prompter, eos_id) = prompter_of(&content)?;
     let load = |e: candle_core::Error| bad(format!("cannot load the weights: {e}"));
     let weights = match architecture {
-        Architecture::Llama | Architecture::Mistral => {
+        Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 | Architecture::Qwen3 => {
             let layers = super::llama::Config::from_gguf(&content)?.layers;
             let model = super::llama::Llama::from_gguf(&content, file, device, 0..layers)?;
             let cache = model.new_cache();
             GgufModel::Llama(Arc::new(model), cache)
-        }
-        Architecture::Qwen2 => GgufModel::Qwen2(Arc::new(Mutex::new(
-            qwen2::ModelWeights::from_gguf(content, file, device).map_err(load)?,
-        ))),
-        Architecture::Qwen3 => {
-            GgufModel::Qwen3(qwen3::ModelWeights::from_gguf(content, file, device).map_err(load)?)
         }
         Architecture::Gemma3 => {
             GgufModel::Gemma3(gemma3::ModelWeights::from_gguf(content, file, device).map_err(load)?)

@@ -4,7 +4,6 @@
 //!
 //! Weights are loaded once and shared; every sequence gets its own [`SequenceState`] (a clone
 //! of the model whose tensors are reference-counted, holding only that sequence's KV cache).
-//! Candle's quantized Qwen2 cannot be cloned, so it serves one sequence at a time.
 
 mod gguf;
 mod hf;
@@ -165,14 +164,6 @@ impl TextModel {
             })
             .collect::<Option<Vec<_>>>()?;
         Some(model.decode(tokens, &mut caches, &self.device))
-    }
-
-    /// How many sequences can run at once (each with its own KV cache).
-    pub fn max_concurrent_sequences(&self) -> usize {
-        match &self.weights {
-            Weights::Gguf(w) => w.max_concurrent_sequences(),
-            Weights::Hf(_) => usize::MAX,
-        }
     }
 
     pub fn tokenizer(&self) -> &Arc<Tokenizer> {
