@@ -56,6 +56,8 @@ fn chain_spec(home: &Path, validator: Address, funded: &[Address], per_request: 
         ("epochLength", EPOCH_BLOCKS),
         ("basicRpm", 1_000),
         ("standardRpm", 100_000),
+        // The fallback load runs until enough answers follow a kill, however fast they come.
+        ("standardTokensPerDay", 100_000_000),
         ("basicTokensPerDay", 10 * per_request + per_request / 2),
     ];
     for (name, value) in params {
@@ -392,20 +394,20 @@ async fn the_gateway_sells_routes_falls_back_and_splits_the_revenue() {
     // Load over both providers, one of them killed mid-load: no request fails before its
     // first token, and every answer names who served it.
     let stop = Arc::new(AtomicBool::new(false));
+    let answers = Arc::new(std::sync::Mutex::new(Vec::new()));
     let mut workers = Vec::new();
     for _ in 0..4 {
         let (gateway, key, stop) = (gateway.clone(), key.clone(), stop.clone());
+        let answers = answers.clone();
         workers.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                answers.push(post(&gateway, &key, "/chat/completions", chat(true, 8)).await);
+                let answer = post(&gateway, &key, "/chat/completions", chat(true, 8)).await;
+                answers.lock().unwrap().push(answer);
             }
-            answers
         }));
     }
     let served_by =
         |answers: &[Answer], p: Address| answers.iter().filter(|a| a.provider == Some(p)).count();
-    let mut before = Vec::new();
     eventually("both providers served the load", || async {
         // Peek at the served-token counts the gateway reports: both providers have some.
         let done = reqwest::Client::new()
@@ -422,14 +424,17 @@ async fn the_gateway_sells_routes_falls_back_and_splits_the_revenue() {
     .await;
     let killed = provider_nodes.remove(0);
     killed.kill9();
-    let after_kill = std::time::Instant::now();
-    while after_kill.elapsed() < std::time::Duration::from_secs(6) {
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    // Enough answers after the kill that the breaker has opened and only the survivor serves.
+    let at_kill = answers.lock().unwrap().len();
+    eventually("answers keep coming after the kill", || async {
+        (answers.lock().unwrap().len() >= at_kill + 24).then_some(())
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     for worker in workers {
-        before.extend(worker.await.unwrap());
+        worker.await.unwrap();
     }
+    let before = std::mem::take(&mut *answers.lock().unwrap());
     for answer in &before {
         assert!(
             answer.provider.is_some(),
