@@ -177,12 +177,23 @@ pub(super) fn load(
     let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
     let content =
         gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
-    // Only candle's CPU kernels lack the formats worth re-quantizing.
-    let slow = |info: &gguf_file::TensorInfo| {
-        matches!(
-            info.ggml_dtype,
-            GgmlDType::Q4_1 | GgmlDType::Q5_0 | GgmlDType::Q5_1
-        )
+    // Only candle's CPU kernels lack the formats worth re-quantizing; our own forward has its
+    // own Q4_1 kernel (`super::q4_1`), faster than candle's Q8_0.
+    let on_our_forward = metadata_string(&content, "general.architecture")
+        .and_then(|name| architecture(&name).ok())
+        .is_some_and(|arch| {
+            matches!(
+                arch,
+                Architecture::Llama
+                    | Architecture::Mistral
+                    | Architecture::Qwen2
+                    | Architecture::Qwen3
+            )
+        });
+    let slow = |info: &gguf_file::TensorInfo| match info.ggml_dtype {
+        GgmlDType::Q5_0 | GgmlDType::Q5_1 => true,
+        GgmlDType::Q4_1 => !on_our_forward,
+        _ => false,
     };
     let requantize_worth_it = weights == WeightFormat::FastKernels
         && device.is_cpu()

@@ -19,13 +19,13 @@
 
 use std::ops::Range;
 
-use candle_core::{
-    D, DType, Device, Module, Tensor,
-    quantized::{QMatMul, QTensor, gguf_file},
-};
+use candle_core::{D, DType, Device, Module, Tensor, quantized::gguf_file};
 use candle_nn::{Embedding, kv_cache::KvCache};
 
-use super::gguf::metadata_string;
+use super::{
+    gguf::metadata_string,
+    matmul::{Matmul, Projections},
+};
 use crate::{InferenceError, Result};
 
 /// Positions a KV cache allocates at a time.
@@ -110,75 +110,6 @@ impl RmsNorm {
     }
 }
 
-/// Matrices that multiply the same input. Where it changes no output, they are one matmul of
-/// their stacked rows: the input is quantized once and the thread pool runs once instead of
-/// once per matrix (candle's quantized matmul computes each output column from its weight row
-/// alone, in groups of 4 columns, or 16 in its repacked x86 kernels; parts whose row counts are
-/// multiples of 16 keep those groups, so every output is bit for bit the unfused one). Measured
-/// on SmolLM2 (Q8_0, 2 threads): a decode step of 8 sequences 136 against 132 tokens/s unfused;
-/// one sequence within the noise (65-80 tokens/s either way).
-#[derive(Debug, Clone)]
-enum Projections {
-    /// The stacked matrix, and each part's rows.
-    Fused(QMatMul, Vec<usize>),
-    Separate(Vec<QMatMul>),
-}
-
-impl Projections {
-    fn new(parts: Vec<QTensor>, device: &Device) -> Result<Self> {
-        let dtype = parts[0].dtype();
-        let columns = parts[0].shape().dims2()?.1;
-        let mut rows = Vec::with_capacity(parts.len());
-        let mut fusable = dtype.block_size() > 1;
-        for part in &parts {
-            let (n, k) = part.shape().dims2()?;
-            fusable &= part.dtype() == dtype && k == columns && n % 16 == 0;
-            rows.push(n);
-        }
-        if !fusable {
-            return Ok(Self::Separate(
-                parts
-                    .into_iter()
-                    .map(QMatMul::from_qtensor)
-                    .collect::<candle_core::Result<_>>()?,
-            ));
-        }
-        // Quantized rows are whole blocks, so the stacked matrix is the parts' bytes in turn.
-        let mut bytes = Vec::new();
-        for part in &parts {
-            bytes.extend_from_slice(&part.data()?);
-        }
-        let stacked = candle_core::quantized::ggml_file::qtensor_from_ggml(
-            dtype,
-            &bytes,
-            vec![rows.iter().sum(), columns],
-            device,
-        )?;
-        Ok(Self::Fused(QMatMul::from_qtensor(stacked)?, rows))
-    }
-
-    /// Each matrix's product with `x`, in order.
-    fn forward(&self, x: &Tensor) -> Result<Vec<Tensor>> {
-        match self {
-            Self::Separate(parts) => Ok(parts
-                .iter()
-                .map(|m| m.forward(x))
-                .collect::<candle_core::Result<_>>()?),
-            Self::Fused(stacked, rows) => {
-                let all = stacked.forward(x)?;
-                let mut start = 0;
-                rows.iter()
-                    .map(|&n| {
-                        let part = all.narrow(D::Minus1, start, n)?;
-                        start += n;
-                        Ok(part)
-                    })
-                    .collect()
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 struct Layer {
     attn_norm: RmsNorm,
@@ -188,11 +119,11 @@ struct Layer {
     qkv_bias: Option<[Tensor; 3]>,
     /// Qwen3's RMS norms of each query and key head, before the rotation.
     qk_norm: Option<(RmsNorm, RmsNorm)>,
-    out: QMatMul,
+    out: Matmul,
     ffn_norm: RmsNorm,
     /// The MLP's gate and up projections.
     gate_up: Projections,
-    down: QMatMul,
+    down: Matmul,
 }
 
 /// One sequence's KV cache over an instance's layers.
@@ -222,7 +153,7 @@ pub struct Llama {
     pub range: Range<usize>,
     embedding: Option<Embedding>,
     layers: Vec<Layer>,
-    head: Option<(RmsNorm, QMatMul)>,
+    head: Option<(RmsNorm, Matmul)>,
     cos: Tensor,
     sin: Tensor,
 }
@@ -291,13 +222,13 @@ impl Llama {
                     )),
                     false => None,
                 },
-                out: QMatMul::from_qtensor(w("attn_output.weight")?)?,
+                out: Matmul::new(w("attn_output.weight")?)?,
                 ffn_norm: norm(w("ffn_norm.weight")?, config.rms_eps)?,
                 gate_up: Projections::new(
                     vec![w("ffn_gate.weight")?, w("ffn_up.weight")?],
                     device,
                 )?,
-                down: QMatMul::from_qtensor(w("ffn_down.weight")?)?,
+                down: Matmul::new(w("ffn_down.weight")?)?,
             });
         }
         let head = match range.end == config.layers {
@@ -309,7 +240,7 @@ impl Llama {
                 };
                 Some((
                     norm(tensor("output_norm.weight")?, config.rms_eps)?,
-                    QMatMul::from_qtensor(output)?,
+                    Matmul::new(output)?,
                 ))
             }
             false => None,
@@ -449,7 +380,7 @@ impl Llama {
             .head
             .as_ref()
             .ok_or_else(|| bad("this shard does not end at the last layer: it has no head"))?;
-        Ok(output.forward(&norm.forward(hidden)?)?)
+        output.forward(&norm.forward(hidden)?)
     }
 
     /// The whole model's logits `[vocab]` after `tokens` (`[1, seq]`) at `pos`.
