@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inference speed of aicoin (candle) beside llama.cpp on the same GGUF, threads, prompt tokens and
 # greedy decoding, one stream, run back to back; prints both and the ratios. aicoin runs twice:
-# with its default load-time re-quantization to Q8_0 ("fast") and on the file as shipped.
+# with its default weights ("fast": formats without a fast kernel re-quantized to Q8_0; SmolLM2's
+# Q4_1 has ours, so it stays) and on the file as shipped.
 #
 # Usage: scripts/bench-inference.sh [THREADS]   (default: every core)
 # Needs: a release build (cargo build --release -p aicoin), SmolLM2 fetched
