@@ -31,7 +31,8 @@ const GROUP_BLOCK: usize = ROWS * 16 + ROWS * 2 + ROWS * 2;
 const Q4_1_BYTES: usize = 20;
 /// Bytes of one Q8_1 block: `d`, `s` (the scaled sum of its values), 32 signed bytes.
 const Q8_1_BYTES: usize = 36;
-/// Activation rows computed per pass over a group's weights.
+/// Activation rows computed per pass over a group's weights (8 measured the same: 8 streams of
+/// SmolLM2 on 2 threads total 167 against 163 tokens/s, within the noise).
 const TILE: usize = 4;
 
 /// A Q4_1 matrix of `rows` × `cols`, repacked in groups of eight rows.
