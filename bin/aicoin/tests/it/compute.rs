@@ -235,9 +235,10 @@ async fn settled(rpc: &Rpc, providers: &[Address], epoch: u64) -> (Vec<EpochReco
 fn median_of(reports: &[Measurement]) -> (u64, u64, u64, u64) {
     let median = |mut v: Vec<u64>| {
         v.sort();
-        match v.len() % 2 {
-            1 => v[v.len() / 2],
-            _ => (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2,
+        match v.len() {
+            0 => 0,
+            n if n % 2 == 1 => v[n / 2],
+            n => (v[n / 2 - 1] + v[n / 2]) / 2,
         }
     };
     (
