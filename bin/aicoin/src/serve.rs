@@ -27,8 +27,8 @@ pub const DEFAULT_CONTEXT_LENGTH: usize = 8192;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Weights {
-    /// Re-quantize Q4_1/Q5_0/Q5_1 tensors to Q8_0, which candle has fast kernels for (2.4x
-    /// faster prefill, 1.5x faster decode on SmolLM2, for ~50% more weight memory).
+    /// Re-quantize to Q8_0 the formats without a fast kernel: Q5_0, Q5_1, and Q4_1 outside the
+    /// llama family (which runs Q4_1 on our own kernel, faster than Q8_0 and in less memory).
     Fast,
     /// Exactly as the file has them.
     AsShipped,

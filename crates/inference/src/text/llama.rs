@@ -10,7 +10,8 @@
 //! every step and materializes repeated K/V heads:
 //! - a sequence's KV cache ([`Cache`], candle-nn's `KvCache`) is written in place, allocated in
 //!   blocks of [`KV_BLOCK`] positions (the whole context up front would hold 377 MB per
-//!   sequence for SmolLM2's 8,192 tokens);
+//!   sequence for SmolLM2's 8,192 tokens), and a decode step attends to it in place, each
+//!   query head to its KV head's rows ([`DecodeAttention`]), with no repeated K/V;
 //! - [`Llama::score`] returns the logits of every position of a sequence in one prefill, the
 //!   teacher-forced pass a proof-of-compute audit needs;
 //! - [`Llama::run_layers_batch`] runs one decode step of many sequences in one pass, each row
@@ -23,6 +24,7 @@ use candle_core::{D, DType, Device, Module, Tensor, quantized::gguf_file};
 use candle_nn::{Embedding, kv_cache::KvCache};
 
 use super::{
+    attention::DecodeAttention,
     gguf::metadata_string,
     matmul::{Matmul, Projections},
 };
@@ -440,6 +442,11 @@ impl Llama {
         let (q, k) = (self.rope(&q, pos)?, self.rope(&k, pos)?);
         let v = split(v, c.kv_heads)?;
         let (k, v) = kv.append(&k, &v)?;
+        if seq == 1 && b == 1 && q.device().is_cpu() {
+            // One new token: read K and V in place ([`DecodeAttention`], the same floats).
+            let y = q.apply_op3_no_bwd(&k, &v, &DecodeAttention)?;
+            return Ok(y.reshape((b, seq, c.heads * c.head_dim))?);
+        }
         // Grouped-query attention with each KV head repeated for its query heads, as candle's
         // models do. Multiplying a KV head with its group of query heads as rows of one matrix
         // (no copy) was tried: exact on the tiny model, but its other rounding, through the

@@ -5,6 +5,7 @@
 //! Weights are loaded once and shared; every sequence gets its own [`SequenceState`] (a clone
 //! of the model whose tensors are reference-counted, holding only that sequence's KV cache).
 
+mod attention;
 mod gguf;
 mod hf;
 pub mod llama;
