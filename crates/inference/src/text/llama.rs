@@ -20,13 +20,13 @@
 
 use std::ops::Range;
 
-use candle_core::{D, DType, Device, Module, Tensor, quantized::gguf_file};
-use candle_nn::{Embedding, kv_cache::KvCache};
+use candle_core::{D, DType, Device, Tensor, quantized::gguf_file};
+use candle_nn::kv_cache::KvCache;
 
 use super::{
     attention::DecodeAttention,
     gguf::metadata_string,
-    matmul::{Matmul, Projections},
+    matmul::{Embeddings, Matmul, Projections},
 };
 use crate::{InferenceError, Result};
 
@@ -153,7 +153,7 @@ pub struct Llama {
     pub config: Config,
     /// The layers this instance runs.
     pub range: Range<usize>,
-    embedding: Option<Embedding>,
+    embedding: Option<Embeddings>,
     layers: Vec<Layer>,
     head: Option<(RmsNorm, Matmul)>,
     cos: Tensor,
@@ -185,10 +185,7 @@ impl Llama {
             })
         };
         let embedding = match range.start {
-            0 => Some(Embedding::new(
-                tensor("token_embd.weight")?.dequantize(device)?,
-                config.hidden,
-            )),
+            0 => Some(Embeddings::new(tensor("token_embd.weight")?, device)?),
             _ => None,
         };
         let mut layers = Vec::with_capacity(range.len());
@@ -235,15 +232,15 @@ impl Llama {
         }
         let head = match range.end == config.layers {
             true => {
-                let output = match tensor("output.weight") {
-                    Ok(output) => output,
-                    // Tied embeddings.
-                    Err(_) => tensor("token_embd.weight")?,
+                let output = match has("output.weight") {
+                    true => Matmul::new(tensor("output.weight")?)?,
+                    // Tied embeddings: the table's own bytes where it stays quantized.
+                    false => match embedding.as_ref().and_then(Embeddings::as_head) {
+                        Some(head) => head,
+                        None => Matmul::new(tensor("token_embd.weight")?)?,
+                    },
                 };
-                Some((
-                    norm(tensor("output_norm.weight")?, config.rms_eps)?,
-                    Matmul::new(output)?,
-                ))
+                Some((norm(tensor("output_norm.weight")?, config.rms_eps)?, output))
             }
             false => None,
         };
@@ -275,7 +272,7 @@ impl Llama {
             .embedding
             .as_ref()
             .ok_or_else(|| bad("this shard does not start at layer 0: it has no embedding"))?;
-        Ok(embedding.forward(tokens)?)
+        embedding.forward(tokens)
     }
 
     /// This instance's layers over `hidden` (`[1, seq, hidden]`), the tokens at positions

@@ -1,26 +1,31 @@
-//! A model's weight matrices and the kernel that multiplies each: our Q4_1 kernel
-//! ([`super::q4_1`]) where the file ships Q4_1, candle's quantized matmul for every other
-//! format; and matrices of the same input stacked into one ([`Projections`]).
+//! A model's weight matrices and the kernel that multiplies each: our Q4_1 and Q8_0 kernels
+//! ([`super::q4_1`], [`super::q8_0`]) where the file ships those formats, candle's quantized
+//! matmul for every other; and matrices of the same input stacked into one ([`Projections`]).
 
 use candle_core::{
     D, Device, Module, Tensor,
     quantized::{QMatMul, QTensor},
 };
+use candle_nn::Embedding;
 
-use super::q4_1::Q4_1Matrix;
+use super::{q4_1::Q4_1Matrix, q8_0::Q8_0Matrix};
 use crate::Result;
 
 /// One weight matrix, `x · Wᵀ`.
 #[derive(Debug, Clone)]
 pub(super) enum Matmul {
     Q4_1(Q4_1Matrix),
+    Q8_0(Q8_0Matrix),
     Candle(QMatMul),
 }
 
 impl Matmul {
     pub(super) fn new(weights: QTensor) -> Result<Self> {
-        Ok(match Q4_1Matrix::new(&weights)? {
-            Some(matrix) => Self::Q4_1(matrix),
+        if let Some(matrix) = Q4_1Matrix::new(&weights)? {
+            return Ok(Self::Q4_1(matrix));
+        }
+        Ok(match Q8_0Matrix::new(&weights)? {
+            Some(matrix) => Self::Q8_0(matrix),
             None => Self::Candle(QMatMul::from_qtensor(weights)?),
         })
     }
@@ -28,8 +33,49 @@ impl Matmul {
     pub(super) fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(match self {
             Self::Q4_1(matrix) => matrix.forward(x)?,
+            Self::Q8_0(matrix) => matrix.forward(x)?,
             Self::Candle(matrix) => matrix.forward(x)?,
         })
+    }
+}
+
+/// The token embedding table. A Q8_0 table (SmolLM2's) stays quantized: a lookup dequantizes
+/// only its rows, and a tied head multiplies by the same bytes. Any other format is
+/// dequantized to f32 once, as candle's models do.
+#[derive(Debug, Clone)]
+pub(super) enum Embeddings {
+    Q8_0(Q8_0Matrix),
+    Dense(Embedding),
+}
+
+impl Embeddings {
+    pub(super) fn new(table: QTensor, device: &Device) -> Result<Self> {
+        if device.is_cpu()
+            && let Some(matrix) = Q8_0Matrix::new(&table)?
+        {
+            return Ok(Self::Q8_0(matrix));
+        }
+        let hidden = table.shape().dims2()?.1;
+        Ok(Self::Dense(Embedding::new(
+            table.dequantize(device)?,
+            hidden,
+        )))
+    }
+
+    /// The hidden states `[batch, seq, hidden]` of token ids `[batch, seq]`.
+    pub(super) fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(match self {
+            Self::Q8_0(matrix) => matrix.embed(ids)?,
+            Self::Dense(embedding) => embedding.forward(ids)?,
+        })
+    }
+
+    /// The head of a model whose output matrix is this table, if the table can be it as it is.
+    pub(super) fn as_head(&self) -> Option<Matmul> {
+        match self {
+            Self::Q8_0(matrix) => Some(Matmul::Q8_0(matrix.clone())),
+            Self::Dense(_) => None,
+        }
     }
 }
 
@@ -96,5 +142,20 @@ impl Projections {
                     .collect()
             }
         }
+    }
+}
+
+/// An output buffer the pool's workers write at disjoint places.
+pub(super) struct SharedOut(pub(super) *mut f32);
+// SAFETY: each kernel's writes say why no two workers touch the same element.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Writes `values` at `at`.
+    ///
+    /// # Safety
+    /// `at..at + values.len()` lies within the buffer, and no other thread touches it meanwhile.
+    pub(super) unsafe fn write(&self, at: usize, values: &[f32]) {
+        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(at), values.len()) }
     }
 }

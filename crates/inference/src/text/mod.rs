@@ -12,6 +12,7 @@ pub mod llama;
 mod matmul;
 mod prompter;
 mod q4_1;
+mod q8_0;
 
 pub use prompter::Prompter;
 

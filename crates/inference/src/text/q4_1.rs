@@ -20,6 +20,8 @@ use candle_core::{
     quantized::{GgmlDType, QTensor},
 };
 
+use super::matmul::SharedOut;
+
 /// Weights per Q4_1 (and Q8_1) block.
 const BLOCK: usize = 32;
 /// Weight rows interleaved in one group: one per lane of an AVX2 f32 vector.
@@ -103,21 +105,6 @@ impl Q4_1Matrix {
             }
         });
         Ok(())
-    }
-}
-
-/// The output buffer, written by the pool's workers at disjoint places.
-struct SharedOut(*mut f32);
-// SAFETY: see the write in `Q4_1Matrix::matmul`: no two workers touch the same element.
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// Writes `values` at `at`.
-    ///
-    /// # Safety
-    /// `at..at + ROWS` lies within the buffer, and no other thread touches it meanwhile.
-    unsafe fn write(&self, at: usize, values: &[f32; ROWS]) {
-        unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(at), ROWS) }
     }
 }
 
