@@ -11,7 +11,9 @@ use crate::{
     error::ApiError,
     generate::{Answer, Flavor, collect, off_thread, stream},
     json::OpenAiJson,
-    params::{check_prompt_size, logit_bias, refuse_unsupported, sampling, stops},
+    params::{
+        check_prompt_size, check_prompt_tokens, logit_bias, refuse_unsupported, sampling, stops,
+    },
     types::{ChatCompletionRequest, ChatMessage, Content},
 };
 
@@ -103,6 +105,12 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     refuse(&request)?;
     let scheduler = models.text(&request.model)?.clone();
+    check_prompt_tokens(
+        scheduler.model(),
+        request.messages.len(),
+        "messages",
+        "messages",
+    )?;
     let conversation = messages(&request)?;
     let bytes = conversation.iter().map(|m| m.content.len()).sum();
     check_prompt_size(scheduler.model(), bytes, "messages")?;

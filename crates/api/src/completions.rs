@@ -11,7 +11,9 @@ use crate::{
     error::ApiError,
     generate::{Answer, Flavor, collect, off_thread, stream},
     json::OpenAiJson,
-    params::{check_prompt_size, logit_bias, refuse_unsupported, sampling, stops},
+    params::{
+        check_prompt_size, check_prompt_tokens, logit_bias, refuse_unsupported, sampling, stops,
+    },
     types::CompletionRequest,
 };
 
@@ -75,8 +77,9 @@ pub async fn completions(
     let scheduler = models.text(&request.model)?.clone();
     let prompt = prompt(&request.prompt)?;
     let model = scheduler.model();
-    if let Prompt::Text(text) = &prompt {
-        check_prompt_size(model, text.len(), "prompt")?;
+    match &prompt {
+        Prompt::Text(text) => check_prompt_size(model, text.len(), "prompt")?,
+        Prompt::Tokens(tokens) => check_prompt_tokens(model, tokens.len(), "tokens", "prompt")?,
     }
     let params = GenerateParams {
         max_tokens: Some(request.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS)),
@@ -99,6 +102,7 @@ pub async fn completions(
             Some("max_tokens"),
         ));
     }
+    let echo = request.echo.unwrap_or(false);
     let (events, text) = off_thread(move || {
         let model = scheduler.model();
         let (tokens, text) = match prompt {
@@ -116,7 +120,10 @@ pub async fn completions(
                         Some("prompt"),
                     ));
                 }
-                let text = model.tokenizer().decode(&tokens, false).ok();
+                // Decoded only to be echoed.
+                let text = echo
+                    .then(|| model.tokenizer().decode(&tokens, false).ok())
+                    .flatten();
                 (tokens, text)
             }
         };
@@ -126,7 +133,7 @@ pub async fn completions(
         Ok((events, text))
     })
     .await?;
-    let echo = request.echo.unwrap_or(false).then_some(text).flatten();
+    let echo = text.filter(|_| echo);
     let answer = Answer::new(
         Flavor::Completion { echo },
         &request.model,

@@ -1,38 +1,80 @@
 //! The models a server serves, by id: text models each behind their scheduler, embedding models
 //! each behind a small bounded queue of their own.
 
-use std::{
-    collections::BTreeMap,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use aicoin_inference::{EmbeddingModel, InferenceMetrics, ModelKind, Scheduler, TextModel};
 use axum::http::StatusCode;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::{ApiConfig, StartError, error::ApiError, generate::unix_now, types::ModelCard};
 
 /// Embedding requests that may wait; more are refused with 429.
 const MAX_EMBEDDING_WAITING: usize = 64;
 
+/// Admission to one model: up to [`MAX_EMBEDDING_WAITING`] requests wait while one runs. Both
+/// are permits, so a request whose client goes away gives its place back however far it got
+/// (a counter decremented after the wait leaked a place per disconnect, and after 64 every
+/// request was refused).
+#[derive(Debug)]
+struct Admission {
+    places: Arc<Semaphore>,
+    turn: Arc<Semaphore>,
+}
+
+/// A request's place and, once it holds it, its turn; dropping it frees both.
+#[derive(Debug)]
+struct Admitted {
+    _place: OwnedSemaphorePermit,
+    _turn: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    fn new(waiting: usize) -> Self {
+        Self {
+            places: Arc::new(Semaphore::new(waiting + 1)),
+            turn: Arc::new(Semaphore::new(1)),
+        }
+    }
+
+    /// Waits for this request's turn, or refuses it at once when every place is taken.
+    async fn admit(&self) -> Result<Admitted, ApiError> {
+        let place = self
+            .places
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                kind: "rate_limit_error",
+                code: Some("rate_limit_exceeded"),
+                retry_after: Some(Duration::from_secs(1)),
+                ..ApiError::invalid("the embedding model is busy; retry shortly", None)
+            })?;
+        let turn = self
+            .turn
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| ApiError::server("the embedding model is shutting down"))?;
+        Ok(Admitted {
+            _place: place,
+            _turn: turn,
+        })
+    }
+}
+
 /// One embedding model: requests run one at a time (each already uses every core).
 #[derive(Debug)]
 pub struct EmbeddingService {
     model: Arc<EmbeddingModel>,
-    turn: Semaphore,
-    waiting: AtomicUsize,
+    admission: Admission,
 }
 
 impl EmbeddingService {
     pub fn new(model: EmbeddingModel) -> Self {
         Self {
             model: Arc::new(model),
-            turn: Semaphore::new(1),
-            waiting: AtomicUsize::new(0),
+            admission: Admission::new(MAX_EMBEDDING_WAITING),
         }
     }
 
@@ -41,24 +83,16 @@ impl EmbeddingService {
     }
 
     pub async fn embed(&self, inputs: Vec<String>) -> Result<(Vec<Vec<f32>>, usize), ApiError> {
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= MAX_EMBEDDING_WAITING {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                kind: "rate_limit_error",
-                code: Some("rate_limit_exceeded"),
-                retry_after: Some(Duration::from_secs(1)),
-                ..ApiError::invalid("the embedding model is busy; retry shortly", None)
-            });
-        }
-        let turn = self.turn.acquire().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        let _turn = turn.map_err(|_| ApiError::server("the embedding model is shutting down"))?;
+        let admitted = self.admission.admit().await?;
         let model = self.model.clone();
-        tokio::task::spawn_blocking(move || model.embed(&inputs))
-            .await
-            .map_err(|e| ApiError::server(format!("the embedding task failed: {e}")))?
-            .map_err(|e| ApiError::from_inference(e, "input"))
+        // The turn ends with the computation, not with the client's interest in it.
+        tokio::task::spawn_blocking(move || {
+            let _admitted = admitted;
+            model.embed(&inputs)
+        })
+        .await
+        .map_err(|e| ApiError::server(format!("the embedding task failed: {e}")))?
+        .map_err(|e| ApiError::from_inference(e, "input"))
     }
 }
 
@@ -141,5 +175,36 @@ impl Models {
         self.embedding
             .get(id)
             .ok_or_else(|| ApiError::model_not_found(id, "embedding"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::FutureExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn abandoned_waits_give_their_places_back() {
+        let admission = Admission::new(2);
+        let running = admission.admit().await.unwrap();
+        // Far more clients than there are places give up while waiting for the turn.
+        for _ in 0..100 {
+            assert!(
+                admission.admit().now_or_never().is_none(),
+                "the turn is taken"
+            );
+        }
+        // Two may still wait behind the running one; a third is refused at once.
+        let mut waiting: Vec<_> = (0..2).map(|_| Box::pin(admission.admit())).collect();
+        for wait in &mut waiting {
+            assert!(wait.now_or_never().is_none(), "the turn is taken");
+        }
+        let refused = admission.admit().now_or_never().unwrap().unwrap_err();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+        drop(running);
+        for wait in waiting {
+            drop(wait.await.unwrap());
+        }
     }
 }

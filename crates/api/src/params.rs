@@ -9,6 +9,9 @@ use crate::{error::ApiError, types::OneOrMany};
 /// OpenAI's limit on stop sequences.
 const MAX_STOPS: usize = 4;
 
+/// Longest stop sequence, in bytes: each is searched for in the text after every token.
+const MAX_STOP_BYTES: usize = 256;
+
 /// Most `logit_bias` entries.
 const MAX_LOGIT_BIAS: usize = 1024;
 
@@ -19,16 +22,35 @@ const MAX_BYTES_PER_TOKEN: usize = 32;
 /// Refuses a prompt of `bytes` bytes that cannot fit `model`'s context, before tokenizing it.
 pub fn check_prompt_size(model: &TextModel, bytes: usize, param: &str) -> Result<(), ApiError> {
     if bytes > model.context_length.saturating_mul(MAX_BYTES_PER_TOKEN) {
-        return Err(ApiError::invalid(
-            format!(
-                "the prompt is {bytes} bytes, more than fits in this model's context of {} tokens",
-                model.context_length
-            ),
-            Some(param),
-        )
-        .with_code("context_length_exceeded"));
+        return Err(too_long(model, format!("{bytes} bytes"), param));
     }
     Ok(())
+}
+
+/// Refuses a prompt of at least `tokens` tokens that cannot fit `model`'s context: token ids
+/// before they are decoded, a conversation of more messages than tokens fit (every message
+/// takes at least one) before it is rendered.
+pub fn check_prompt_tokens(
+    model: &TextModel,
+    tokens: usize,
+    what: &str,
+    param: &str,
+) -> Result<(), ApiError> {
+    if tokens > model.context_length {
+        return Err(too_long(model, format!("{tokens} {what}"), param));
+    }
+    Ok(())
+}
+
+fn too_long(model: &TextModel, size: String, param: &str) -> ApiError {
+    ApiError::invalid(
+        format!(
+            "the prompt is {size}, more than fits in this model's context of {} tokens",
+            model.context_length
+        ),
+        Some(param),
+    )
+    .with_code("context_length_exceeded")
 }
 
 /// OpenAI's `logit_bias`: `{"token id": bias}`, each id in `model`'s vocabulary.
@@ -93,6 +115,15 @@ pub fn stops(stop: Option<OneOrMany<String>>) -> Result<Vec<String>, ApiError> {
     if stops.len() > MAX_STOPS {
         return Err(ApiError::invalid(
             format!("at most {MAX_STOPS} stop sequences, got {}", stops.len()),
+            Some("stop"),
+        ));
+    }
+    if let Some(long) = stops.iter().find(|s| s.len() > MAX_STOP_BYTES) {
+        return Err(ApiError::invalid(
+            format!(
+                "stop sequences are at most {MAX_STOP_BYTES} bytes; one is {}",
+                long.len()
+            ),
             Some("stop"),
         ));
     }

@@ -282,6 +282,13 @@ async fn bad_requests_get_openai_errors_with_the_right_status() {
             "stop",
             None,
         ),
+        (chat(json!({ "stop": ["x".repeat(257)] })), "stop", None),
+        // More messages than tokens fit, each empty: refused before the template renders them.
+        (
+            chat(json!({ "messages": vec![json!({ "role": "user", "content": "" }); 100_000] })),
+            "messages",
+            Some("context_length_exceeded"),
+        ),
         (
             chat(json!({ "messages": [{ "role": "user", "content": [{ "type": "image_url" }] }] })),
             "messages[0].content",
@@ -303,6 +310,15 @@ async fn bad_requests_get_openai_errors_with_the_right_status() {
             assert_eq!(error["error"]["code"], code, "{body}: {error}");
         }
     }
+    // Token ids beyond the context are refused before they are decoded.
+    let (status, error) = post_json(
+        &server,
+        "/v1/completions",
+        json!({ "model": "tiny", "prompt": vec![1; 1_000_000] }),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["error"]["code"], "context_length_exceeded", "{error}");
     let (status, error) = post_json(
         &server,
         "/v1/embeddings",
