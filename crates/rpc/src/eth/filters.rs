@@ -21,7 +21,7 @@ use jsonrpsee::{Extensions, proc_macros::rpc};
 use parking_lot::Mutex;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::logs::{filter_range, logs, logs_in_range};
+use super::logs::{check_criteria, filter_range, logs, logs_in_range};
 use crate::{
     error::{RpcError, RpcResult},
     server::ClientIp,
@@ -191,6 +191,7 @@ impl EthFiltersApiServer for Arc<EthFilters> {
     }
 
     fn new_filter(&self, ext: &Extensions, filter: Filter) -> RpcResult<U128> {
+        check_criteria(&filter)?;
         // Resolve the range now: a bad range is refused at install time, not at first poll.
         let reader = self.state.reader()?;
         let next_block = match filter_range(&reader, &filter)? {

@@ -1,6 +1,7 @@
 //! Log queries: a filter's block range resolved against the chain, then each block's bloom
 //! checked before its receipts are read. Shared by `eth_getLogs`, log filters and `logs`
-//! subscriptions, with caps on the range scanned and the logs returned.
+//! subscriptions, with caps on the criteria a filter holds, the range scanned and the logs
+//! returned.
 
 use aicoin_storage::Reader;
 use alloy_eips::BlockNumberOrTag;
@@ -12,6 +13,32 @@ use crate::{
     error::{RpcError, RpcResult},
     state::RpcLimits,
 };
+
+/// Most addresses one filter or `logs` subscription may name, and most alternatives in each of
+/// its topic positions: geth's limits. A filter is kept until it expires, so without them one
+/// request body's worth of addresses (about 110k) stayed in memory per filter.
+pub const MAX_FILTER_CRITERIA: usize = 1_000;
+
+/// Refuses a filter naming more addresses, or more alternatives for a topic, than
+/// [`MAX_FILTER_CRITERIA`].
+pub fn check_criteria(filter: &Filter) -> RpcResult<()> {
+    let addresses = filter.address.len();
+    if addresses > MAX_FILTER_CRITERIA {
+        return Err(RpcError::InvalidParams(format!(
+            "the filter names {addresses} addresses; the most allowed is {MAX_FILTER_CRITERIA}"
+        )));
+    }
+    for (position, topic) in filter.topics.iter().enumerate() {
+        if topic.len() > MAX_FILTER_CRITERIA {
+            return Err(RpcError::InvalidParams(format!(
+                "the filter's topic {position} has {} alternatives; the most allowed is \
+                 {MAX_FILTER_CRITERIA}",
+                topic.len()
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// The inclusive block range a filter covers, clamped to the head.
 pub fn filter_range(reader: &Reader, filter: &Filter) -> RpcResult<Option<(u64, u64)>> {
@@ -100,6 +127,7 @@ pub fn logs_in_range(
 
 /// The logs `filter` selects over its whole range.
 pub fn logs(reader: &Reader, filter: &Filter, limits: &RpcLimits) -> RpcResult<Vec<Log>> {
+    check_criteria(filter)?;
     match filter_range(reader, filter)? {
         Some(range) => logs_in_range(reader, filter, range, limits),
         None => Ok(Vec::new()),

@@ -24,6 +24,7 @@ use jsonrpsee::{
 use serde::Serialize;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
 
+use super::logs::check_criteria;
 use crate::{
     convert::{StoredBlock, pending_transaction, rpc_header},
     state::RpcState,
@@ -202,6 +203,10 @@ impl EthPubSubApiServer for EthPubSub {
                     .await
             }
             (SubscriptionKind::Logs, Params::Logs(filter)) => {
+                if let Err(e) = check_criteria(&filter) {
+                    pending.reject(ErrorObjectOwned::from(e)).await;
+                    return Ok(());
+                }
                 let rx = blocks();
                 self.logs(pending.accept().await?, rx, *filter).await
             }
