@@ -4,7 +4,7 @@
 use std::{
     fs,
     io::Write,
-    os::unix::fs::{OpenOptionsExt, PermissionsExt},
+    os::unix::fs::PermissionsExt,
     path::{Path, PathBuf},
 };
 
@@ -65,34 +65,35 @@ pub fn load_or_create(data_dir: &Path) -> Result<(PrivateKeySigner, bool), KeyEr
     }
 }
 
-/// Writes `key` to a private temporary file, then publishes it with a hard link, which fails
-/// if `path` exists, so two nodes starting at once on a new data dir cannot each keep a
-/// different key. Returns false if another process's key was there first.
+/// Writes `key` to a private temporary file, then publishes it under `path` only if nothing is
+/// there, so two nodes starting at once on a new data dir cannot each keep a different key.
+/// Returns false if another process's key was there first.
+///
+/// The temporary file has a random name and is created exclusively (`O_EXCL`, mode 0600, by
+/// tempfile): a predictable name opened with `create` would follow a symlink planted there by
+/// anyone who can write the data dir, and write the key wherever it points.
 fn create(data_dir: &Path, path: &Path, key: &PrivateKeySigner) -> Result<bool, KeyError> {
     fs::create_dir_all(data_dir).map_err(io("create", data_dir))?;
-    let tmp = data_dir.join(format!(".{VALIDATOR_KEY_FILE}.{}.tmp", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(io("create", &tmp))?;
+    let mut file = tempfile::Builder::new()
+        .prefix(&format!(".{VALIDATOR_KEY_FILE}."))
+        .suffix(".tmp")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(data_dir)
+        .map_err(io("create a file in", data_dir))?;
     file.write_all(hex::encode(key.to_bytes()).as_bytes())
-        .map_err(io("write", &tmp))?;
-    file.sync_all().map_err(io("sync", &tmp))?;
-    let linked = fs::hard_link(&tmp, path);
-    let _ = fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => {
+        .map_err(io("write", file.path()))?;
+    file.as_file().sync_all().map_err(io("sync", file.path()))?;
+    // Dropped unpublished (on any error), the temporary file is removed.
+    match file.persist_noclobber(path) {
+        Ok(_) => {
             // The new directory entry must survive a crash as surely as the chain it seals.
             fs::File::open(data_dir)
                 .and_then(|dir| dir.sync_all())
                 .map_err(io("sync", data_dir))?;
             Ok(true)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
-        Err(e) => Err(io("create", path)(e)),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io("create", path)(e.error)),
     }
 }
 
@@ -113,6 +114,30 @@ mod tests {
         let (again, created) = load_or_create(dir.path()).unwrap();
         assert!(!created);
         assert_eq!(key.address(), again.address());
+    }
+
+    #[test]
+    fn a_planted_symlink_never_receives_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        // Every name the old code could have used, and then some, points elsewhere.
+        for name in [
+            format!(".{VALIDATOR_KEY_FILE}.{}.tmp", std::process::id()),
+            format!(".{VALIDATOR_KEY_FILE}.tmp"),
+        ] {
+            std::os::unix::fs::symlink(elsewhere.path().join(&name), dir.path().join(&name))
+                .unwrap();
+        }
+        let (key, created) = load_or_create(dir.path()).unwrap();
+        assert!(created);
+        assert_eq!(fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+        let text = fs::read_to_string(dir.path().join(VALIDATOR_KEY_FILE)).unwrap();
+        assert_eq!(
+            text.parse::<PrivateKeySigner>().unwrap().address(),
+            key.address()
+        );
+        // Only the key and the two planted links are left.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
     }
 
     #[test]
