@@ -116,14 +116,8 @@ impl Signed {
         Ok(headers)
     }
 
-    /// Reads the envelope from `headers` and checks the signature over `body` recovers to the
-    /// claimed sender. Who may send, and freshness, are the [`Authenticator`]'s to decide.
-    pub fn verify(
-        headers: &HeaderMap,
-        chain: B256,
-        endpoint: &str,
-        body: &[u8],
-    ) -> Result<Self, AuthError> {
+    /// Reads the envelope and its signature from `headers`, checking nothing yet.
+    fn parse(headers: &HeaderMap) -> Result<(Self, Signature), AuthError> {
         let text = |name: &'static str| {
             headers
                 .get(name)
@@ -153,6 +147,18 @@ impl Signed {
             .ok()
             .and_then(|bytes| Signature::try_from(bytes.as_slice()).ok())
             .ok_or(AuthError::Header(SIGNATURE))?;
+        Ok((envelope, signature))
+    }
+
+    /// Reads the envelope from `headers` and checks the signature over `body` recovers to the
+    /// claimed sender. Who may send, and freshness, are the [`Authenticator`]'s to decide.
+    pub fn verify(
+        headers: &HeaderMap,
+        chain: B256,
+        endpoint: &str,
+        body: &[u8],
+    ) -> Result<Self, AuthError> {
+        let (envelope, signature) = Self::parse(headers)?;
         let digest = envelope.digest(chain, endpoint, body);
         match signature.recover_address_from_prehash(&digest) {
             Ok(signer) if signer == envelope.from => Ok(envelope),
@@ -257,6 +263,19 @@ impl Authenticator {
             reply_to: Some(request.nonce),
         };
         envelope.headers(&self.key, self.chain, endpoint, body)
+    }
+
+    /// Whether a request with these headers could be accepted, before its body is read: it
+    /// claims a validator as its sender, this node as its addressee, and a fresh nonce. The
+    /// claim is proven only by [`Self::check_request`], but a stranger's body is never read.
+    pub fn precheck_request(&self, headers: &HeaderMap) -> Result<(), AuthError> {
+        let (envelope, _) = Signed::parse(headers)?;
+        self.check_parties(&envelope, envelope.from)?;
+        let distance = now_micros().abs_diff(envelope.nonce);
+        if distance > MAX_SKEW.as_micros() as u64 {
+            return Err(AuthError::Stale(Duration::from_micros(distance)));
+        }
+        Ok(())
     }
 
     /// Accepts a request only if it is signed by a validator, addressed to this node, fresh and
@@ -434,6 +453,34 @@ mod tests {
         assert!(matches!(
             a.check_response(&reply, "vote", b"r", a.address(), nonce),
             Err(AuthError::UnknownNode(_))
+        ));
+    }
+
+    #[test]
+    fn headers_are_prechecked_before_any_body() {
+        let (alice, bob, _) = pair();
+        let (_, headers) = alice
+            .sign_request(bob.address(), "append", b"any body")
+            .unwrap();
+        // Passes on the headers alone, whatever the body turns out to be; not yet recorded as
+        // seen, so the full check still accepts it once.
+        bob.precheck_request(&header_map(&headers)).unwrap();
+        bob.check_request(&header_map(&headers), "append", b"any body")
+            .unwrap();
+        let stranger = Authenticator::new(PrivateKeySigner::random(), bob.chain(), [bob.address()]);
+        let (_, headers) = stranger.sign_request(bob.address(), "append", b"").unwrap();
+        assert!(matches!(
+            bob.precheck_request(&header_map(&headers)),
+            Err(AuthError::UnknownNode(_))
+        ));
+        let (_, headers) = alice.sign_request(alice.address(), "append", b"").unwrap();
+        assert!(matches!(
+            bob.precheck_request(&header_map(&headers)),
+            Err(AuthError::WrongAddressee { .. })
+        ));
+        assert!(matches!(
+            bob.precheck_request(&HeaderMap::new()),
+            Err(AuthError::Header(_))
         ));
     }
 

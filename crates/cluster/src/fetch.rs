@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     Ledger, LedgerError,
+    body::{BodyError, MAX_BLOCKS_BYTES, MAX_STATUS_BYTES, read_capped},
     types::{ChainPoint, Member},
 };
 
@@ -48,6 +49,8 @@ pub enum FetchError {
     Status { url: String, status: u16 },
     #[error("{url} sent a malformed answer")]
     Malformed { url: String },
+    #[error("{url} sent more than {max} bytes")]
+    TooLarge { url: String, max: usize },
     #[error("block {number} does not import: {source}")]
     Import { number: u64, source: LedgerError },
     #[error("no peer could serve blocks from {from}: {last}")]
@@ -82,23 +85,29 @@ impl Fetcher {
     }
 
     pub async fn status(&self, sync_url: &str) -> Result<NodeStatus, FetchError> {
-        let (url, body) = self.get(sync_url, "status", STATUS_TIMEOUT).await?;
+        let (url, body) = self
+            .get(sync_url, "status", STATUS_TIMEOUT, MAX_STATUS_BYTES)
+            .await?;
         serde_json::from_slice(&body).map_err(|_| FetchError::Malformed { url })
     }
 
     /// Consecutive blocks from `from`, as many as the peer sends at once.
     pub async fn blocks(&self, sync_url: &str, from: u64) -> Result<Vec<Bytes>, FetchError> {
         let path = format!("blocks?from={from}");
-        let (url, body) = self.get(sync_url, &path, BLOCKS_TIMEOUT).await?;
+        let (url, body) = self
+            .get(sync_url, &path, BLOCKS_TIMEOUT, MAX_BLOCKS_BYTES)
+            .await?;
         split_rlp_items(&body).ok_or(FetchError::Malformed { url })
     }
 
-    /// The body of a successful `GET` of `path` at `sync_url`, with the URL asked.
+    /// The body of a successful `GET` of `path` at `sync_url` (at most `max` bytes), with the
+    /// URL asked.
     async fn get(
         &self,
         sync_url: &str,
         path: &str,
         timeout: Duration,
+        max: usize,
     ) -> Result<(String, Bytes), FetchError> {
         let url = format!("{}/{path}", sync_url.trim_end_matches('/'));
         let http = |source| FetchError::Http {
@@ -118,8 +127,11 @@ impl Fetcher {
                 url,
             });
         }
-        let body = response.bytes().await.map_err(http)?;
-        Ok((url, Bytes::from(body)))
+        match read_capped(response, max).await {
+            Ok(body) => Ok((url, Bytes::from(body))),
+            Err(BodyError::TooLarge { max }) => Err(FetchError::TooLarge { url, max }),
+            Err(BodyError::Http(source)) => Err(FetchError::Http { url, source }),
+        }
     }
 
     /// Imports blocks from `peers` until the ledger's head is `target`.

@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod auth;
+mod body;
 pub mod fetch;
 pub mod follow;
 mod log_store;

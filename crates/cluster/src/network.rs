@@ -17,6 +17,7 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
     auth::Authenticator,
+    body::{MAX_REPLY_BYTES, read_capped},
     types::{Member, Raft},
 };
 
@@ -70,7 +71,9 @@ impl Caller {
         })?;
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.bytes().await.map_err(|e| failed(e.to_string()))?;
+        let bytes = read_capped(response, MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| failed(e.to_string()))?;
         if !status.is_success() {
             return Err(failed(format!(
                 "{status}: {}",

@@ -1,12 +1,13 @@
 //! The server half of the node-to-node transport, on `--sync-port`: raft's RPCs and forwarded
 //! admin requests (signed, from validators only; every refusal is logged), beside the public,
-//! read-only endpoints of [`crate::public`].
+//! read-only endpoints of [`crate::public`]. A request's headers are checked before its body is
+//! read, and each endpoint reads at most its own limit.
 
 use std::{net::SocketAddr, sync::Arc};
 
 use axum::{
     Router,
-    body::Bytes,
+    body::Body,
     extract::{DefaultBodyLimit, Path, State},
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -18,11 +19,9 @@ use tokio::sync::watch;
 use crate::{
     Shared,
     admin::{self, AdminRequest},
+    body::max_request_bytes,
     public,
 };
-
-/// Largest raft message accepted (a batch of full blocks).
-const MAX_MESSAGE_BYTES: usize = 256 << 20;
 
 pub async fn serve(
     shared: Arc<Shared>,
@@ -38,7 +37,8 @@ pub async fn serve(
     };
     let app = Router::new()
         .route("/raft/{endpoint}", post(raft_rpc))
-        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+        // Each endpoint reads its body itself, within its own limit.
+        .layer(DefaultBodyLimit::disable())
         .with_state(shared)
         .merge(public::router(source));
     aicoin_http::listen("node-to-node", addr, app, shutdown).await
@@ -53,8 +53,24 @@ async fn raft_rpc(
     Path(endpoint): Path<String>,
     axum::extract::ConnectInfo(remote): axum::extract::ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
+    // A stranger's body is never read: the headers must claim a validator first.
+    if let Err(e) = shared.auth.precheck_request(&headers) {
+        tracing::warn!(%remote, %endpoint, error = %e, "rejected a node-to-node message");
+        return error(StatusCode::UNAUTHORIZED, e.to_string());
+    }
+    let max = max_request_bytes(&endpoint);
+    let body = match axum::body::to_bytes(body, max).await {
+        Ok(body) => body,
+        Err(e) => {
+            tracing::warn!(%remote, %endpoint, error = %e, "rejected a node-to-node message");
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("a {endpoint} message is at most {max} bytes: {e}"),
+            );
+        }
+    };
     let request = match shared.auth.check_request(&headers, &endpoint, &body) {
         Ok(request) => request,
         Err(e) => {

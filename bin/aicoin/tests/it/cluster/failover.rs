@@ -8,12 +8,13 @@ use std::{path::Path, time::Instant};
 use aicoin_node::aicoin_cluster::auth::Authenticator;
 use alloy_primitives::{Address, B256};
 use alloy_signer_local::PrivateKeySigner;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     Slot, agreed_leader, assert_all_receipted, assert_same_chain, cluster_command,
     one_cluster_at_a_time, prepare, reach, send_transfers, start, start_full_node, transfers,
 };
-use crate::common::{NodeProcess, tempdir};
+use crate::common::{DEADLINE, NodeProcess, tempdir};
 
 const VALIDATORS: usize = 3;
 
@@ -122,7 +123,8 @@ async fn cluster_survives_leader_kills_without_losing_or_forking() {
     a_full_node_syncs_and_forwards(home, &spec, &slots, &nodes).await;
 }
 
-/// Forged, replayed and foreign messages get 401 and change nothing.
+/// Forged, replayed and foreign messages get 401 and change nothing; a stranger's body is never
+/// read, and a validator's is read only up to its endpoint's limit.
 async fn node_to_node_messages_are_authenticated(slots: &[Slot], nodes: &[Option<NodeProcess>]) {
     let node = nodes[0].as_ref().unwrap();
     let genesis: B256 = node.banner_value("Genesis").parse().unwrap();
@@ -164,6 +166,37 @@ async fn node_to_node_messages_are_authenticated(slots: &[Slot], nodes: &[Option
     // No headers at all.
     let bare = post(Vec::new(), "{}").await.unwrap();
     assert_eq!(bare.status().as_u16(), 401);
+
+    // A stranger announcing a 200 MB body is refused on its headers, none of the body read.
+    let (_, headers) = stranger
+        .sign_request(slots[0].address, "append", b"{}")
+        .unwrap();
+    let mut head =
+        "POST /raft/append HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n".to_string();
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut tcp = tokio::net::TcpStream::connect(slots[0].sync_url().trim_start_matches("http://"))
+        .await
+        .unwrap();
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 512];
+    let n = tokio::time::timeout(DEADLINE, tcp.read(&mut answer))
+        .await
+        .expect("the server waited for a stranger's body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    // A validator's vote is a few hundred bytes; 2 MiB is more than a vote may be.
+    let big = vec![b' '; 2 << 20];
+    let (_, headers) = node3.sign_request(slots[0].address, "vote", &big).unwrap();
+    let mut request = http.post(&url).body(big);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let oversized = request.send().await.unwrap();
+    assert_eq!(oversized.status().as_u16(), 413);
 }
 
 /// A full node follows the validators by height and forwards what it is sent.
