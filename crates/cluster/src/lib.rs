@@ -15,6 +15,7 @@ mod log_store;
 mod network;
 mod producer;
 pub mod public;
+mod rejections;
 mod server;
 mod state_machine;
 pub mod types;
@@ -153,6 +154,7 @@ pub struct Shared {
     fetcher: Fetcher,
     ledger: Arc<dyn Ledger>,
     me: Member,
+    rejections: rejections::Rejections,
 }
 
 /// A running cluster member.
@@ -236,6 +238,7 @@ pub async fn start(
         fetcher: fetcher.clone(),
         ledger: ledger.clone(),
         me: config.me.clone(),
+        rejections: Default::default(),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let sync_addr = server::serve(shared.clone(), config.listen, shutdown_rx.clone())

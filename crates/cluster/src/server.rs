@@ -57,14 +57,14 @@ async fn raft_rpc(
 ) -> Response {
     // A stranger's body is never read: the headers must claim a validator first.
     if let Err(e) = shared.auth.precheck_request(&headers) {
-        tracing::warn!(%remote, %endpoint, error = %e, "rejected a node-to-node message");
+        shared.rejections.warn(remote, &endpoint, &e);
         return error(StatusCode::UNAUTHORIZED, e.to_string());
     }
     let max = max_request_bytes(&endpoint);
     let body = match axum::body::to_bytes(body, max).await {
         Ok(body) => body,
         Err(e) => {
-            tracing::warn!(%remote, %endpoint, error = %e, "rejected a node-to-node message");
+            shared.rejections.warn(remote, &endpoint, &e);
             return error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 format!("a {endpoint} message is at most {max} bytes: {e}"),
@@ -74,7 +74,7 @@ async fn raft_rpc(
     let request = match shared.auth.check_request(&headers, &endpoint, &body) {
         Ok(request) => request,
         Err(e) => {
-            tracing::warn!(%remote, %endpoint, error = %e, "rejected a node-to-node message");
+            shared.rejections.warn(remote, &endpoint, &e);
             return error(StatusCode::UNAUTHORIZED, e.to_string());
         }
     };
