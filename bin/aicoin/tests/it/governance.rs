@@ -16,7 +16,10 @@ use serde_json::{Value, json};
 
 use crate::common::{DevNode, Rpc, aicoin, data_dir, tempdir};
 
-const VOTING_BLOCKS: u64 = 10;
+/// 12 s at the dev node's 200 ms blocks (an emergency vote half that): room for `aicoin gov`,
+/// which unlocks its wallet (scrypt at 2^18, about a second in a debug build, more on a loaded
+/// machine) for each vote.
+const VOTING_BLOCKS: u64 = 60;
 const PASSWORD: &str = "correct horse battery";
 
 fn aic(n: u64) -> U256 {
