@@ -17,7 +17,7 @@ use alloy_primitives::{Address, B256, Signature, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use http::HeaderMap;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 /// Header carrying the sender's address.
 pub const FROM: &str = "x-aicoin-from";
@@ -46,6 +46,8 @@ pub enum AuthError {
     BadSignature(Address),
     #[error("{0} is not a validator of this chain")]
     UnknownNode(Address),
+    #[error("{0} is not a member of this cluster")]
+    NotAMember(Address),
     #[error("message addressed to {to}, not to this node ({me})")]
     WrongAddressee { to: Address, me: Address },
     #[error("replayed message (nonce {0} already seen from this sender)")]
@@ -175,6 +177,9 @@ pub struct Authenticator {
     /// Binds every signature to one chain (its genesis hash).
     chain: B256,
     validators: HashSet<Address>,
+    /// The cluster's members as raft's latest membership has them (`None` until this node
+    /// knows one: a node waiting to be added must hear from the cluster).
+    members: RwLock<Option<HashSet<Address>>>,
     last_nonce: AtomicU64,
     seen: Mutex<HashMap<Address, BTreeSet<u64>>>,
 }
@@ -195,6 +200,7 @@ impl Authenticator {
             key,
             chain,
             validators: validators.into_iter().collect(),
+            members: RwLock::new(None),
             last_nonce: AtomicU64::new(0),
             seen: Mutex::new(HashMap::new()),
         }
@@ -211,6 +217,13 @@ impl Authenticator {
     /// Whether `address` may take part (an authority of the chain spec).
     pub fn is_validator(&self, address: &Address) -> bool {
         self.validators.contains(address)
+    }
+
+    /// Trusts only `members` (voters and learners) from now on, among the chain's validators;
+    /// an empty membership trusts every validator, as before the cluster exists.
+    pub fn set_members(&self, members: impl IntoIterator<Item = Address>) {
+        let members: HashSet<Address> = members.into_iter().collect();
+        *self.members.write() = (!members.is_empty()).then_some(members);
     }
 
     /// A nonce never issued before by this process, and (clock permitting) by an earlier one:
@@ -315,6 +328,11 @@ impl Authenticator {
     fn check_parties(&self, envelope: &Signed, expected_sender: Address) -> Result<(), AuthError> {
         if !self.validators.contains(&envelope.from) || envelope.from != expected_sender {
             return Err(AuthError::UnknownNode(envelope.from));
+        }
+        if let Some(members) = &*self.members.read()
+            && !members.contains(&envelope.from)
+        {
+            return Err(AuthError::NotAMember(envelope.from));
         }
         if envelope.to != self.address() {
             return Err(AuthError::WrongAddressee {
@@ -482,6 +500,24 @@ mod tests {
             bob.precheck_request(&HeaderMap::new()),
             Err(AuthError::Header(_))
         ));
+    }
+
+    #[test]
+    fn only_members_are_trusted_once_there_is_a_membership() {
+        let (alice, bob, _) = pair();
+        let sign = || alice.sign_request(bob.address(), "vote", b"{}").unwrap().1;
+        bob.set_members([bob.address()]);
+        assert!(matches!(
+            bob.check_request(&header_map(&sign()), "vote", b"{}"),
+            Err(AuthError::NotAMember(a)) if a == alice.address()
+        ));
+        assert!(bob.precheck_request(&header_map(&sign())).is_err());
+        bob.set_members([alice.address(), bob.address()]);
+        bob.check_request(&header_map(&sign()), "vote", b"{}")
+            .unwrap();
+        bob.set_members([]);
+        bob.check_request(&header_map(&sign()), "vote", b"{}")
+            .unwrap();
     }
 
     #[test]

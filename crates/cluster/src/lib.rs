@@ -267,6 +267,11 @@ pub async fn start(
         config.block_interval,
         shutdown_rx.clone(),
     ))];
+    tasks.push(tokio::spawn(trust_the_membership(
+        raft.metrics(),
+        shared.auth.clone(),
+        shutdown_rx.clone(),
+    )));
     let fresh = raft
         .is_initialized()
         .await
@@ -289,6 +294,31 @@ pub async fn start(
         shutdown,
         tasks,
     })
+}
+
+/// Keeps the transport's trust on raft's latest membership: a validator removed from the
+/// cluster is refused at once, though the chain spec still names it.
+async fn trust_the_membership(
+    mut metrics: watch::Receiver<Metrics>,
+    auth: Arc<Authenticator>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let members: Vec<Address> = {
+            let metrics = metrics.borrow_and_update();
+            metrics
+                .membership_config
+                .membership()
+                .nodes()
+                .map(|(id, _)| *id)
+                .collect()
+        };
+        auth.set_members(members);
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Creates the cluster of this node and `peers` once every peer answers, unless one of them

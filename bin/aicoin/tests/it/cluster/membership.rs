@@ -1,12 +1,14 @@
 //! Changing who validates at runtime: a fourth authority of the chain spec joins a running
 //! three-validator cluster with `aicoin cluster add` (asked of a follower, which forwards it to
-//! the leader), catches up and votes; `aicoin cluster remove` takes it out again, and the
-//! cluster goes on without it.
+//! the leader), catches up and votes; `aicoin cluster remove` takes it out again, the cluster
+//! goes on without it, and its key is refused by the transport.
 
 use super::{
     agreed_leader, assert_same_chain, cluster_command, eventually, one_cluster_at_a_time, prepare,
     reach, start, status,
 };
+use aicoin_node::aicoin_cluster::auth::Authenticator;
+
 use crate::common::tempdir;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -62,4 +64,24 @@ async fn a_validator_joins_and_leaves_a_running_cluster() {
     let members = status(&slots[0]).await.unwrap().members;
     assert_eq!(members.len(), 3);
     assert!(members.iter().all(|m| m.address != joined.address));
+
+    // Its key is still a chain authority, but the cluster no longer trusts it.
+    let genesis: alloy_primitives::B256 = nodes[0].banner_value("Genesis").parse().unwrap();
+    let validators: Vec<_> = slots.iter().map(|s| s.address).collect();
+    let removed = Authenticator::new(joined.key(), genesis, validators);
+    let refused = eventually("node-4 is refused", || async {
+        let (_, headers) = removed.sign_request(slots[0].address, "vote", b"{}").ok()?;
+        let mut request = reqwest::Client::new()
+            .post(format!("{}/raft/vote", slots[0].sync_url()))
+            .body("{}");
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.ok()?;
+        let status = response.status().as_u16();
+        let text = response.text().await.ok()?;
+        (status == 401).then_some(text)
+    })
+    .await;
+    assert!(refused.contains("not a member"), "{refused}");
 }
