@@ -35,6 +35,7 @@ use tokio::{sync::watch, task::JoinHandle};
 
 pub use admin::{ClusterStatus, MemberStatus};
 pub use fetch::{Fetcher, NodeStatus};
+pub use network::CallError;
 pub use types::{ChainPoint, Member};
 
 /// Raft's view of the cluster, as [`ClusterHandle::changes`] reports it.
@@ -155,6 +156,22 @@ pub struct Shared {
     ledger: Arc<dyn Ledger>,
     me: Member,
     rejections: rejections::Rejections,
+}
+
+/// Asks a validator, over the signed transport, how it describes itself now: its answer is
+/// signed by its key, so a URL in it is the validator's own, not whatever an unauthenticated
+/// `GET /status` at its address returned.
+#[derive(Debug, Clone)]
+pub struct MemberAsker {
+    caller: Caller,
+}
+
+impl MemberAsker {
+    pub async fn ask(&self, address: Address, sync_url: &str) -> Result<Member, CallError> {
+        self.caller
+            .call(address, sync_url, "member", &(), Duration::from_secs(3))
+            .await
+    }
 }
 
 /// A running cluster member.
@@ -381,6 +398,13 @@ impl ClusterHandle {
     pub fn is_leader(&self) -> bool {
         self.leader()
             .is_some_and(|(leader, _)| leader == self.shared.auth.address())
+    }
+
+    /// Asks validators how they describe themselves, over the signed transport.
+    pub fn members(&self) -> MemberAsker {
+        MemberAsker {
+            caller: self.shared.caller.clone(),
+        }
     }
 
     /// Fires whenever raft's view changes (leader, term, applied entries).

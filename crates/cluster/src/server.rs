@@ -84,6 +84,8 @@ async fn raft_rpc(
         "vote" => answer(&body, |r| raft.vote(r)).await,
         "snapshot" => answer(&body, |r| raft.install_snapshot(r)).await,
         "admin" => answer(&body, |r: AdminRequest| admin::execute(&shared, r, true)).await,
+        // How this node describes itself now (its RPC URL may have moved since it joined).
+        "member" => answer(&body, |()| async { shared.me.clone() }).await,
         _ => Err(error(
             StatusCode::NOT_FOUND,
             format!("no endpoint {endpoint}"),

@@ -139,6 +139,7 @@ pub(crate) async fn start_replicated(
     ));
     services.spawn(follow_leader(
         cluster.changes(),
+        cluster.members(),
         core.sealer.key.address(),
         target,
         services.shutdown(),
@@ -174,15 +175,16 @@ pub(crate) fn start_full(config: &NodeConfig, core: &Core, services: &mut Servic
 }
 
 /// Keeps `target` at the leader's JSON-RPC URL while another node leads (`None` while this one
-/// does or none is known). The URL is asked of the leader itself: the membership records where
-/// a validator's RPC was when it joined, which a restart may have changed.
+/// does or none is known). The URL is asked of the leader itself, over the signed transport:
+/// the membership records where a validator's RPC was when it joined, which a restart may have
+/// changed, and an unauthenticated `/status` could name anyone's.
 async fn follow_leader(
     mut changes: watch::Receiver<aicoin_cluster::Metrics>,
+    members: aicoin_cluster::MemberAsker,
     me: Address,
     target: watch::Sender<Option<String>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let fetcher = Fetcher::new();
     let mut current: Option<Address> = None;
     loop {
         let leader = {
@@ -200,8 +202,8 @@ async fn follow_leader(
         if leader.as_ref().map(|(a, _)| *a) != current {
             current = leader.as_ref().map(|(a, _)| *a);
             let url = match &leader {
-                Some((_, sync_url)) => match fetcher.status(sync_url).await {
-                    Ok(status) => Some(status.member.rpc_url),
+                Some((address, sync_url)) => match members.ask(*address, sync_url).await {
+                    Ok(member) => Some(member.rpc_url),
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot ask the leader for its RPC URL");
                         current = None;

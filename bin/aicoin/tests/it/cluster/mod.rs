@@ -4,6 +4,7 @@
 //! leaders, chains and receipts.
 
 mod failover;
+mod forwarding;
 mod membership;
 mod partition;
 mod standalone;
@@ -315,5 +316,45 @@ async fn assert_all_receipted(node: &NodeProcess, hashes: &[B256]) {
             receipt["status"], "0x1",
             "transaction {hash} lost: {receipt}"
         );
+    }
+}
+
+/// Sends `request` on to `upstream` and returns its answer, as an HTTP proxy does.
+pub(crate) async fn pass_through(
+    http: &reqwest::Client,
+    upstream: &str,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::{
+        body::{Body, to_bytes},
+        http::{HeaderMap, StatusCode},
+        response::IntoResponse,
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(body) = to_bytes(body, usize::MAX).await else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let url = format!("{upstream}{}", parts.uri);
+    let mut headers = parts.headers;
+    headers.remove("host");
+    let sent = http
+        .request(parts.method, url)
+        .headers(headers)
+        .body(body)
+        .send()
+        .await;
+    let Ok(answer) = sent else {
+        return StatusCode::BAD_GATEWAY.into_response();
+    };
+    let status = answer.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in answer.headers() {
+        if name != "transfer-encoding" && name != "connection" && name != "content-length" {
+            headers.insert(name.clone(), value.clone());
+        }
+    }
+    match answer.bytes().await {
+        Ok(bytes) => (status, headers, Body::from(bytes)).into_response(),
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
 }

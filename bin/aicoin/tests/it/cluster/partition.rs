@@ -11,15 +11,13 @@ use std::{
 
 use alloy_primitives::{Address, B256};
 use axum::{
-    body::{Body, to_bytes},
     extract::{Request, State},
-    http::{HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 
 use super::{
-    agreed_leader, assert_all_receipted, assert_same_chain, one_cluster_at_a_time, prepare, reach,
-    send_transfers, start, transfers,
+    agreed_leader, assert_all_receipted, assert_same_chain, one_cluster_at_a_time, pass_through,
+    prepare, reach, send_transfers, start, transfers,
 };
 use crate::common::{NodeProcess, tempdir};
 
@@ -82,34 +80,7 @@ async fn forward(State(proxy): State<Proxy>, request: Request) -> Response {
     if proxy.partition.blocks(from, proxy.to) {
         std::future::pending::<()>().await;
     }
-    let (parts, body) = request.into_parts();
-    let Ok(body) = to_bytes(body, usize::MAX).await else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let url = format!("{}{}", proxy.upstream, parts.uri);
-    let mut headers = parts.headers;
-    headers.remove("host");
-    let sent = proxy
-        .http
-        .request(parts.method, url)
-        .headers(headers)
-        .body(body)
-        .send()
-        .await;
-    let Ok(answer) = sent else {
-        return StatusCode::BAD_GATEWAY.into_response();
-    };
-    let status = answer.status();
-    let mut headers = HeaderMap::new();
-    for (name, value) in answer.headers() {
-        if name != "transfer-encoding" && name != "connection" {
-            headers.insert(name.clone(), value.clone());
-        }
-    }
-    match answer.bytes().await {
-        Ok(bytes) => (status, headers, Body::from(bytes)).into_response(),
-        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
-    }
+    pass_through(&proxy.http, &proxy.upstream, request).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
