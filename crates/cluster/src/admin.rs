@@ -1,6 +1,7 @@
 //! Cluster administration: status, and adding or removing a validator at runtime. Operators reach
-//! it over a small HTTP API bound to localhost (`aicoin cluster …`); a member that is not the
-//! leader forwards the request to the leader over the authenticated transport.
+//! it over a small HTTP API bound to localhost (`aicoin cluster …`), which refuses web pages (see
+//! [`aicoin_http::operator_only`]); a member that is not the leader forwards the request to the
+//! leader over the authenticated transport.
 
 use std::{collections::BTreeSet, net::SocketAddr, sync::Arc, time::Duration};
 
@@ -222,5 +223,11 @@ pub async fn serve(
             ),
         )
         .with_state(shared);
-    aicoin_http::listen("cluster admin", addr, app, shutdown).await
+    aicoin_http::listen(
+        "cluster admin",
+        addr,
+        aicoin_http::operator_only(app),
+        shutdown,
+    )
+    .await
 }

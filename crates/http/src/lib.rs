@@ -3,11 +3,18 @@
 //! address available to handlers (`ConnectInfo<SocketAddr>`), Nagle's algorithm off (a streamed
 //! answer's small chunks go out at once, not after the peer's delayed ACK: measured, it added
 //! about 50 ms to each answer through the gateway), and a failure logged under the server's
-//! name.
+//! name. [`operator_only`] keeps browsers away from an operator's localhost API.
 
 use std::{future::Future, net::SocketAddr};
 
-use axum::{Router, serve::ListenerExt};
+use axum::{
+    Router,
+    extract::Request,
+    http::{HeaderMap, StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    serve::ListenerExt,
+};
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 
 /// Serves `app` on the bound `listener` until `shutdown` resolves, in a task of its own.
@@ -46,4 +53,97 @@ pub async fn listen(
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
     Ok(bound)
+}
+
+/// `app` answering only its operator's tools on this machine, never a web page: a request must
+/// name a loopback host (`localhost`, `*.localhost`, `127.0.0.1`, `[::1]`, any port), so a page
+/// whose domain was rebound to 127.0.0.1 is refused, and must carry no `Origin`, which browsers
+/// send with every cross-origin request and every POST (command-line clients send none).
+pub fn operator_only(app: Router) -> Router {
+    app.layer(middleware::from_fn(refuse_browsers))
+}
+
+async fn refuse_browsers(request: Request, next: Next) -> Response {
+    match browser_refusal(request.headers()) {
+        Some(reason) => (StatusCode::FORBIDDEN, reason).into_response(),
+        None => next.run(request).await,
+    }
+}
+
+/// Why a request with `headers` is refused by [`operator_only`], if it is.
+fn browser_refusal(headers: &HeaderMap) -> Option<String> {
+    if headers.contains_key(header::ORIGIN) {
+        return Some(
+            "this API serves command-line tools, not web pages (the request has an Origin)".into(),
+        );
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    (!is_loopback_host(host))
+        .then(|| format!("this API answers only to localhost, not to the host {host:?}"))
+}
+
+/// Whether `host` (a Host header: a name or address, and maybe a port) names this machine.
+fn is_loopback_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        // `[::1]:port`
+        Some(rest) => rest.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    let name = name.to_ascii_lowercase();
+    name == "localhost"
+        || name.ends_with(".localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::HeaderValue;
+
+    use super::*;
+
+    fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(name, value)| (name.clone(), HeaderValue::from_str(value).unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn only_local_command_line_requests_pass() {
+        for host in [
+            "127.0.0.1:9651",
+            "localhost:9651",
+            "[::1]:9651",
+            "node.localhost",
+            "127.0.0.2",
+        ] {
+            assert_eq!(
+                browser_refusal(&headers(&[(header::HOST, host)])),
+                None,
+                "{host}"
+            );
+        }
+        // DNS rebinding: the attacker's name, now resolving to 127.0.0.1.
+        for host in [
+            "evil.example:9651",
+            "localhost.evil.example",
+            "10.0.0.1:9651",
+            "",
+        ] {
+            assert!(
+                browser_refusal(&headers(&[(header::HOST, host)])).is_some(),
+                "{host}"
+            );
+        }
+        let page = headers(&[
+            (header::HOST, "127.0.0.1:9651"),
+            (header::ORIGIN, "https://evil.example"),
+        ]);
+        assert!(browser_refusal(&page).unwrap().contains("Origin"));
+    }
 }

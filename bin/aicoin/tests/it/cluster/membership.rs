@@ -1,7 +1,8 @@
 //! Changing who validates at runtime: a fourth authority of the chain spec joins a running
 //! three-validator cluster with `aicoin cluster add` (asked of a follower, which forwards it to
 //! the leader), catches up and votes; `aicoin cluster remove` takes it out again, the cluster
-//! goes on without it, and its key is refused by the transport.
+//! goes on without it, and its key is refused by the transport. Web pages cannot drive the
+//! admin API.
 
 use super::{
     agreed_leader, assert_same_chain, cluster_command, eventually, one_cluster_at_a_time, prepare,
@@ -27,6 +28,29 @@ async fn a_validator_joins_and_leaves_a_running_cluster() {
     nodes.push(start(home, &slots[3]).await);
     let joined = &slots[3];
     assert!(status(joined).await.is_none_or(|s| s.leader.is_none()));
+
+    // A web page cannot drive the admin API: not by DNS rebinding (its own name as the Host),
+    // not cross-origin (an Origin header).
+    let http = reqwest::Client::new();
+    let add = format!("{}/cluster/add", slots[1].admin_url());
+    let body = serde_json::json!({ "sync_url": joined.sync_url() });
+    let rebound = http
+        .post(&add)
+        .header("host", "rebound.example:9651")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
+    let page = http
+        .post(&add)
+        .header("origin", "https://page.example")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 403);
+    assert_eq!(status(&slots[0]).await.unwrap().members.len(), 3);
 
     let (ok, text) = cluster_command(home, &slots[1], &["add", &joined.sync_url()]);
     assert!(ok, "{text}");
