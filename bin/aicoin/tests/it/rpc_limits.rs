@@ -278,6 +278,45 @@ async fn connections_per_client_address_are_capped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_holding_every_slot_cannot_lock_others_out() {
+    use tokio::io::AsyncReadExt;
+
+    let tmp = tempdir();
+    let node = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.rpc.max_connections = 8;
+        c.rpc.max_connections_per_ip = 8;
+    })
+    .await;
+    let addr: std::net::SocketAddr = node.url.trim_start_matches("http://").parse().unwrap();
+    // (The harness's own client may hold a slot of 127.0.0.1's.)
+    let from_hog = || async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        socket.connect(addr).await.unwrap()
+    };
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(from_hog().await);
+    }
+    // Another host still gets in: the hog's oldest connection makes room.
+    let request = json!({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []});
+    let answer: Value = reqwest::Client::new()
+        .post(&node.url)
+        .json(&request)
+        .timeout(DEADLINE)
+        .send()
+        .await
+        .expect("a newcomer was served while one host held every slot")
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["result"], "0x83c");
+    let mut buf = [0u8; 1];
+    let closed = tokio::time::timeout(DEADLINE, idle[0].read(&mut buf)).await;
+    assert!(matches!(closed, Ok(Ok(0)) | Ok(Err(_))), "{closed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traces_are_bounded_and_oversized_calls_run_with_the_cap() {
     let tmp = tempdir();
     let node = DevNode::spawn(&data_dir(&tmp), |_| {}).await;

@@ -16,7 +16,8 @@ use tower::Layer;
 use super::metrics::{Outcome, RpcMetrics};
 use crate::error::LIMIT_EXCEEDED_CODE;
 
-/// The address of the client a request came from (a request extension).
+/// The client a request came from (a request extension): its IPv4 address, or the /64 of its
+/// IPv6 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientIp(pub IpAddr);
 

@@ -4,7 +4,8 @@
 //! metrics.
 //!
 //! The accept loop is ours (jsonrpsee's low-level API) so each connection's requests carry the
-//! client's address, which the rate limit keys on.
+//! client (its IPv4 address or IPv6 /64), which the rate limit keys on, and so a full server
+//! still admits a newcomer by closing a connection of a client holding more than its share.
 
 mod connections;
 mod guard;
@@ -22,7 +23,7 @@ use jsonrpsee::{
         serve_with_graceful_shutdown, stop_channel,
     },
 };
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::net::TcpListener;
 use tower_http::{
     add_extension::AddExtension,
     compression::{CompressionLayer, predicate::SizeAbove},
@@ -45,7 +46,7 @@ use crate::{
     state::RpcState,
     txpool::{TxPoolApiServer, TxPoolRpc},
 };
-use connections::{PerClient, WS_PING_INTERVAL, with_idle_timeout};
+use connections::{Connections, WS_PING_INTERVAL, client_of, with_idle_timeout};
 use guard::GuardLayer;
 use http::PageLayer;
 
@@ -245,19 +246,10 @@ pub async fn start(
         .to_service_builder();
 
     let (stop, handle) = stop_channel();
-    let connections = Arc::new(Semaphore::new(config.max_connections as usize));
-    let per_client = PerClient::new(config.max_connections_per_ip);
+    let connections = Connections::new(config.max_connections, config.max_connections_per_ip);
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(Duration::from_secs(60));
         loop {
-            // At the connection limit, stop accepting: new clients wait in the kernel's backlog.
-            let permit = tokio::select! {
-                permit = connections.clone().acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                _ = stop.clone().shutdown() => break,
-            };
             let (socket, remote) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -275,19 +267,25 @@ pub async fn start(
                 }
                 _ = stop.clone().shutdown() => break,
             };
-            let Some(slot) = per_client.admit(remote.ip()) else {
-                tracing::debug!(%remote, "refused a connection: the client holds too many");
+            let Some((slot, closed)) = connections.admit(remote.ip()) else {
+                tracing::debug!(%remote, "refused a connection: its client holds its share");
                 continue;
             };
             let service = services.clone().build(methods.clone(), stop.clone());
-            let service = AddExtension::new(service, ClientIp(remote.ip()));
+            let service = AddExtension::new(service, ClientIp(client_of(remote.ip())));
             let stopped = stop.clone().shutdown();
             let socket = with_idle_timeout(socket);
             tokio::spawn(async move {
-                if let Err(e) = serve_with_graceful_shutdown(socket, service, stopped).await {
-                    tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
+                tokio::select! {
+                    served = serve_with_graceful_shutdown(socket, service, stopped) => {
+                        if let Err(e) = served {
+                            tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
+                        }
+                    }
+                    // Closed to make room for another client.
+                    _ = closed => {}
                 }
-                drop((permit, slot));
+                drop(slot);
             });
         }
     });
