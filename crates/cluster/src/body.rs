@@ -1,6 +1,6 @@
 //! Bounded message bodies on the node-to-node port, both ways: what a peer's answer may hold
-//! before this node stops reading it, and what each endpoint of this node's server reads once
-//! a request's headers have passed.
+//! before this node stops reading it, what each endpoint of this node's server reads once a
+//! request's headers have passed, and how long a connection may wait on its peer.
 
 /// Most bytes of a `GET /status` answer (a few hundred in practice).
 pub const MAX_STATUS_BYTES: usize = 64 << 10;
@@ -10,6 +10,13 @@ pub const MAX_STATUS_BYTES: usize = 64 << 10;
 pub const MAX_BLOCKS_BYTES: usize = 32 << 20;
 /// Most bytes of a raft or admin reply (votes, acknowledgements, a status: a few KiB).
 pub const MAX_REPLY_BYTES: usize = 1 << 20;
+
+/// The sync port's connections: idle ones close after geth's 120 s, and a peer that takes
+/// nothing of an answer for 60 s (the time a follower allows for a batch of blocks) loses it.
+pub const SYNC_TIMEOUTS: aicoin_http::Timeouts = aicoin_http::Timeouts {
+    read: std::time::Duration::from_secs(120),
+    write: std::time::Duration::from_secs(60),
+};
 
 /// Most bytes of a request to `endpoint` on the node-to-node port: entries and snapshots carry
 /// blocks, the rest are small.

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::{
     Shared,
     admin::{self, AdminRequest},
-    body::max_request_bytes,
+    body::{SYNC_TIMEOUTS, max_request_bytes},
     public,
 };
 
@@ -41,7 +41,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
         .merge(public::router(source));
-    aicoin_http::listen("node-to-node", addr, app, shutdown).await
+    aicoin_http::listen_with_timeouts("node-to-node", addr, app, SYNC_TIMEOUTS, shutdown).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

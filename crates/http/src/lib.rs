@@ -5,7 +5,7 @@
 //! about 50 ms to each answer through the gateway), and a failure logged under the server's
 //! name. [`operator_only`] keeps browsers away from an operator's localhost API.
 
-use std::{future::Future, net::SocketAddr};
+use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
 
 use axum::{
     Router,
@@ -15,7 +15,12 @@ use axum::{
     response::{IntoResponse, Response},
     serve::ListenerExt,
 };
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::watch,
+    task::JoinHandle,
+};
+use tokio_io_timeout::TimeoutStream;
 
 /// Serves `app` on the bound `listener` until `shutdown` resolves, in a task of its own.
 pub fn serve(
@@ -37,6 +42,66 @@ pub fn serve(
             tracing::error!(error = %e, ?addr, "the {name} server failed");
         }
     })
+}
+
+/// How long a connection may wait on its peer: to send (a request, or the rest of one) and to
+/// take what is sent. A silent or stalled peer loses its connection, and any answer buffered
+/// for it, instead of holding both for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub read: Duration,
+    pub write: Duration,
+}
+
+/// Accepted connections with [`Timeouts`] (and Nagle's algorithm off).
+struct TimeoutListener {
+    inner: TcpListener,
+    timeouts: Timeouts,
+}
+
+impl axum::serve::Listener for TimeoutListener {
+    type Io = Pin<Box<TimeoutStream<TcpStream>>>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        // axum's own accept, which logs and retries its errors.
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let _ = tcp.set_nodelay(true);
+        let mut io = TimeoutStream::new(tcp);
+        io.set_read_timeout(Some(self.timeouts.read));
+        io.set_write_timeout(Some(self.timeouts.write));
+        (Box::pin(io), addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+}
+
+/// [`listen`], with every connection under `timeouts`.
+pub async fn listen_with_timeouts(
+    name: &'static str,
+    addr: SocketAddr,
+    app: Router,
+    timeouts: Timeouts,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let inner = TcpListener::bind(addr).await?;
+    let bound = inner.local_addr()?;
+    let listener = TimeoutListener { inner, timeouts }.tap_io(|_| {});
+    tokio::spawn(async move {
+        let app = app.into_make_service_with_connect_info::<SocketAddr>();
+        let stop = async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            tracing::error!(error = %e, addr = %bound, "the {name} server failed");
+        }
+    });
+    Ok(bound)
 }
 
 /// Binds `addr` and serves `app` there until `shutdown` turns true; returns the bound address
@@ -102,9 +167,43 @@ fn is_loopback_host(host: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use axum::http::HeaderValue;
+    use axum::{http::HeaderValue, routing::get};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_silent_peer_loses_its_connection() {
+        let app = Router::new().route("/", get(|| async { "hi" }));
+        let timeouts = Timeouts {
+            read: Duration::from_millis(300),
+            write: Duration::from_millis(300),
+        };
+        let (_stop, stop) = watch::channel(false);
+        let addr =
+            listen_with_timeouts("test", "127.0.0.1:0".parse().unwrap(), app, timeouts, stop)
+                .await
+                .unwrap();
+        // Half a request, then nothing: the server hangs up rather than wait for the rest.
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(30), tcp.read_to_end(&mut rest)).await;
+        assert!(read.is_ok(), "the connection was still open after 30 s");
+        // A whole request is answered.
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("hi"),
+            "{answer}"
+        );
+    }
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
         pairs
