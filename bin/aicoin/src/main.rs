@@ -108,8 +108,14 @@ fn run(cli: Cli) -> eyre::Result<()> {
         .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
+    // Client requests that run blocking (calls, estimates, logs, traces) share this pool, so
+    // its size bounds how many compete for the cores at once: tokio's default of 512 let a
+    // single client's connections crowd out the consensus thread, which needs a core's share
+    // to seal every interval. Requests beyond it wait their turn in the pool's queue.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads((4 * cores).max(8))
         .build()?;
     runtime.block_on(async {
         match cli.command {

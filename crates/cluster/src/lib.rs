@@ -9,6 +9,7 @@
 pub mod admin;
 pub mod auth;
 mod body;
+pub mod consensus_thread;
 pub mod fetch;
 pub mod follow;
 mod log_store;
@@ -34,6 +35,7 @@ use openraft::{Config, SnapshotPolicy};
 use tokio::{sync::watch, task::JoinHandle};
 
 pub use admin::{ClusterStatus, MemberStatus};
+pub use consensus_thread::ConsensusThread;
 pub use fetch::{Fetcher, NodeStatus};
 pub use network::CallError;
 pub use types::{ChainPoint, Member};
@@ -145,6 +147,8 @@ pub struct ClusterConfig {
     /// Whether this node creates the cluster (of itself and `peers`) when none exists yet.
     pub bootstrap: bool,
     pub block_interval: Duration,
+    /// Where blocks are built and committed ones imported.
+    pub consensus: ConsensusThread,
 }
 
 /// What the transport, the admin API and the producer share.
@@ -237,8 +241,13 @@ pub async fn start(
     ));
     let caller = Caller::new(auth.clone());
     let fetcher = Fetcher::new();
-    let state_machine =
-        StateMachine::open(db.clone(), ledger.clone(), fetcher.clone()).map_err(Box::new)?;
+    let state_machine = StateMachine::open(
+        db.clone(),
+        ledger.clone(),
+        fetcher.clone(),
+        config.consensus.clone(),
+    )
+    .map_err(Box::new)?;
     let raft = openraft::Raft::new(
         me,
         Arc::new(raft_config(config.me.priority)?),
@@ -280,6 +289,7 @@ pub async fn start(
     let mut tasks = vec![tokio::spawn(producer::run(
         raft.clone(),
         ledger,
+        config.consensus.clone(),
         me,
         config.block_interval,
         shutdown_rx.clone(),

@@ -9,7 +9,7 @@ use openraft::ServerState;
 use tokio::{sync::watch, time::Instant};
 
 use crate::{
-    Ledger,
+    ConsensusThread, Ledger,
     types::{BlockEntry, Raft},
 };
 
@@ -27,6 +27,7 @@ fn ready(raft: &openraft::Raft<Raft>, me: Address) -> bool {
 pub async fn run(
     raft: openraft::Raft<Raft>,
     ledger: Arc<dyn Ledger>,
+    consensus: ConsensusThread,
     me: Address,
     interval: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -61,7 +62,7 @@ pub async fn run(
         }
         last = Some((Instant::now(), term));
         let builder = ledger.clone();
-        let block = match tokio::task::spawn_blocking(move || builder.build()).await {
+        let block = match consensus.run(move || builder.build()).await {
             Ok(Ok(block)) => block,
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "block building failed");

@@ -244,7 +244,10 @@ mod tests {
             if status_line(&mut again).await == "HTTP/1.1 200" {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(30), "the slot never came back");
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the slot never came back"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

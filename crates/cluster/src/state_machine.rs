@@ -17,7 +17,7 @@ use redb::Database;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Ledger,
+    ConsensusThread, Ledger,
     fetch::Fetcher,
     log_store::{get_meta, put_meta},
     types::{Applied, ChainPoint, Member, Raft},
@@ -45,6 +45,8 @@ pub struct StateMachine {
     db: Arc<Database>,
     ledger: Arc<dyn Ledger>,
     fetcher: Fetcher,
+    /// Where committed blocks are imported.
+    consensus: ConsensusThread,
     state: AppliedState,
 }
 
@@ -61,19 +63,22 @@ impl StateMachine {
         db: Arc<Database>,
         ledger: Arc<dyn Ledger>,
         fetcher: Fetcher,
+        consensus: ConsensusThread,
     ) -> Result<Self, Error> {
         let state = get_meta(&db, APPLIED)?.unwrap_or_default();
         Ok(Self {
             db,
             ledger,
             fetcher,
+            consensus,
             state,
         })
     }
 
     async fn head(&self) -> Result<ChainPoint, Error> {
         let ledger = self.ledger.clone();
-        tokio::task::spawn_blocking(move || ledger.head())
+        self.consensus
+            .run(move || ledger.head())
             .await
             .map_err(sm_err)?
             .map_err(sm_err)
@@ -129,7 +134,9 @@ impl RaftStateMachine<Raft> for StateMachine {
                 EntryPayload::Blank => Applied(None),
                 EntryPayload::Normal(block) => {
                     let ledger = self.ledger.clone();
-                    let point = tokio::task::spawn_blocking(move || ledger.apply(&block.0))
+                    let point = self
+                        .consensus
+                        .run(move || ledger.apply(&block.0))
                         .await
                         .map_err(sm_err)?
                         .map_err(|e| {

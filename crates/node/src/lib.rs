@@ -77,6 +77,8 @@ pub enum NodeError {
     Cluster(#[from] aicoin_cluster::ClusterError),
     #[error(transparent)]
     Gateway(#[from] aicoin_gateway::GatewayError),
+    #[error("cannot start the consensus thread: {0}")]
+    ConsensusThread(std::io::Error),
 }
 
 /// A running node. Dropping it leaves the node running until the runtime ends; call
@@ -247,6 +249,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{rpc_addr}")),
+        consensus: aicoin_cluster::ConsensusThread::start().map_err(NodeError::ConsensusThread)?,
     };
     let started = match config.role {
         Role::Full => roles::start_full(&config, &core, &mut services),

@@ -1,11 +1,13 @@
 //! The block production loop: one block every interval, empty or not, built from the pool's
-//! best transactions; afterwards the pool drops what was included or cannot execute.
+//! best transactions on the node's consensus thread; afterwards the pool drops what was
+//! included or cannot execute.
 
 use std::{
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use aicoin_cluster::ConsensusThread;
 use aicoin_txpool::TxPool;
 use tokio::{sync::watch, time::MissedTickBehavior};
 
@@ -25,6 +27,7 @@ pub fn unix_now() -> u64 {
 pub async fn run(
     chain: Arc<Chain>,
     pool: Arc<TxPool>,
+    consensus: ConsensusThread,
     sealer: Sealer,
     interval: Duration,
     metrics: Arc<NodeMetrics>,
@@ -40,9 +43,9 @@ pub async fn run(
             _ = shutdown.changed() => break,
         }
         let (chain, sealer, mut best) = (chain.clone(), sealer.clone(), pool.best());
-        let produced =
-            tokio::task::spawn_blocking(move || chain.produce(&sealer, unix_now(), &mut best))
-                .await;
+        let produced = consensus
+            .run(move || chain.produce(&sealer, unix_now(), &mut best))
+            .await;
         match produced {
             Ok(Ok(produced)) => {
                 let rejected: Vec<_> = produced.rejected.iter().map(|(hash, _)| *hash).collect();

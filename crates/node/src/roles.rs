@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use aicoin_cluster::{ClusterConfig, ClusterHandle, Fetcher, Member};
+use aicoin_cluster::{ClusterConfig, ClusterHandle, ConsensusThread, Fetcher, Member};
 use aicoin_txpool::TxPool;
 use alloy_primitives::{Address, B256};
 use tokio::sync::watch;
@@ -31,6 +31,8 @@ pub(crate) struct Core {
     pub rpc_addr: SocketAddr,
     /// Where other nodes forward transactions to this one (behind a proxy, the public URL).
     pub rpc_url: String,
+    /// Where this node builds and imports blocks, apart from client requests.
+    pub consensus: ConsensusThread,
 }
 
 impl Core {
@@ -93,6 +95,7 @@ pub(crate) async fn start_standalone(
     services.spawn(producer::run(
         core.chain.clone(),
         core.pool.clone(),
+        core.consensus.clone(),
         core.sealer.clone(),
         config.block_interval,
         core.metrics.clone(),
@@ -127,6 +130,7 @@ pub(crate) async fn start_replicated(
                 .collect(),
             bootstrap: config.bootstraps_cluster(),
             block_interval: config.block_interval,
+            consensus: core.consensus.clone(),
         },
         core.ledger(Some(core.sealer.clone())),
     )
