@@ -12,6 +12,12 @@
 //! - `max_txs` and `max_bytes`: the whole pool, by count and by encoded size, so memory is bounded;
 //! - `queued_lifetime`: queued transactions older than this are evicted at the next block.
 //!
+//! A full pool still takes a newcomer's transaction when someone holds more than their share:
+//! it evicts the last (highest-nonce, so no gap opens) transaction of an unfunded sender when the
+//! newcomer is funded, or else of the sender holding the most, if that is more than the newcomer
+//! would hold. So keys that own nothing cannot fill the pool against senders who pay their way,
+//! and no one sender can hold it against the rest.
+//!
 //! A transaction with the nonce of one already in the pool replaces it (there is no fee to bump).
 //! Block producers take transactions in arrival order, each sender's in nonce order.
 
@@ -131,6 +137,8 @@ struct SenderTxs {
     txs: BTreeMap<u64, Arc<PooledTx>>,
     /// How many of `txs` form the consecutive run from `state_nonce`.
     pending: usize,
+    /// Whether the sender's balance was above zero when it last added a transaction.
+    funded: bool,
 }
 
 impl SenderTxs {
@@ -186,6 +194,34 @@ impl Inner {
     fn remove_tx(&mut self, tx: &PooledTx) {
         self.by_hash.remove(&tx.hash);
         self.bytes -= tx.encoded_len;
+    }
+
+    /// Evicts one transaction to make room for one from `newcomer`, which holds `held` and is
+    /// `funded` or not: the last of an unfunded sender's if the newcomer is funded, else the
+    /// last of the sender holding the most, if that is more than `held + 1`. Returns whether
+    /// it evicted.
+    fn make_room(&mut self, newcomer: &Address, funded: bool, held: usize) -> bool {
+        let victim = self
+            .senders
+            .iter()
+            .filter(|(sender, _)| *sender != newcomer)
+            .max_by_key(|(_, s)| (!s.funded, s.txs.len()))
+            .filter(|(_, s)| (funded && !s.funded) || s.txs.len() > held + 1)
+            .map(|(sender, _)| *sender);
+        let Some(victim) = victim else {
+            return false;
+        };
+        let evicted = self
+            .senders
+            .get_mut(&victim)
+            .and_then(|s| s.txs.pop_last())
+            .map(|(_, tx)| tx);
+        if let Some(tx) = evicted {
+            tracing::debug!(hash = %tx.hash, sender = %victim, "evicted to make room in a full pool");
+            self.remove_tx(&tx);
+        }
+        self.refresh(&victim);
+        true
     }
 }
 
@@ -287,6 +323,7 @@ impl TxPool {
             });
         }
         let queued = nonce > next_nonce;
+        let funded = state.balance > U256::ZERO;
         if replaced.is_none() {
             if held >= cfg.max_per_sender {
                 return Err(PoolError::SenderLimit {
@@ -294,16 +331,20 @@ impl TxPool {
                     limit: cfg.max_per_sender,
                 });
             }
-            if inner.by_hash.len() >= cfg.max_txs {
-                return Err(PoolError::PoolFull("transaction count limit reached"));
+            while inner.by_hash.len() >= cfg.max_txs {
+                if !inner.make_room(&sender, funded, held) {
+                    return Err(PoolError::PoolFull("transaction count limit reached"));
+                }
             }
             if queued && inner.queued() >= cfg.max_queued {
                 return Err(PoolError::PoolFull("queued transaction limit reached"));
             }
         }
         let freed = replaced.as_ref().map_or(0, |r| r.encoded_len);
-        if inner.bytes - freed + encoded_len > cfg.max_bytes {
-            return Err(PoolError::PoolFull("size limit reached"));
+        while inner.bytes - freed + encoded_len > cfg.max_bytes {
+            if !inner.make_room(&sender, funded, held) {
+                return Err(PoolError::PoolFull("size limit reached"));
+            }
         }
 
         let seq = inner.next_seq;
@@ -322,6 +363,7 @@ impl TxPool {
         inner.by_hash.insert(hash, pooled.clone());
         let entry = inner.senders.entry(sender).or_default();
         entry.state_nonce = account_nonce;
+        entry.funded = funded;
         entry.txs.insert(nonce, pooled);
         inner.refresh(&sender);
         drop(inner);

@@ -295,3 +295,77 @@ fn pooled_values_count_against_the_balance_together() {
     pool.add(tx_with(&a, 0, 1, 0), balance).unwrap();
     assert_eq!(pool.status().pending, 2);
 }
+
+fn broke(nonce: u64) -> SenderState {
+    SenderState {
+        nonce,
+        balance: U256::ZERO,
+    }
+}
+
+fn zero_value(signer: &PrivateKeySigner, nonce: u64) -> Recovered<TxEnvelope> {
+    tx_with(signer, nonce, 0, 0)
+}
+
+#[test]
+fn unfunded_keys_filling_the_pool_make_room_for_a_funded_sender() {
+    let pool = TxPool::new(PoolConfig {
+        max_txs: 64,
+        max_per_sender: 16,
+        ..Default::default()
+    });
+    // Four keys with nothing, sending free zero-value transactions, fill it.
+    let spammers: Vec<_> = (10..14).map(signer).collect();
+    for spammer in &spammers {
+        for nonce in 0..16 {
+            pool.add(zero_value(spammer, nonce), broke(0)).unwrap();
+        }
+    }
+    assert_eq!(pool.status().pending, 64);
+    // An honest, funded sender still gets in: a spammer's last transaction makes room.
+    let honest = signer(1);
+    pool.add(tx(&honest, 0), rich(0)).unwrap();
+    assert_eq!(pool.status().pending, 64);
+    assert!(order(&pool).contains(&(honest.address(), 0)));
+    let held: Vec<_> = spammers
+        .iter()
+        .map(|s| pool.pending_nonce(&s.address()).unwrap())
+        .collect();
+    assert_eq!(held.iter().filter(|&&n| n == 15).count(), 1, "{held:?}");
+    // The spammer refilling its place is refused: no one holds more than it would.
+    let refill = spammers
+        .iter()
+        .find(|s| pool.pending_nonce(&s.address()) == Some(15))
+        .unwrap();
+    assert_eq!(
+        pool.add(zero_value(refill, 15), broke(0)),
+        Err(PoolError::PoolFull("transaction count limit reached"))
+    );
+    assert!(order(&pool).contains(&(honest.address(), 0)));
+}
+
+#[test]
+fn among_equals_the_sender_holding_the_most_gives_way() {
+    let pool = TxPool::new(PoolConfig {
+        max_txs: 8,
+        max_per_sender: 8,
+        ..Default::default()
+    });
+    let (hog, other) = (signer(1), signer(2));
+    for nonce in 0..8 {
+        pool.add(tx(&hog, nonce), rich(0)).unwrap();
+    }
+    // Until the two are level (one apart at most), each newcomer transaction evicts the hog's
+    // last.
+    let mut added = 0;
+    while pool.add(tx(&other, added), rich(0)).is_ok() {
+        added += 1;
+    }
+    assert_eq!(added, 4);
+    assert_eq!(pool.pending_nonce(&hog.address()), Some(4));
+    assert_eq!(pool.pending_nonce(&other.address()), Some(4));
+    assert_eq!(
+        pool.add(tx(&other, 4), rich(0)),
+        Err(PoolError::PoolFull("transaction count limit reached"))
+    );
+}
