@@ -11,14 +11,21 @@
 
 use std::{
     collections::HashMap,
+    future::Future,
+    io,
     net::{IpAddr, Ipv6Addr},
     pin::Pin,
     sync::Arc,
+    task::{Context, Poll},
     time::Duration,
 };
 
 use parking_lot::Mutex;
-use tokio::{net::TcpStream, sync::oneshot};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpStream,
+    sync::oneshot,
+};
 use tokio_io_timeout::TimeoutStream;
 
 /// geth's HTTP idle timeout.
@@ -139,6 +146,78 @@ impl Drop for Slot {
             table.open.remove(&self.client);
         }
         table.total -= 1;
+    }
+}
+
+/// A connection's socket with its slot, for as long as the connection lives: hyper hands the
+/// socket of a WebSocket upgrade on to the WebSocket's own task, and the slot goes with it.
+/// Every read and write fails once the slot is taken back to make room for another client.
+#[derive(Debug)]
+pub struct Held<S> {
+    inner: S,
+    _slot: Slot,
+    closed: oneshot::Receiver<()>,
+    evicted: bool,
+}
+
+impl<S> Held<S> {
+    pub fn new(inner: S, (slot, closed): (Slot, oneshot::Receiver<()>)) -> Self {
+        Self {
+            inner,
+            _slot: slot,
+            closed,
+            evicted: false,
+        }
+    }
+
+    /// Whether the slot was taken back (registering for the moment it is).
+    fn evicted(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if !self.evicted && Pin::new(&mut self.closed).poll(cx).is_ready() {
+            self.evicted = true;
+        }
+        match self.evicted {
+            true => Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "closed to make room for another client",
+            )),
+            false => Ok(()),
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Held<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Err(e) = this.evicted(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Held<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Err(e) = this.evicted(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

@@ -46,7 +46,7 @@ use crate::{
     state::RpcState,
     txpool::{TxPoolApiServer, TxPoolRpc},
 };
-use connections::{Connections, WS_PING_INTERVAL, client_of, with_idle_timeout};
+use connections::{Connections, Held, WS_PING_INTERVAL, client_of, with_idle_timeout};
 use guard::GuardLayer;
 use http::PageLayer;
 
@@ -222,7 +222,9 @@ pub async fn start(
     let server_config = ServerConfig::builder()
         .max_request_body_size(config.max_request_body_bytes)
         .max_response_body_size(config.max_response_body_bytes)
-        .max_connections(config.max_connections)
+        // Our accept loop enforces the cap (fairly); jsonrpsee's own count lags behind a
+        // connection closed to make room, so it must not refuse first.
+        .max_connections(config.max_connections.saturating_mul(2))
         .max_subscriptions_per_connection(config.max_subscriptions_per_connection)
         .set_batch_request_config(BatchRequestConfig::Limit(config.max_batch_len))
         .set_id_provider(HexIdProvider)
@@ -267,25 +269,19 @@ pub async fn start(
                 }
                 _ = stop.clone().shutdown() => break,
             };
-            let Some((slot, closed)) = connections.admit(remote.ip()) else {
+            let Some(held) = connections.admit(remote.ip()) else {
                 tracing::debug!(%remote, "refused a connection: its client holds its share");
                 continue;
             };
             let service = services.clone().build(methods.clone(), stop.clone());
             let service = AddExtension::new(service, ClientIp(client_of(remote.ip())));
             let stopped = stop.clone().shutdown();
-            let socket = with_idle_timeout(socket);
+            // The slot lives in the socket: through a WebSocket upgrade, until it closes.
+            let socket = Held::new(with_idle_timeout(socket), held);
             tokio::spawn(async move {
-                tokio::select! {
-                    served = serve_with_graceful_shutdown(socket, service, stopped) => {
-                        if let Err(e) = served {
-                            tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
-                        }
-                    }
-                    // Closed to make room for another client.
-                    _ = closed => {}
+                if let Err(e) = serve_with_graceful_shutdown(socket, service, stopped).await {
+                    tracing::debug!(%remote, error = %e, "RPC connection ended with an error");
                 }
-                drop(slot);
             });
         }
     });
