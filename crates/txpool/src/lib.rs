@@ -205,7 +205,9 @@ impl Inner {
             .senders
             .iter()
             .filter(|(sender, _)| *sender != newcomer)
-            .max_by_key(|(_, s)| (!s.funded, s.txs.len()))
+            // A funded newcomer looks at unfunded senders first; an unfunded one only at who
+            // holds the most.
+            .max_by_key(|(_, s)| (funded && !s.funded, s.txs.len()))
             .filter(|(_, s)| (funded && !s.funded) || s.txs.len() > held + 1)
             .map(|(sender, _)| *sender);
         let Some(victim) = victim else {
@@ -331,13 +333,14 @@ impl TxPool {
                     limit: cfg.max_per_sender,
                 });
             }
+            // Checked before anything is evicted for this transaction.
+            if queued && inner.queued() >= cfg.max_queued {
+                return Err(PoolError::PoolFull("queued transaction limit reached"));
+            }
             while inner.by_hash.len() >= cfg.max_txs {
                 if !inner.make_room(&sender, funded, held) {
                     return Err(PoolError::PoolFull("transaction count limit reached"));
                 }
-            }
-            if queued && inner.queued() >= cfg.max_queued {
-                return Err(PoolError::PoolFull("queued transaction limit reached"));
             }
         }
         let freed = replaced.as_ref().map_or(0, |r| r.encoded_len);

@@ -369,3 +369,31 @@ fn among_equals_the_sender_holding_the_most_gives_way() {
         Err(PoolError::PoolFull("transaction count limit reached"))
     );
 }
+
+#[test]
+fn unfunded_newcomers_compete_by_count_and_refusals_evict_nothing() {
+    let pool = TxPool::new(PoolConfig {
+        max_txs: 8,
+        max_per_sender: 8,
+        max_queued: 1,
+        ..Default::default()
+    });
+    let (hog, small, newcomer) = (signer(1), signer(2), signer(3));
+    for nonce in 0..7 {
+        pool.add(tx(&hog, nonce), rich(0)).unwrap();
+    }
+    pool.add(zero_value(&small, 0), broke(0)).unwrap();
+    // An unfunded newcomer makes room at the funded hog's expense (it holds the most), not at
+    // the other unfunded sender's, which holds one.
+    pool.add(zero_value(&newcomer, 0), broke(0)).unwrap();
+    assert_eq!(pool.pending_nonce(&hog.address()), Some(6));
+    assert_eq!(pool.pending_nonce(&small.address()), Some(1));
+    // A queued transaction refused at the queued limit evicts nobody first.
+    pool.add(zero_value(&newcomer, 5), broke(0)).unwrap();
+    let before = pool.status();
+    assert_eq!(
+        pool.add(zero_value(&small, 7), broke(0)),
+        Err(PoolError::PoolFull("queued transaction limit reached"))
+    );
+    assert_eq!(pool.status(), before);
+}
