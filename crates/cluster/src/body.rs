@@ -11,10 +11,12 @@ pub const MAX_BLOCKS_BYTES: usize = 32 << 20;
 /// Most bytes of a raft or admin reply (votes, acknowledgements, a status: a few KiB).
 pub const MAX_REPLY_BYTES: usize = 1 << 20;
 
-/// The sync port's connections: idle ones close after geth's 120 s, and a peer that takes
-/// nothing of an answer for 60 s (the time a follower allows for a batch of blocks) loses it.
+/// The sync port's connections: one that sends nothing for 11 minutes closes (hyper reads
+/// while a handler runs, so this must outlast the longest: a forwarded `cluster add` or a
+/// snapshot install, 10 minutes each), and a peer that takes nothing of an answer for 60 s (the
+/// time a follower allows for a batch of blocks) loses it.
 pub const SYNC_TIMEOUTS: aicoin_http::Timeouts = aicoin_http::Timeouts {
-    read: std::time::Duration::from_secs(120),
+    read: std::time::Duration::from_secs(660),
     write: std::time::Duration::from_secs(60),
 };
 
