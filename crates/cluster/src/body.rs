@@ -20,6 +20,12 @@ pub const SYNC_TIMEOUTS: aicoin_http::Timeouts = aicoin_http::Timeouts {
     write: std::time::Duration::from_secs(60),
 };
 
+/// Requests with bodies up to this size (declared by `Content-Length`) are read at once;
+/// larger ones, or of undeclared size, [`MAX_LARGE_BODIES`] at a time.
+pub const SMALL_BODY_BYTES: usize = 1 << 20;
+/// Large request bodies read at once, before their signature can be checked.
+pub const MAX_LARGE_BODIES: usize = 2;
+
 /// Most bytes of a request to `endpoint` on the node-to-node port: entries and snapshots carry
 /// blocks, the rest are small.
 pub fn max_request_bytes(endpoint: &str) -> usize {

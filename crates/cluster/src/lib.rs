@@ -160,6 +160,8 @@ pub struct Shared {
     ledger: Arc<dyn Ledger>,
     me: Member,
     rejections: rejections::Rejections,
+    /// Large request bodies being read (see [`body::MAX_LARGE_BODIES`]).
+    large_bodies: Arc<tokio::sync::Semaphore>,
 }
 
 /// Asks a validator, over the signed transport, how it describes itself now: its answer is
@@ -265,6 +267,7 @@ pub async fn start(
         ledger: ledger.clone(),
         me: config.me.clone(),
         rejections: Default::default(),
+        large_bodies: Arc::new(tokio::sync::Semaphore::new(body::MAX_LARGE_BODIES)),
     });
     let (shutdown, shutdown_rx) = watch::channel(false);
     let sync_addr = server::serve(shared.clone(), config.listen, shutdown_rx.clone())

@@ -9,7 +9,7 @@ use axum::{
     Router,
     body::Body,
     extract::{DefaultBodyLimit, Path, State},
-    http::{HeaderMap, HeaderName, HeaderValue, StatusCode},
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header::CONTENT_LENGTH},
     response::{IntoResponse, Response},
     routing::post,
 };
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::{
     Shared,
     admin::{self, AdminRequest},
-    body::{SYNC_TIMEOUTS, max_request_bytes},
+    body::{SMALL_BODY_BYTES, SYNC_TIMEOUTS, max_request_bytes},
     public,
 };
 
@@ -61,6 +61,23 @@ async fn raft_rpc(
         return error(StatusCode::UNAUTHORIZED, e.to_string());
     }
     let max = max_request_bytes(&endpoint);
+    // The headers prove nothing yet (the signature covers the body), so large bodies are read
+    // a few at a time: whoever forges headers cannot make the node buffer more than that.
+    let declared = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
+    let _large = match declared.is_some_and(|n| n <= SMALL_BODY_BYTES) {
+        true => None,
+        false => match shared.large_bodies.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy reading other large messages; retry",
+                );
+            }
+        },
+    };
     let body = match axum::body::to_bytes(body, max).await {
         Ok(body) => body,
         Err(e) => {

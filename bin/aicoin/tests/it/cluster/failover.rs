@@ -188,15 +188,70 @@ async fn node_to_node_messages_are_authenticated(slots: &[Slot], nodes: &[Option
         .unwrap();
     let answer = String::from_utf8_lossy(&answer[..n]);
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    // A validator's vote is a few hundred bytes; 2 MiB is more than a vote may be.
-    let big = vec![b' '; 2 << 20];
-    let (_, headers) = node3.sign_request(slots[0].address, "vote", &big).unwrap();
-    let mut request = http.post(&url).body(big);
-    for (name, value) in headers {
-        request = request.header(name, value);
+    // Headers alone prove nothing (the signature covers the body), so large bodies are read
+    // two at a time: of three uploads announcing 200 MB and stalling, one is turned away.
+    let stalled_upload = || async {
+        let (_, headers) = node3
+            .sign_request(slots[0].address, "append", b"{}")
+            .unwrap();
+        let mut head =
+            "POST /raft/append HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n".to_string();
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut tcp =
+            tokio::net::TcpStream::connect(slots[0].sync_url().trim_start_matches("http://"))
+                .await
+                .unwrap();
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        tcp.write_all(&[b' '; 1024]).await.unwrap();
+        tcp
+    };
+    let mut uploads = vec![
+        stalled_upload().await,
+        stalled_upload().await,
+        stalled_upload().await,
+    ];
+    let mut turned_away = 0;
+    for upload in &mut uploads {
+        let mut answer = vec![0; 64];
+        // The busy one answers at once; the other two wait for bodies that never come.
+        if let Ok(Ok(n)) =
+            tokio::time::timeout(std::time::Duration::from_secs(2), upload.read(&mut answer)).await
+        {
+            assert!(
+                answer[..n].starts_with(b"HTTP/1.1 503"),
+                "{:?}",
+                String::from_utf8_lossy(&answer[..n])
+            );
+            turned_away += 1;
+        }
     }
-    let oversized = request.send().await.unwrap();
-    assert_eq!(oversized.status().as_u16(), 413);
+    assert_eq!(turned_away, 1);
+    drop(uploads);
+
+    // A validator's vote is a few hundred bytes; 2 MiB is more than a vote may be.
+    // (Once the stalled uploads' slots are back: their connections close asynchronously.)
+    let big = vec![b' '; 2 << 20];
+    let started = Instant::now();
+    loop {
+        let (_, headers) = node3.sign_request(slots[0].address, "vote", &big).unwrap();
+        let mut request = http.post(&url).body(big.clone());
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        if status != 503 {
+            assert_eq!(status, 413);
+            break;
+        }
+        assert!(
+            started.elapsed() < DEADLINE,
+            "large-body slots never came back"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
 }
 
 /// A full node follows the validators by height and forwards what it is sent.
