@@ -46,7 +46,7 @@ pub enum AuthError {
     BadSignature(Address),
     #[error("{0} is not a validator of this chain")]
     UnknownNode(Address),
-    #[error("{0} is not a member of this cluster")]
+    #[error("{0} is not a member of this cluster: it was removed")]
     NotAMember(Address),
     #[error("message addressed to {to}, not to this node ({me})")]
     WrongAddressee { to: Address, me: Address },
@@ -169,6 +169,13 @@ impl Signed {
     }
 }
 
+/// The validators memberships have named, and those the latest one removed.
+#[derive(Debug, Default)]
+struct Removals {
+    seen: HashSet<Address>,
+    removed: HashSet<Address>,
+}
+
 /// This node's side of authentication: its key, the validators it talks to, its nonce clock and
 /// the nonces it has seen.
 #[derive(Debug)]
@@ -177,9 +184,8 @@ pub struct Authenticator {
     /// Binds every signature to one chain (its genesis hash).
     chain: B256,
     validators: HashSet<Address>,
-    /// The cluster's members as raft's latest membership has them (`None` until this node
-    /// knows one: a node waiting to be added must hear from the cluster).
-    members: RwLock<Option<HashSet<Address>>>,
+    /// Who raft's memberships have named, and of those who the latest no longer does.
+    membership: RwLock<Removals>,
     last_nonce: AtomicU64,
     seen: Mutex<HashMap<Address, BTreeSet<u64>>>,
 }
@@ -200,7 +206,7 @@ impl Authenticator {
             key,
             chain,
             validators: validators.into_iter().collect(),
-            members: RwLock::new(None),
+            membership: RwLock::default(),
             last_nonce: AtomicU64::new(0),
             seen: Mutex::new(HashMap::new()),
         }
@@ -219,11 +225,15 @@ impl Authenticator {
         self.validators.contains(address)
     }
 
-    /// Trusts only `members` (voters and learners) from now on, among the chain's validators;
-    /// an empty membership trusts every validator, as before the cluster exists.
+    /// Takes raft's latest membership (voters and learners): from now on, a validator an
+    /// earlier membership named and this one does not is refused, until a membership names it
+    /// again. Validators no membership has named yet are still heard, so a node that was away
+    /// while one joined still follows it when it leads.
     pub fn set_members(&self, members: impl IntoIterator<Item = Address>) {
         let members: HashSet<Address> = members.into_iter().collect();
-        *self.members.write() = (!members.is_empty()).then_some(members);
+        let mut membership = self.membership.write();
+        membership.seen.extend(members.iter().copied());
+        membership.removed = membership.seen.difference(&members).copied().collect();
     }
 
     /// A nonce never issued before by this process, and (clock permitting) by an earlier one:
@@ -329,9 +339,7 @@ impl Authenticator {
         if !self.validators.contains(&envelope.from) || envelope.from != expected_sender {
             return Err(AuthError::UnknownNode(envelope.from));
         }
-        if let Some(members) = &*self.members.read()
-            && !members.contains(&envelope.from)
-        {
+        if self.membership.read().removed.contains(&envelope.from) {
             return Err(AuthError::NotAMember(envelope.from));
         }
         if envelope.to != self.address() {
@@ -503,19 +511,25 @@ mod tests {
     }
 
     #[test]
-    fn only_members_are_trusted_once_there_is_a_membership() {
+    fn members_a_membership_removed_are_refused_until_one_names_them_again() {
         let (alice, bob, _) = pair();
         let sign = || alice.sign_request(bob.address(), "vote", b"{}").unwrap().1;
+        // Not named by any membership yet (say it joined while this node was away): heard.
+        bob.set_members([bob.address()]);
+        bob.check_request(&header_map(&sign()), "vote", b"{}")
+            .unwrap();
+        bob.set_members([alice.address(), bob.address()]);
+        bob.check_request(&header_map(&sign()), "vote", b"{}")
+            .unwrap();
+        // Removed: refused, before any body is read too.
         bob.set_members([bob.address()]);
         assert!(matches!(
             bob.check_request(&header_map(&sign()), "vote", b"{}"),
             Err(AuthError::NotAMember(a)) if a == alice.address()
         ));
         assert!(bob.precheck_request(&header_map(&sign())).is_err());
+        // Added back: heard again.
         bob.set_members([alice.address(), bob.address()]);
-        bob.check_request(&header_map(&sign()), "vote", b"{}")
-            .unwrap();
-        bob.set_members([]);
         bob.check_request(&header_map(&sign()), "vote", b"{}")
             .unwrap();
     }

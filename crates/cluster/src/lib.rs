@@ -326,8 +326,8 @@ pub async fn start(
     })
 }
 
-/// Keeps the transport's trust on raft's latest membership: a validator removed from the
-/// cluster is refused at once, though the chain spec still names it.
+/// Keeps the transport's trust on raft's memberships: a validator removed from the cluster is
+/// refused at once, though the chain spec still names it (see [`Authenticator::set_members`]).
 async fn trust_the_membership(
     mut metrics: watch::Receiver<Metrics>,
     auth: Arc<Authenticator>,
