@@ -159,3 +159,33 @@ impl SharedOut {
         unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), self.0.add(at), values.len()) }
     }
 }
+
+/// The `cpu_fwd` of our matmul custom ops: `x · Wᵀ` over the last dimension of the contiguous
+/// f32 activations in `storage`, with `W` a `rows` × `cols` matrix that `matmul` multiplies
+/// (`m` activation rows into `m` × `rows` outputs).
+pub(super) fn matmul_cpu_fwd(
+    name: &str,
+    (rows, cols): (usize, usize),
+    storage: &candle_core::CpuStorage,
+    layout: &candle_core::Layout,
+    matmul: impl FnOnce(&[f32], usize, &mut [f32]) -> candle_core::Result<()>,
+) -> candle_core::Result<(candle_core::CpuStorage, candle_core::Shape)> {
+    use candle_core::{CpuStorage, bail};
+    let CpuStorage::F32(x) = storage else {
+        bail!("{name}: activations must be f32")
+    };
+    let Some((start, end)) = layout.contiguous_offsets() else {
+        bail!("{name}: activations must be contiguous")
+    };
+    let mut dims = layout.shape().dims().to_vec();
+    if dims.last() != Some(&cols) {
+        bail!("{name}: activations {dims:?} against a {rows}x{cols} matrix")
+    }
+    let m = (end - start) / cols;
+    let mut out = vec![0f32; m * rows];
+    matmul(&x[start..end], m, &mut out)?;
+    if let Some(last) = dims.last_mut() {
+        *last = rows;
+    }
+    Ok((CpuStorage::F32(out), candle_core::Shape::from(dims)))
+}

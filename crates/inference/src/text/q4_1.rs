@@ -16,11 +16,11 @@
 use std::sync::Arc;
 
 use candle_core::{
-    CpuStorage, CustomOp1, Device, Layout, Shape, Tensor, bail,
+    CpuStorage, CustomOp1, Device, Layout, Shape, Tensor,
     quantized::{GgmlDType, QTensor},
 };
 
-use super::matmul::SharedOut;
+use super::matmul::{SharedOut, matmul_cpu_fwd};
 
 /// Weights per Q4_1 (and Q8_1) block.
 const BLOCK: usize = 32;
@@ -118,27 +118,10 @@ impl CustomOp1 for Q4_1Matrix {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = storage else {
-            bail!("q4_1 matmul: activations must be f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            bail!("q4_1 matmul: activations must be contiguous")
-        };
-        let mut dims = layout.shape().dims().to_vec();
-        if dims.last() != Some(&self.cols) {
-            bail!(
-                "q4_1 matmul: activations {dims:?} against a {}x{} matrix",
-                self.rows,
-                self.cols
-            )
-        }
-        let m = (end - start) / self.cols;
-        let mut out = vec![0f32; m * self.rows];
-        self.matmul(&x[start..end], m, &mut out)?;
-        if let Some(last) = dims.last_mut() {
-            *last = self.rows;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
+        let (rows, cols) = (self.rows, self.cols);
+        matmul_cpu_fwd("q4_1 matmul", (rows, cols), storage, layout, |x, m, out| {
+            self.matmul(x, m, out)
+        })
     }
 }
 

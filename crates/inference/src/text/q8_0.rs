@@ -25,7 +25,7 @@ use candle_core::{
     quantized::{GgmlDType, QTensor},
 };
 
-use super::matmul::SharedOut;
+use super::matmul::{SharedOut, matmul_cpu_fwd};
 
 /// Weights per block.
 const BLOCK: usize = 32;
@@ -135,27 +135,10 @@ impl CustomOp1 for Q8_0Matrix {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(x) = storage else {
-            bail!("q8_0 matmul: activations must be f32")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            bail!("q8_0 matmul: activations must be contiguous")
-        };
-        let mut dims = layout.shape().dims().to_vec();
-        if dims.last() != Some(&self.cols) {
-            bail!(
-                "q8_0 matmul: activations {dims:?} against a {}x{} matrix",
-                self.rows,
-                self.cols
-            )
-        }
-        let m = (end - start) / self.cols;
-        let mut out = vec![0f32; m * self.rows];
-        self.matmul(&x[start..end], m, &mut out)?;
-        if let Some(last) = dims.last_mut() {
-            *last = self.rows;
-        }
-        Ok((CpuStorage::F32(out), Shape::from(dims)))
+        let (rows, cols) = (self.rows, self.cols);
+        matmul_cpu_fwd("q8_0 matmul", (rows, cols), storage, layout, |x, m, out| {
+            self.matmul(x, m, out)
+        })
     }
 }
 
