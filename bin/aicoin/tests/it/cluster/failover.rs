@@ -167,20 +167,31 @@ async fn node_to_node_messages_are_authenticated(slots: &[Slot], nodes: &[Option
     let bare = post(Vec::new(), "{}").await.unwrap();
     assert_eq!(bare.status().as_u16(), 401);
 
-    // A stranger announcing a 200 MB body is refused on its headers, none of the body read.
-    let (_, headers) = stranger
-        .sign_request(slots[0].address, "append", b"{}")
-        .unwrap();
-    let mut head =
-        "POST /raft/append HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n".to_string();
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
-    let mut tcp = tokio::net::TcpStream::connect(slots[0].sync_url().trim_start_matches("http://"))
-        .await
-        .unwrap();
-    tcp.write_all(head.as_bytes()).await.unwrap();
+    // An append signed by `sender` announcing a 200 MB body, of which only the headers (and
+    // `body`) are sent.
+    let announce_200_mb = |sender: &Authenticator, body: &'static [u8]| {
+        let (_, headers) = sender
+            .sign_request(slots[0].address, "append", b"{}")
+            .unwrap();
+        let mut head =
+            "POST /raft/append HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n".to_string();
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        let addr = slots[0]
+            .sync_url()
+            .trim_start_matches("http://")
+            .to_string();
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tcp.write_all(head.as_bytes()).await.unwrap();
+            tcp.write_all(body).await.unwrap();
+            tcp
+        }
+    };
+    // A stranger's is refused on its headers, none of the body read.
+    let mut tcp = announce_200_mb(&stranger, b"").await;
     let mut answer = vec![0; 512];
     let n = tokio::time::timeout(DEADLINE, tcp.read(&mut answer))
         .await
@@ -190,28 +201,10 @@ async fn node_to_node_messages_are_authenticated(slots: &[Slot], nodes: &[Option
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
     // Headers alone prove nothing (the signature covers the body), so large bodies are read
     // two at a time: of three uploads announcing 200 MB and stalling, one is turned away.
-    let stalled_upload = || async {
-        let (_, headers) = node3
-            .sign_request(slots[0].address, "append", b"{}")
-            .unwrap();
-        let mut head =
-            "POST /raft/append HTTP/1.1\r\nHost: x\r\nContent-Length: 200000000\r\n".to_string();
-        for (name, value) in headers {
-            head.push_str(&format!("{name}: {value}\r\n"));
-        }
-        head.push_str("\r\n");
-        let mut tcp =
-            tokio::net::TcpStream::connect(slots[0].sync_url().trim_start_matches("http://"))
-                .await
-                .unwrap();
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        tcp.write_all(&[b' '; 1024]).await.unwrap();
-        tcp
-    };
     let mut uploads = vec![
-        stalled_upload().await,
-        stalled_upload().await,
-        stalled_upload().await,
+        announce_200_mb(&node3, &[b' '; 1024]).await,
+        announce_200_mb(&node3, &[b' '; 1024]).await,
+        announce_200_mb(&node3, &[b' '; 1024]).await,
     ];
     let mut turned_away = 0;
     for upload in &mut uploads {

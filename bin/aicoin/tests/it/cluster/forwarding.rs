@@ -3,12 +3,9 @@
 //! address rewrites its public, unsigned `GET /status` to name an attacker's RPC; transfers sent
 //! to the followers are still mined, and the attacker never sees one.
 
-use std::{
-    net::SocketAddr,
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
 };
 
 use axum::{
@@ -18,20 +15,10 @@ use axum::{
 use serde_json::{Value, json};
 
 use super::{
-    agreed_leader, assert_all_receipted, one_cluster_at_a_time, pass_through, prepare, start,
-    transfers,
+    agreed_leader, assert_all_receipted, one_cluster_at_a_time, pass_through, prepare, serve,
+    start, transfers,
 };
 use crate::common::{NodeProcess, tempdir};
-
-/// An HTTP server on a free port; returns its URL.
-async fn serve(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
 
 #[derive(Clone)]
 struct Rewriter {

@@ -358,3 +358,13 @@ pub(crate) async fn pass_through(
         Err(_) => StatusCode::BAD_GATEWAY.into_response(),
     }
 }
+
+/// Serves `app` on a free port of 127.0.0.1 (a test's proxy or fake peer); returns its URL.
+pub(crate) async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}

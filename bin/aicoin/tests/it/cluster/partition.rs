@@ -4,10 +4,7 @@
 //! block; the majority elects a leader and goes on; once healed, all three converge on one chain
 //! and the transaction the cut-off node acknowledged during the partition is mined.
 
-use std::{
-    net::SocketAddr,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use alloy_primitives::{Address, B256};
 use axum::{
@@ -17,7 +14,7 @@ use axum::{
 
 use super::{
     agreed_leader, assert_all_receipted, assert_same_chain, one_cluster_at_a_time, pass_through,
-    prepare, reach, send_transfers, start, transfers,
+    prepare, reach, send_transfers, serve, start, transfers,
 };
 use crate::common::{NodeProcess, tempdir};
 
@@ -60,13 +57,7 @@ impl Partition {
             upstream: format!("http://127.0.0.1:{sync_port}"),
             http: reqwest::Client::new(),
         };
-        let app = axum::Router::new().fallback(forward).with_state(proxy);
-        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        url
+        serve(axum::Router::new().fallback(forward).with_state(proxy)).await
     }
 }
 
