@@ -29,11 +29,20 @@ pub fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<()> {
+    serve_connections(name, TimeoutListener::new(listener, None), app, shutdown)
+}
+
+/// The one serving loop: `listener`'s connections, each client's address handed to handlers.
+fn serve_connections(
+    name: &'static str,
+    listener: TimeoutListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let addr = listener.local_addr().ok();
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
+        let addr = listener.inner.local_addr().ok();
+        // `tap_io` for the client address (`ConnectInfo`), which axum derives from it.
+        let listener = listener.tap_io(|_| {});
         let app = app.into_make_service_with_connect_info::<SocketAddr>();
         if let Err(e) = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
@@ -53,10 +62,16 @@ pub struct Timeouts {
     pub write: Duration,
 }
 
-/// Accepted connections with [`Timeouts`] (and Nagle's algorithm off).
+/// Accepted connections, with Nagle's algorithm off and [`Timeouts`] where given.
 struct TimeoutListener {
     inner: TcpListener,
-    timeouts: Timeouts,
+    timeouts: Option<Timeouts>,
+}
+
+impl TimeoutListener {
+    fn new(inner: TcpListener, timeouts: Option<Timeouts>) -> Self {
+        Self { inner, timeouts }
+    }
 }
 
 impl axum::serve::Listener for TimeoutListener {
@@ -68,8 +83,8 @@ impl axum::serve::Listener for TimeoutListener {
         let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
         let _ = tcp.set_nodelay(true);
         let mut io = TimeoutStream::new(tcp);
-        io.set_read_timeout(Some(self.timeouts.read));
-        io.set_write_timeout(Some(self.timeouts.write));
+        io.set_read_timeout(self.timeouts.map(|t| t.read));
+        io.set_write_timeout(self.timeouts.map(|t| t.write));
         (Box::pin(io), addr)
     }
 
@@ -86,21 +101,17 @@ pub async fn listen_with_timeouts(
     timeouts: Timeouts,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
-    let inner = TcpListener::bind(addr).await?;
-    let bound = inner.local_addr()?;
-    let listener = TimeoutListener { inner, timeouts }.tap_io(|_| {});
-    tokio::spawn(async move {
-        let app = app.into_make_service_with_connect_info::<SocketAddr>();
-        let stop = async move {
-            let _ = shutdown.wait_for(|stop| *stop).await;
-        };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            tracing::error!(error = %e, addr = %bound, "the {name} server failed");
-        }
-    });
+    let listener = TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let stop = async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+    };
+    serve_connections(
+        name,
+        TimeoutListener::new(listener, Some(timeouts)),
+        app,
+        stop,
+    );
     Ok(bound)
 }
 
