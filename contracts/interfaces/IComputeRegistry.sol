@@ -97,6 +97,9 @@ interface IComputeRegistry {
     /// stake unbonds, and it cannot register again.
     event Suspended(address indexed provider);
     event Unclaimed(uint64 indexed epoch, address indexed miner, uint256 amount);
+    /// A provider now serves layers [start, end) of `model` as a pipeline shard, or the whole
+    /// model again (0, 0).
+    event ShardSet(address indexed provider, string model, uint32 start, uint32 end);
 
     /// Registers the sender as a provider of `models` (each on the model list), reachable at
     /// `apiUrl`, paid to `payout`. The value sent is the stake: at least `minStake`.
@@ -106,6 +109,10 @@ interface IComputeRegistry {
     /// Changes a registered provider's payout address, URL, models and hardware class.
     function update(address payout, string calldata apiUrl, string[] calldata models, uint8 hardware)
         external;
+    /// Serves only layers [start, end) of `model`, one of the sender's registered models, as a
+    /// pipeline shard that gateways chain with others; (0, 0) serves the whole model again.
+    /// Active providers only. `update` dropping the model drops its shard too.
+    function setShard(string calldata model, uint32 start, uint32 end) external;
     /// Stops being measured and paid; the stake unbonds for `unbondingEpochs` epochs.
     function leave() external;
     /// Returns the stake of a provider whose unbonding has ended.
@@ -119,6 +126,9 @@ interface IComputeRegistry {
     /// Every provider ever registered (whatever its status), in registration order.
     function providers() external view returns (address[] memory);
     function provider(address account) external view returns (ProviderInfo memory);
+    /// The layers [start, end) of `model` that `account` serves as a shard; (0, 0) when it
+    /// serves the whole model (or not at all).
+    function shardOf(address account, string calldata model) external view returns (uint32 start, uint32 end);
     function epochRecord(address account, uint64 epoch) external view returns (EpochRecord memory);
     /// What `validator` reported of `account` for `epoch` (all zero if nothing).
     function report(uint64 epoch, address validator, address account) external view returns (Measurement memory);

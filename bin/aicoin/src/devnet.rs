@@ -56,6 +56,11 @@ pub struct DevnetArgs {
     /// without starting anything.
     #[arg(long)]
     prepare: bool,
+    /// Split the first text model's layers into this many contiguous ranges, served by the
+    /// providers as pipeline shards (provider i serves range i mod N, so providers beyond N
+    /// are spares), for the gateway to chain: kill a shard and watch the gateway go on.
+    #[arg(long, env = "AICOIN_DEVNET_SHARDS", default_value_t = 0)]
+    shards: usize,
     /// The first validator also runs the paid gateway, on this port (it registers itself).
     #[arg(long, env = "AICOIN_DEVNET_GATEWAY_PORT")]
     gateway_port: Option<u16>,
@@ -109,6 +114,47 @@ fn models(args: &DevnetArgs) -> eyre::Result<Vec<LocalModel>> {
     };
     let given: Vec<String> = args.model.iter().map(|p| p.display().to_string()).collect();
     crate::model::resolve(&dir, &given)
+}
+
+/// `--shards N`: the first text model's layers in N contiguous ranges, as even as they go.
+fn shard_ranges(
+    args: &DevnetArgs,
+    models: &[aicoin_inference::LocalModel],
+) -> eyre::Result<Vec<aicoin_shard::ShardSpec>> {
+    if args.shards == 0 {
+        return Ok(Vec::new());
+    }
+    if args.providers < args.shards {
+        bail!(
+            "--shards {} needs at least as many --providers",
+            args.shards
+        );
+    }
+    let Some(model) = models
+        .iter()
+        .find(|m| m.kind == aicoin_inference::ModelKind::Text)
+    else {
+        bail!("--shards needs a text model");
+    };
+    let mut file = std::fs::File::open(&model.path)
+        .wrap_err_with(|| format!("cannot read {}", model.path.display()))?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+        .map_err(|e| eyre::eyre!("--shards needs a GGUF model of the llama family: {e}"))?;
+    let layers = aicoin_inference::llama::Config::from_gguf(&content)
+        .map_err(|e| eyre::eyre!("--shards needs a GGUF model of the llama family: {e}"))?
+        .layers;
+    if args.shards > layers {
+        bail!(
+            "{} has {layers} layers: --shards must be at most that",
+            model.id
+        );
+    }
+    Ok((0..args.shards)
+        .map(|i| aicoin_shard::ShardSpec {
+            model: model.id.clone(),
+            layers: layers * i / args.shards..layers * (i + 1) / args.shards,
+        })
+        .collect())
 }
 
 fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
@@ -229,6 +275,7 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
             provider: false,
         });
     }
+    let shards = shard_ranges(args, &models)?;
     let bootnodes: Vec<String> = (0..args.validators)
         .map(|j| format!("http://127.0.0.1:{}", port(args.sync_port, j)))
         .collect();
@@ -256,6 +303,9 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
             "--provide".into(),
         ];
         node_args.extend(model_args.iter().cloned());
+        if !shards.is_empty() {
+            node_args.extend(["--shard".into(), shards[i % shards.len()].to_string()]);
+        }
         nodes.push(Node {
             name,
             dir: node_dir,

@@ -201,9 +201,16 @@ pub async fn run(args: ServeArgs) -> eyre::Result<()> {
     let mut registry = Registry::default();
     let metrics = InferenceMetrics::register(&mut registry);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = aicoin_api::start(config, metrics, Arc::new(registry), None, async move {
-        let _ = stopped.await;
-    })
+    let server = aicoin_api::start(
+        config,
+        metrics,
+        Arc::new(registry),
+        None,
+        None,
+        async move {
+            let _ = stopped.await;
+        },
+    )
     .await?;
     println!("AICoin inference API v{}", env!("CARGO_PKG_VERSION"));
     print_banner(&server);

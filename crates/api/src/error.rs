@@ -76,6 +76,12 @@ impl ApiError {
                 Self::invalid(error.to_string(), Some(param)).with_code("context_length_exceeded")
             }
             e if e.is_client_error() => Self::invalid(e.to_string(), Some(param)),
+            e @ InferenceError::Unavailable(_) => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: Some("model_unavailable"),
+                retry_after: Some(std::time::Duration::from_secs(15)),
+                ..Self::server(e.to_string())
+            },
             e => {
                 tracing::error!(error = %e, "inference failed");
                 Self::server(format!("The model failed to run: {e}"))

@@ -206,13 +206,15 @@ impl ApiServer {
 }
 
 /// Binds `config.addr` (so a taken port fails before minutes of loading), loads the models,
-/// and serves [`router`] (behind `access`, when given) until `shutdown` resolves. `metrics`
-/// must be registered in `registry`, which `/metrics` renders.
+/// and serves [`router`] (behind `access`, when given) and `beside` (routes of their own, such
+/// as a provider's pipeline shards; with them, no model need load) until `shutdown` resolves.
+/// `metrics` must be registered in `registry`, which `/metrics` renders.
 pub async fn start(
     config: ApiConfig,
     metrics: InferenceMetrics,
     registry: Arc<Registry>,
     access: Option<Arc<dyn Access>>,
+    beside: Option<Router>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<ApiServer, StartError> {
     let listener = TcpListener::bind(config.addr)
@@ -228,11 +230,14 @@ pub async fn start(
     let models = tokio::task::spawn_blocking(move || Models::load(&config, &metrics))
         .await
         .map_err(|e| StartError::Crashed(e.to_string()))??;
-    if models.is_empty() {
+    if models.is_empty() && beside.is_none() {
         return Err(StartError::NothingLoaded);
     }
     let models = Arc::new(models);
-    let app = router(models.clone(), registry, access);
+    let mut app = router(models.clone(), registry, access);
+    if let Some(beside) = beside {
+        app = app.merge(beside);
+    }
     let task = aicoin_http::serve("inference API", listener, app, shutdown);
     tracing::info!(%addr, models = ?models.cards().iter().map(|c| &c.id).collect::<Vec<_>>(), "inference API serving");
     Ok(ApiServer { addr, models, task })

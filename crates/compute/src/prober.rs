@@ -127,11 +127,19 @@ fn plan(store: &Store, _block: &NewBlock) -> Result<Plan, ViewError> {
     let reader = store.reader()?;
     let view = RegistryView::new(&reader)?;
     let epoch = view.epoch()?;
-    let providers = view
+    // Models a provider serves as a pipeline shard answer no request alone: probed are the
+    // models it serves whole.
+    let mut providers: Vec<Provider> = view
         .providers()?
         .into_iter()
         .filter(|p| p.status == Status::Active)
         .collect();
+    for provider in &mut providers {
+        let shards = view.shards(provider)?;
+        provider
+            .models
+            .retain(|model| !shards.iter().any(|(m, _)| m == model));
+    }
     let models = view.models()?;
     let settings = Settings {
         jobs: view.param_u64("probeJobs")?.max(1),

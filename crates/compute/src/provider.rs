@@ -1,9 +1,10 @@
 //! A provider registering itself: once its node has the chain, it compares its registry record
 //! with what it serves. Unregistered (or withdrawn), it sends `register` with the stake when its
 //! key holds enough; when it does not, it says exactly which transaction it needs. Registered
-//! with other settings (URL, models, payout, hardware), it sends `update`.
+//! with other settings (URL, models, payout, hardware), it sends `update`; serving a layer range
+//! of a model (a pipeline shard) other than the one recorded, it sends `setShard`.
 
-use std::sync::Arc;
+use std::{ops::Range, sync::Arc};
 
 use aicoin_modules::registry::{IComputeRegistry, state::Provider};
 use aicoin_primitives::{AIC, NewBlock, modules::REGISTRY_ADDRESS};
@@ -30,9 +31,19 @@ pub struct Registration {
     pub hardware: u8,
     /// The stake to lock [default: the chain's `minStake`].
     pub stake: Option<U256>,
+    /// The models of `models` served as pipeline shards, with their layers.
+    pub shards: Vec<(String, Range<u32>)>,
 }
 
 impl Registration {
+    /// The layers of `model` served, `None` for the whole model.
+    fn shard(&self, model: &str) -> Option<Range<u32>> {
+        self.shards
+            .iter()
+            .find(|(m, _)| m == model)
+            .map(|(_, layers)| layers.clone())
+    }
+
     fn matches(&self, provider: &Provider) -> bool {
         provider.payout == self.payout
             && provider.api_url == self.api_url
@@ -49,6 +60,11 @@ enum Step {
         stake: U256,
     },
     Update,
+    /// The model's recorded shard is not what is served.
+    SetShard {
+        model: String,
+        layers: Option<Range<u32>>,
+    },
     /// The key cannot pay the stake.
     Unfunded {
         stake: U256,
@@ -63,7 +79,21 @@ fn next_step(store: &Store, me: Address, wanted: &Registration) -> Result<Step, 
     let view = RegistryView::new(&reader)?;
     let provider = view.provider(me)?;
     Ok(match provider.status {
-        Status::Active if wanted.matches(&provider) => Step::Nothing,
+        Status::Active if wanted.matches(&provider) => {
+            let recorded = view.shards(&provider)?;
+            let differs = wanted.models.iter().find_map(|model| {
+                let layers = wanted.shard(model);
+                let on_chain = recorded
+                    .iter()
+                    .find(|(m, _)| m == model)
+                    .map(|(_, l)| l.clone());
+                (layers != on_chain).then(|| (model.clone(), layers))
+            });
+            match differs {
+                Some((model, layers)) => Step::SetShard { model, layers },
+                None => Step::Nothing,
+            }
+        }
         Status::Active => Step::Update,
         // Leaving by choice: not undone here.
         Status::Leaving => Step::Nothing,
@@ -100,16 +130,13 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let me = sender.address();
-    let mut sent_at: Option<u64> = None;
+    let mut sent: Option<(u64, Step)> = None;
     let mut told = false;
     loop {
         let Some(block) = crate::heads::next_block(&mut blocks, &mut shutdown).await else {
             return;
         };
         let number = block.header.number;
-        if sent_at.is_some_and(|at| number < at + RESEND_AFTER_BLOCKS) {
-            continue;
-        }
         let step = match next_step(&store, me, &wanted) {
             Ok(step) => step,
             Err(e) => {
@@ -117,9 +144,18 @@ pub async fn run(
                 continue;
             }
         };
+        // The same transaction again only once the last one had time to land; the next one
+        // (a shard after the registration) at once.
+        if sent
+            .as_ref()
+            .is_some_and(|(at, last)| *last == step && number < at + RESEND_AFTER_BLOCKS)
+        {
+            continue;
+        }
+        let sending = step.clone();
         let (data, value, what) = match step {
             Step::Nothing => {
-                sent_at = None;
+                sent = None;
                 continue;
             }
             Step::Register { stake } => (register_call(&wanted), stake, "register"),
@@ -133,6 +169,16 @@ pub async fn run(
                 .abi_encode(),
                 U256::ZERO,
                 "update",
+            ),
+            Step::SetShard { model, layers } => (
+                IComputeRegistry::setShardCall {
+                    model,
+                    start: layers.as_ref().map_or(0, |l| l.start),
+                    end: layers.as_ref().map_or(0, |l| l.end),
+                }
+                .abi_encode(),
+                U256::ZERO,
+                "setShard",
             ),
             Step::Unfunded { stake, balance } => {
                 if !told {
@@ -155,7 +201,7 @@ pub async fn run(
         {
             Ok(hash) => {
                 tracing::info!(%hash, provider = %me, api_url = %wanted.api_url, models = ?wanted.models, "sent {what} to the compute registry");
-                sent_at = Some(number);
+                sent = Some((number, sending));
             }
             Err(e) => tracing::warn!(error = %e, "cannot send {what} to the compute registry"),
         }

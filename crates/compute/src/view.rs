@@ -55,6 +55,14 @@ impl RegistryView {
         ReadOnly(move |slot: B256| state.storage(&module, &slot.into()))
     }
 
+    /// The models `provider` serves as pipeline shards, with their layers.
+    pub fn shards(
+        &self,
+        provider: &Provider,
+    ) -> Result<Vec<(String, std::ops::Range<u32>)>, ViewError> {
+        Ok(view::shards(&mut self.slots(), provider)?)
+    }
+
     /// `account`'s API subscription as stored (whether it is active depends on the block).
     pub fn subscription(&self, account: Address) -> Result<Subscription, ViewError> {
         Ok(Subscription::load(

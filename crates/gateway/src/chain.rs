@@ -17,13 +17,15 @@ pub struct Upstream {
     pub api_url: String,
 }
 
-/// A listed model and the providers that serve it now.
+/// A listed model and the providers that serve it now: whole, or a layer range of it each
+/// (pipeline shards, which a gateway chains).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Offer {
     pub id: String,
     pub context_length: u64,
     pub category: ModelCategory,
     pub providers: Vec<Upstream>,
+    pub shards: Vec<aicoin_shard::Shard>,
 }
 
 /// One API tier as the parameters price it.
@@ -44,7 +46,7 @@ pub const TIER_NAMES: [&str; 3] = ["basic", "standard", "premium"];
 pub struct Snapshot {
     pub head: u64,
     pub epoch: u64,
-    /// Models with at least one provider, by id.
+    /// Models with at least one provider (or shard), by id.
     pub offers: BTreeMap<String, Offer>,
     pub tiers: Vec<Tier>,
 }
@@ -95,6 +97,7 @@ impl ChainView {
                     context_length: m.context_length,
                     category: m.category,
                     providers: Vec::new(),
+                    shards: Vec::new(),
                 };
                 (m.id, offer)
             })
@@ -106,16 +109,25 @@ impl ChainView {
             {
                 continue;
             }
+            let shards = view.shards(&provider)?;
             for model in &provider.models {
-                if let Some(offer) = offers.get_mut(model) {
-                    offer.providers.push(Upstream {
+                let Some(offer) = offers.get_mut(model) else {
+                    continue;
+                };
+                match shards.iter().find(|(m, _)| m == model) {
+                    Some((_, layers)) => offer.shards.push(aicoin_shard::Shard {
+                        provider: provider.address,
+                        api_url: provider.api_url.clone(),
+                        layers: layers.start as usize..layers.end as usize,
+                    }),
+                    None => offer.providers.push(Upstream {
                         address: provider.address,
                         api_url: provider.api_url.clone(),
-                    });
+                    }),
                 }
             }
         }
-        offers.retain(|_, offer| !offer.providers.is_empty());
+        offers.retain(|_, offer| !offer.providers.is_empty() || !offer.shards.is_empty());
         let period_blocks = view.param_u64("subscriptionBlocks")?;
         let tiers = TIER_NAMES
             .iter()

@@ -8,13 +8,15 @@
 //! - [`route`]: picking a provider by latency, load and its circuit breaker;
 //! - [`proxy`]: the signed, streaming forward with fallback before the first token;
 //! - [`server`]: the HTTP layers and endpoints;
-//! - [`usage`]: the tokens each provider served, reported on chain per epoch.
+//! - [`usage`]: the tokens each provider served, reported on chain per epoch;
+//! - [`pipeline`]: models no provider holds whole, run here through the registry's shards.
 //!
 //! [`start`] runs it all beside a node.
 
 pub mod chain;
 pub mod count;
 pub mod keys;
+pub mod pipeline;
 pub mod proxy;
 pub mod quota;
 pub mod route;
@@ -47,8 +49,11 @@ pub struct GatewayConfig {
     pub addr: SocketAddr,
     /// The URL users reach it at, registered on chain [default: `http://` + its address].
     pub public_url: Option<String>,
-    /// Local copies of the models, to count prompts exactly (weights are not loaded).
+    /// Local copies of the models, to count prompts exactly, and to run those of the llama
+    /// family as pipelines of shards (their embedding and head alone are loaded).
     pub models: Vec<LocalModel>,
+    /// Deadlines and bans of those pipelines' shards.
+    pub pipeline: aicoin_shard::CoordinatorConfig,
 }
 
 /// What the gateway runs with from its node.
@@ -77,6 +82,8 @@ pub enum GatewayError {
     Tx(#[from] aicoin_compute::tx::TxError),
     #[error("cannot build the gateway's HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("cannot serve the gateway's pipelines: {0}")]
+    Pipelines(std::io::Error),
 }
 
 /// A running gateway.
@@ -128,6 +135,19 @@ pub async fn start(config: GatewayConfig, link: NodeLink) -> Result<GatewayServe
     };
     tracing::info!(counted = ?counters.ids(), "gateway counts prompts with these models' tokenizers");
     let served = Arc::new(usage::Served::default());
+    let (pipelines, pipeline_app, pipeline_listener) = {
+        let (models, key) = (config.models.clone(), link.key.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let pipeline = config.pipeline;
+        tokio::task::spawn_blocking(move || {
+            pipeline::Pipelines::load(&models, &key, runtime, pipeline)
+        })
+        .await
+        .map_err(|e| GatewayError::Pipelines(std::io::Error::other(e.to_string())))?
+        .map_err(GatewayError::Pipelines)?
+    };
+    let pipelines = Arc::new(pipelines);
+    tracing::info!(models = ?pipelines.models(), "gateway runs these models as pipelines of shards");
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)
@@ -144,13 +164,27 @@ pub async fn start(config: GatewayConfig, link: NodeLink) -> Result<GatewayServe
             routes: route::Routes::new(),
             served: served.clone(),
         },
+        pipelines: pipelines.clone(),
     });
     let mut shutdown = link.shutdown.clone();
     let task = aicoin_http::serve("gateway", listener, server::router(gateway), async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
     });
+    let mut shutdown = link.shutdown.clone();
+    let pipeline_listener =
+        TcpListener::from_std(pipeline_listener).map_err(GatewayError::Pipelines)?;
+    aicoin_http::serve(
+        "gateway pipelines",
+        pipeline_listener,
+        pipeline_app,
+        async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        },
+    );
     tokio::spawn(follow(
         chain.clone(),
+        pipelines,
+        served.clone(),
         sender.clone(),
         url.clone(),
         link.blocks.resubscribe(),
@@ -174,6 +208,8 @@ use chain::ChainView;
 /// by a validator: `aicoin gateway add`).
 async fn follow(
     chain: Arc<ChainView>,
+    pipelines: Arc<pipeline::Pipelines>,
+    served: Arc<usage::Served>,
     sender: TxSender,
     url: String,
     mut blocks: broadcast::Receiver<Arc<NewBlock>>,
@@ -187,6 +223,9 @@ async fn follow(
             tracing::warn!(error = %e, "the gateway cannot read the providers");
             continue;
         }
+        let snapshot = chain.snapshot();
+        pipelines.update(&snapshot);
+        pipelines.record_work(snapshot.epoch, &served);
         let number = block.header.number;
         if asked_at.is_some_and(|at| number < at + 10) {
             continue;

@@ -317,7 +317,11 @@ async fn read_limited(mut response: reqwest::Response, limit: usize, timeout: Du
 }
 
 fn name_provider(response: &mut Response, upstream: &Upstream) {
-    if let Ok(value) = HeaderValue::from_str(&upstream.address.to_string()) {
+    let name = match upstream.address {
+        crate::pipeline::ADDRESS => "pipeline".to_string(),
+        provider => provider.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&name) {
         response.headers_mut().insert(PROVIDER_HEADER, value);
     }
 }

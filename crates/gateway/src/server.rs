@@ -51,6 +51,8 @@ pub struct Gateway {
     pub quotas: Arc<Quotas>,
     pub counters: Arc<Counters>,
     pub forwarder: Forwarder,
+    /// Models run here as pipelines of shards.
+    pub pipelines: Arc<crate::pipeline::Pipelines>,
 }
 
 /// The caller a key speaks for, after [`authenticate`].
@@ -442,11 +444,16 @@ async fn forward(
         return ApiError::server("the request was not metered").into_response();
     };
     let snapshot = gateway.chain.snapshot();
-    let providers = snapshot
+    let model = &metered.inspected.model;
+    let mut providers = snapshot
         .offers
-        .get(&metered.inspected.model)
+        .get(model)
         .map(|offer| offer.providers.clone())
         .unwrap_or_default();
+    // No provider holds the whole model: its shards run as a pipeline here.
+    if providers.is_empty() {
+        providers.extend(gateway.pipelines.upstream(model));
+    }
     gateway
         .forwarder
         .forward(Outbound {
@@ -473,6 +480,7 @@ fn model_card(offer: &crate::chain::Offer) -> Value {
             ModelCategory::Embedding => "embedding",
         },
         "providers": offer.providers.len(),
+        "shards": offer.shards.len(),
     })
 }
 

@@ -25,7 +25,8 @@ pub struct Served(Mutex<BTreeMap<u64, BTreeMap<Address, u64>>>);
 
 impl Served {
     pub fn record(&self, epoch: u64, provider: Address, tokens: u64) {
-        if tokens == 0 {
+        // The gateway's own pipelines: their shards' work is recorded for them.
+        if tokens == 0 || provider == crate::pipeline::ADDRESS {
             return;
         }
         let mut served = self.0.lock();

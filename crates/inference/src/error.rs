@@ -41,6 +41,10 @@ pub enum InferenceError {
     Compute(#[from] candle_core::Error),
     #[error("the model crashed: {0}")]
     Crashed(String),
+    /// Part of the model runs elsewhere and no machine can run it now (every provider of a
+    /// pipeline shard's layers failed or is away); worth a retry later.
+    #[error("the model cannot run now: {0}")]
+    Unavailable(String),
 }
 
 impl InferenceError {

@@ -128,7 +128,7 @@ impl Sequence {
             None => room,
         };
         Ok(Self {
-            state: model.new_state(),
+            state: model.new_state_for(prompt.len() + max_tokens),
             prompt_len: prompt.len(),
             tokens: prompt,
             fed: 0,

@@ -30,5 +30,8 @@ pub use sampling::{Sampler, SamplingParams};
 pub use scheduler::{Event, Scheduler, SchedulerConfig, SubmitError, Usage};
 pub use stop::StopMatcher;
 pub use template::{ChatTemplate, Message};
-pub use text::{Architecture, Prompter, SequenceState, TextModel, WeightFormat, llama};
+pub use text::{
+    Architecture, LayerSession, Prompter, RemoteLayers, SequenceState, TextModel, WeightFormat,
+    llama,
+};
 pub use tokenizer::from_gguf as tokenizer_from_gguf;

@@ -38,7 +38,7 @@ fn vocabulary() -> (Vec<String>, Vec<&'static str>) {
 }
 
 /// Random weights under their Hugging Face names, for `vocab` tokens.
-fn weights(vocab: usize, seed: u64) -> Result<Vec<(String, Tensor)>> {
+fn weights(vocab: usize, seed: u64, layers: usize) -> Result<Vec<(String, Tensor)>> {
     use rand::Rng;
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
     let mut random = |shape: &[usize]| -> Result<Tensor> {
@@ -57,7 +57,7 @@ fn weights(vocab: usize, seed: u64) -> Result<Vec<(String, Tensor)>> {
         ("model.norm.weight".into(), ones(EMBEDDING)?),
         ("lm_head.weight".into(), random(&[vocab, EMBEDDING])?),
     ];
-    for i in 0..LAYERS {
+    for i in 0..layers {
         let name = |n: &str| format!("model.layers.{i}.{n}.weight");
         weights.extend([
             (name("self_attn.q_proj"), random(&[EMBEDDING, EMBEDDING])?),
@@ -76,7 +76,7 @@ fn weights(vocab: usize, seed: u64) -> Result<Vec<(String, Tensor)>> {
 
 /// The tensors a Qwen family model has beyond llama's, from their own random stream (so the
 /// shared weights stay the llama model's).
-fn family_weights(arch: &str, seed: u64) -> Result<Vec<(String, Tensor)>> {
+fn family_weights(arch: &str, seed: u64, layers: usize) -> Result<Vec<(String, Tensor)>> {
     use rand::Rng;
     let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed ^ 0x9e37);
     let mut random = |n: usize, low: f32, high: f32| -> Result<Tensor> {
@@ -86,7 +86,7 @@ fn family_weights(arch: &str, seed: u64) -> Result<Vec<(String, Tensor)>> {
     let head = EMBEDDING / HEADS;
     let kv = KV_HEADS * head;
     let mut extra = Vec::new();
-    for i in 0..LAYERS {
+    for i in 0..layers {
         let name = |n: &str| format!("model.layers.{i}.self_attn.{n}");
         match arch {
             "qwen2" => extra.extend([
@@ -146,24 +146,36 @@ pub fn write_tiny_llama(path: &Path, seed: u64) -> Result<()> {
 
 /// Writes the tiny model to `path` as GGUF with its matrices in `matrices`.
 pub fn write_tiny_llama_gguf(path: &Path, seed: u64, matrices: GgmlDType) -> Result<()> {
-    write_tiny_gguf(path, seed, matrices, "llama")
+    write_tiny_gguf(path, seed, matrices, "llama", LAYERS)
+}
+
+/// Writes the tiny model with `layers` layers (Q8_0), the first two of them the 2-layer
+/// model's: enough layers to split across several pipeline shards.
+pub fn write_tiny_llama_layers(path: &Path, seed: u64, layers: usize) -> Result<()> {
+    write_tiny_gguf(path, seed, GgmlDType::Q8_0, "llama", layers)
 }
 
 /// Writes a tiny model of the Qwen family (`arch` "qwen2": biased Q, K and V projections;
 /// "qwen3": RMS-normed query and key heads), matrices in `matrices`, with the llama model's
 /// weights for `seed` and the family's own tensors beside them ([`tiny_hf_weights`]).
 pub fn write_tiny_qwen(path: &Path, seed: u64, arch: &str, matrices: GgmlDType) -> Result<()> {
-    write_tiny_gguf(path, seed, matrices, arch)
+    write_tiny_gguf(path, seed, matrices, arch, LAYERS)
 }
 
 /// The weights [`write_tiny_qwen`] writes, under their Hugging Face names.
 pub fn tiny_hf_weights(arch: &str, seed: u64) -> Result<Vec<(String, Tensor)>> {
-    let mut all = weights(vocabulary().0.len(), seed)?;
-    all.extend(family_weights(arch, seed)?);
+    let mut all = weights(vocabulary().0.len(), seed, LAYERS)?;
+    all.extend(family_weights(arch, seed, LAYERS)?);
     Ok(all)
 }
 
-fn write_tiny_gguf(path: &Path, seed: u64, matrices: GgmlDType, arch: &str) -> Result<()> {
+fn write_tiny_gguf(
+    path: &Path,
+    seed: u64,
+    matrices: GgmlDType,
+    arch: &str,
+    layers: usize,
+) -> Result<()> {
     let key = |k: &str| format!("{arch}.{k}");
     let (tokens, merges) = vocabulary();
     let vocab = tokens.len();
@@ -173,7 +185,7 @@ fn write_tiny_gguf(path: &Path, seed: u64, matrices: GgmlDType, arch: &str) -> R
     }
     let u32v = gguf_file::Value::U32;
     let shape: Vec<(String, gguf_file::Value)> = vec![
-        (key("block_count"), u32v(LAYERS as u32)),
+        (key("block_count"), u32v(layers as u32)),
         (key("context_length"), u32v(TINY_CONTEXT as u32)),
         (key("embedding_length"), u32v(EMBEDDING as u32)),
         (key("feed_forward_length"), u32v(FEED_FORWARD as u32)),
@@ -215,8 +227,8 @@ fn write_tiny_gguf(path: &Path, seed: u64, matrices: GgmlDType, arch: &str) -> R
         ("tokenizer.chat_template", string(CHATML)),
     ];
     let mut tensors = Vec::new();
-    let mut all = weights(vocab, seed)?;
-    all.extend(family_weights(arch, seed)?);
+    let mut all = weights(vocab, seed, layers)?;
+    all.extend(family_weights(arch, seed, layers)?);
     // llama.cpp permutes llama's query and key rows for its interleaved rotary pairs; the Qwen
     // family rotates halves and keeps them as they are.
     let permute = arch == "llama";
@@ -264,7 +276,7 @@ pub fn write_tiny_llama_hf(dir: &Path, seed: u64) -> Result<()> {
         .save(dir.join("tokenizer.json"), false)
         .map_err(|e| crate::InferenceError::Tokenizer(e.to_string()))?;
     let tensors: std::collections::HashMap<String, Tensor> =
-        weights(vocab, seed)?.into_iter().collect();
+        weights(vocab, seed, LAYERS)?.into_iter().collect();
     candle_core::safetensors::save(&tensors, dir.join("model.safetensors"))?;
     let config = serde_json::json!({
         "architectures": ["LlamaForCausalLM"],

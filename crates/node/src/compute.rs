@@ -112,6 +112,7 @@ pub(crate) fn start_provider(
         .cards()
         .into_iter()
         .map(|card| card.id)
+        .chain(provide.shards.iter().map(|s| s.model.clone()))
         .filter(|id| listed.contains(id))
         .collect();
     if models.is_empty() {
@@ -129,6 +130,11 @@ pub(crate) fn start_provider(
         models,
         hardware: provide.gpu.into(),
         stake: provide.stake,
+        shards: provide
+            .shards
+            .iter()
+            .map(|s| (s.model.clone(), s.layers.start as u32..s.layers.end as u32))
+            .collect(),
     };
     let sender = match TxSender::new(
         &format!("http://{}", core.rpc_addr),

@@ -137,6 +137,10 @@ pub struct ProvideConfig {
     pub gpu: bool,
     /// The stake to lock [default: the chain's `minStake`].
     pub stake: Option<U256>,
+    /// Models served only as a layer range (pipeline shards), never whole.
+    pub shards: Vec<aicoin_shard::ShardSpec>,
+    /// The shards' KV budget and idle timeout.
+    pub shard: aicoin_shard::ShardConfig,
 }
 
 /// A validator's probing of the compute providers (on by default for validators).

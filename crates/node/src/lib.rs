@@ -73,6 +73,11 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Api(#[from] aicoin_api::StartError),
+    #[error("cannot serve the shard {spec}: {reason}")]
+    Shard {
+        spec: aicoin_shard::ShardSpec,
+        reason: String,
+    },
     #[error(transparent)]
     Cluster(#[from] aicoin_cluster::ClusterError),
     #[error(transparent)]
@@ -366,6 +371,34 @@ async fn serve_metrics(
     Ok(Some(bound))
 }
 
+/// The layer ranges `specs` names, each from its model's file among `models`.
+async fn load_shards(
+    specs: &[aicoin_shard::ShardSpec],
+    models: Vec<aicoin_inference::LocalModel>,
+) -> Result<Vec<(String, Arc<aicoin_inference::llama::Llama>)>, NodeError> {
+    let mut loaded = Vec::new();
+    for spec in specs {
+        let Some(model) = models.iter().find(|m| m.id == spec.model) else {
+            return Err(NodeError::Shard {
+                spec: spec.clone(),
+                reason: "no such model among the node's (see --model and --models-dir)".into(),
+            });
+        };
+        let (path, owned) = (model.path.clone(), spec.clone());
+        let shard = tokio::task::spawn_blocking(move || aicoin_shard::load_shard(&path, &owned))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|loaded| loaded.map_err(|e| e.to_string()))
+            .map_err(|reason| NodeError::Shard {
+                spec: spec.clone(),
+                reason,
+            })?;
+        tracing::info!(shard = %spec, "serving a pipeline shard");
+        loaded.push((spec.model.clone(), shard));
+    }
+    Ok(loaded)
+}
+
 /// The inference API over the configured models. Models merely found in the models directory
 /// are a convenience: when they fail to load, the chain runs without them.
 async fn serve_api(
@@ -374,16 +407,30 @@ async fn serve_api(
     access: Option<Arc<dyn aicoin_api::Access>>,
     services: &Services,
 ) -> Result<Option<ApiServer>, NodeError> {
-    let Some(api) = config.api.clone() else {
+    let Some(mut api) = config.api.clone() else {
         return Ok(None);
     };
     let explicit = api.explicit;
     let registry = metrics.registry().clone();
+    let shards = match config.provide.as_ref() {
+        Some(provide) if !provide.shards.is_empty() => {
+            // A sharded model serves its layers alone, never whole.
+            let (sharded, whole) = std::mem::take(&mut api.models)
+                .into_iter()
+                .partition(|m| provide.shards.iter().any(|s| s.model == m.id));
+            api.models = whole;
+            let loaded = load_shards(&provide.shards, sharded).await?;
+            let server = aicoin_shard::ShardServer::new(loaded, provide.shard, access.clone());
+            Some(server.router())
+        }
+        _ => None,
+    };
     match aicoin_api::start(
         api,
         metrics.inference.clone(),
         registry,
         access,
+        shards,
         services.stopped(),
     )
     .await

@@ -204,6 +204,12 @@ pub fn provider_slot(provider: Address, field: ProviderField) -> B256 {
     offset(hash("provider", &[provider.as_slice()]), field as u64)
 }
 
+/// The layers `provider` serves of model `id` as a pipeline shard: `start | end << 32`; zero
+/// when it serves the whole model.
+pub fn shard_slot(provider: Address, id: &str) -> B256 {
+    hash("shard", &[provider.as_slice(), id.as_bytes()])
+}
+
 /// Nonzero once governance suspended `provider`: it can never register again.
 pub fn suspended_slot(provider: Address) -> B256 {
     hash("suspended", &[provider.as_slice()])

@@ -33,6 +33,9 @@ pub struct ProviderInfo {
     pub payout: Address,
     pub api_url: String,
     pub models: Vec<String>,
+    /// The models of `models` it serves only a layer range of, as a pipeline shard.
+    #[serde(default)]
+    pub shards: Vec<ShardInfo>,
     /// `cpu` or `gpu` (as registered; scored as GPU only when the measured rate backs it).
     pub hardware: String,
     /// `active`, `leaving` (stake unbonding) or `left`.
@@ -50,6 +53,15 @@ pub struct ProviderInfo {
     pub audit_failures: u64,
     /// Governance suspended it (it is leaving or left, and cannot register again).
     pub suspended: bool,
+}
+
+/// A layer range of a model a provider serves as a pipeline shard: layers `start..end`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ShardInfo {
+    pub model: String,
+    pub start: u32,
+    pub end: u32,
 }
 
 /// The current proof-of-compute epoch.
@@ -136,13 +148,25 @@ impl AicApiServer for AicRpc {
         let providers = self.registry(block, |slots| {
             view::providers(slots)?
                 .into_iter()
-                .map(|p| Ok((aicoin_modules::registry::is_suspended(slots, p.address)?, p)))
+                .map(|p| {
+                    let suspended = aicoin_modules::registry::is_suspended(slots, p.address)?;
+                    let shards = view::shards(slots, &p)?
+                        .into_iter()
+                        .map(|(model, layers)| ShardInfo {
+                            model,
+                            start: layers.start,
+                            end: layers.end,
+                        })
+                        .collect();
+                    Ok((suspended, shards, p))
+                })
                 .collect::<Result<Vec<_>, Exit>>()
         })?;
         Ok(providers
             .into_iter()
-            .map(|(suspended, p)| ProviderInfo {
+            .map(|(suspended, shards, p)| ProviderInfo {
                 suspended,
+                shards,
                 address: p.address,
                 payout: p.payout,
                 api_url: p.api_url,

@@ -13,7 +13,7 @@ mod server;
 mod state;
 mod txpool;
 
-pub use aic::{EpochInfo, ProviderInfo, UpgradeInfo};
+pub use aic::{EpochInfo, ProviderInfo, ShardInfo, UpgradeInfo};
 pub use convert::RpcBlock;
 pub use error::{EXECUTION_REVERTED_CODE, LIMIT_EXCEEDED_CODE, RpcError};
 pub use jsonrpsee::server::ServerHandle;

@@ -191,6 +191,7 @@ pub async fn run(args: GatewayArgs) -> eyre::Result<()> {
         addr: localhost,
         public_url: None,
         models: vec![model.clone()],
+        pipeline: Default::default(),
     });
     let node = aicoin_node::spawn(config).await?;
     let provider = node

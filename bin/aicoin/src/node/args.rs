@@ -342,6 +342,18 @@ pub struct ProvideArgs {
     /// The stake to lock, in AIC [default: the chain's minStake].
     #[arg(long, env = "AICOIN_STAKE")]
     pub stake: Option<String>,
+    /// Serve only layers START..END of MODEL, as a pipeline shard that gateways chain with
+    /// other providers' (MODEL:START-END, e.g. smollm2-135m-instruct:0-15; repeatable). Only
+    /// those layers of the model are loaded.
+    #[arg(long = "shard", env = "AICOIN_SHARD", value_delimiter = ',')]
+    #[serde(default)]
+    pub shards: Vec<String>,
+    /// KV cache, in MiB, that the shards' sessions may reserve together [default: 1024].
+    #[arg(long = "shard-kv-budget-mb", env = "AICOIN_SHARD_KV_BUDGET_MB")]
+    pub shard_kv_budget_mb: Option<u64>,
+    /// Seconds a shard session may go without a step before it is closed [default: 60].
+    #[arg(long = "shard-idle-secs", env = "AICOIN_SHARD_IDLE_SECS")]
+    pub shard_idle_secs: Option<u64>,
 }
 
 impl ProvideArgs {
@@ -352,6 +364,12 @@ impl ProvideArgs {
             payout: self.payout.or(file.payout),
             gpu: self.gpu || file.gpu,
             stake: self.stake.or(file.stake),
+            shards: match self.shards.is_empty() {
+                true => file.shards,
+                false => self.shards,
+            },
+            shard_kv_budget_mb: self.shard_kv_budget_mb.or(file.shard_kv_budget_mb),
+            shard_idle_secs: self.shard_idle_secs.or(file.shard_idle_secs),
         }
     }
 
@@ -365,11 +383,28 @@ impl ProvideArgs {
             .map(aicoin_wallet::parse_aic)
             .transpose()
             .map_err(|e| eyre::eyre!("--stake: {e}"))?;
+        let shards = self
+            .shards
+            .iter()
+            .map(|s| s.parse::<aicoin_shard::ShardSpec>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| eyre::eyre!("--shard: {e}"))?;
+        let defaults = aicoin_shard::ShardConfig::default();
+        let shard = aicoin_shard::ShardConfig {
+            kv_budget: self
+                .shard_kv_budget_mb
+                .map_or(defaults.kv_budget, |mb| mb.saturating_mul(1 << 20)),
+            idle: self
+                .shard_idle_secs
+                .map_or(defaults.idle, std::time::Duration::from_secs),
+        };
         c.provide = Some(aicoin_node::ProvideConfig {
             api_url: self.url.clone(),
             payout: self.payout,
             gpu: self.gpu,
             stake,
+            shards,
+            shard,
         });
         Ok(())
     }
@@ -432,6 +467,7 @@ impl GatewayArgs {
             ),
             public_url: self.gateway_url.clone(),
             models,
+            pipeline: aicoin_shard::CoordinatorConfig::default(),
         }))
     }
 }

@@ -274,6 +274,7 @@ mod tests {
     fn help_defaults_are_the_config_defaults() {
         let c = NodeConfig::new(PathBuf::from("/unused"));
         let scheduler = SchedulerConfig::default();
+        let shard = aicoin_shard::ShardConfig::default();
         let cors = match &c.rpc.cors {
             CorsOrigins::Any => "*".to_string(),
             CorsOrigins::List(origins) => origins.join(","),
@@ -332,6 +333,8 @@ mod tests {
             ("weights", "fast".to_string()),
             ("gateway-host", "127.0.0.1".to_string()),
             ("gateway-port", args::DEFAULT_GATEWAY_PORT.to_string()),
+            ("shard-kv-budget-mb", (shard.kv_budget >> 20).to_string()),
+            ("shard-idle-secs", shard.idle.as_secs().to_string()),
         ]
         .into_iter()
         .collect();

@@ -50,7 +50,12 @@ fn request_tokens(models: &Path) -> u64 {
 
 /// One authority, the providers' keys and the dev accounts funded, the tiny model listed; the
 /// Basic tier's day budget fits ten and a half budget-test requests.
-fn chain_spec(home: &Path, validator: Address, funded: &[Address], per_request: u64) -> PathBuf {
+pub(crate) fn chain_spec(
+    home: &Path,
+    validator: Address,
+    funded: &[Address],
+    per_request: u64,
+) -> PathBuf {
     let mut spec = aicoin_primitives::ChainSpec::local(2108, validator, funded);
     let params = [
         ("epochLength", EPOCH_BLOCKS),
@@ -75,7 +80,12 @@ fn chain_spec(home: &Path, validator: Address, funded: &[Address], per_request: 
 }
 
 /// `call` sent by `signer` as a signed transaction, mined.
-async fn send(rpc: &Rpc, signer: &PrivateKeySigner, data: Vec<u8>, value: U256) -> Value {
+pub(crate) async fn send(
+    rpc: &Rpc,
+    signer: &PrivateKeySigner,
+    data: Vec<u8>,
+    value: U256,
+) -> Value {
     let nonce = rpc.nonce(signer.address()).await;
     let tx = TxLegacy {
         chain_id: Some(2108),
@@ -110,7 +120,7 @@ async fn view<C: SolCall>(rpc: &Rpc, to: Address, call: C, block: u64) -> C::Ret
 }
 
 /// A key for `signer`'s account, valid for an hour.
-fn key_of(signer: &PrivateKeySigner, chain_id: u64) -> String {
+pub(crate) fn key_of(signer: &PrivateKeySigner, chain_id: u64) -> String {
     ApiKey {
         account: signer.address(),
         expires: aicoin_compute::signed::unix_now() + 3_600,

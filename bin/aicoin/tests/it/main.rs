@@ -13,6 +13,7 @@ mod docs;
 mod gateway;
 mod governance;
 mod inference;
+mod pipeline;
 mod restart;
 mod rewards;
 mod rpc_debug;

@@ -208,6 +208,48 @@ pub(super) fn load(
     }
 }
 
+/// A GGUF model of the llama family with only its embedding and head loaded here, its layers
+/// in `layers`.
+pub(super) fn load_split(
+    path: &Path,
+    id: &str,
+    device: &Device,
+    layers: Arc<dyn super::RemoteLayers>,
+) -> Result<TextModel> {
+    let bad = |reason: String| InferenceError::BadModel {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
+    let content =
+        gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
+    let arch_name = metadata_string(&content, "general.architecture")
+        .ok_or_else(|| bad("no general.architecture".into()))?;
+    let architecture = architecture(&arch_name)?;
+    if !matches!(
+        architecture,
+        Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 | Architecture::Qwen3
+    ) {
+        return Err(bad(format!(
+            "{arch_name} models run whole: only the llama and qwen families run split into shards"
+        )));
+    }
+    let (prompter, eos_id) = prompter_of(&content)?;
+    let ends = super::llama::Llama::ends_from_gguf(&content, &mut file, device)?;
+    Ok(TextModel {
+        id: id.to_string(),
+        architecture,
+        weights: Weights::Split(super::split::SplitModel {
+            ends: Arc::new(ends),
+            layers,
+        }),
+        eos: super::end_tokens(&prompter.tokenizer, eos_id),
+        prompter,
+        context_length: context_length_of(&content),
+        device: device.clone(),
+    })
+}
+
 fn from_content<R: std::io::Read + std::io::Seek>(
     path: &Path,
     id: &str,

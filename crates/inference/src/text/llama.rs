@@ -145,6 +145,36 @@ impl Cache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// Forgets every position from `len` on, so a step from `len` can run (again). A pipeline
+    /// shard's retried step starts where the failed one did; the positions kept are copied
+    /// back into place (only a rewind pays this, never a step that follows the cache).
+    pub fn truncate(&mut self, len: usize) -> Result<()> {
+        if len > self.len {
+            return Err(InferenceError::InvalidRequest(format!(
+                "position {len} is past the {} cached tokens",
+                self.len
+            )));
+        }
+        if len == self.len {
+            return Ok(());
+        }
+        for kv in &mut self.layers {
+            // A copy of its own: the kept rows go back into the buffer they are read from.
+            let keep =
+                |t: Tensor| -> Result<Tensor> { Ok(t.narrow(2, 0, len)?.contiguous()?.copy()?) };
+            let kept = match (kv.k()?, kv.v()?) {
+                (Some(k), Some(v)) if len > 0 => Some((keep(k)?, keep(v)?)),
+                _ => None,
+            };
+            kv.reset();
+            if let Some((k, v)) = kept {
+                kv.append(&k, &v)?;
+            }
+        }
+        self.len = len;
+        Ok(())
+    }
 }
 
 /// A llama-family model, or the layer range of one a shard serves.
@@ -170,6 +200,29 @@ impl Llama {
         range: Range<usize>,
     ) -> Result<Self> {
         let config = Config::from_gguf(content)?;
+        let ends = (range.start == 0, range.end == config.layers);
+        Self::load(config, content, reader, device, range, ends)
+    }
+
+    /// Loads the embedding and the head and no layer: what a pipeline's coordinator runs
+    /// around the shards that hold the layers.
+    pub fn ends_from_gguf<R: std::io::Read + std::io::Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+    ) -> Result<Self> {
+        let config = Config::from_gguf(content)?;
+        Self::load(config, content, reader, device, 0..0, (true, true))
+    }
+
+    fn load<R: std::io::Read + std::io::Seek>(
+        config: Config,
+        content: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+        range: Range<usize>,
+        (with_embedding, with_head): (bool, bool),
+    ) -> Result<Self> {
         if range.start > range.end || range.end > config.layers {
             return Err(bad(&format!(
                 "layers {range:?} are not within the model's {}",
@@ -184,9 +237,9 @@ impl Llama {
                 eps: eps as f32,
             })
         };
-        let embedding = match range.start {
-            0 => Some(Embeddings::new(tensor("token_embd.weight")?, device)?),
-            _ => None,
+        let embedding = match with_embedding {
+            true => Some(Embeddings::new(tensor("token_embd.weight")?, device)?),
+            false => None,
         };
         let mut layers = Vec::with_capacity(range.len());
         let has = |name: &str| content.tensor_infos.contains_key(name);
@@ -230,7 +283,7 @@ impl Llama {
                 down: Matmul::new(w("ffn_down.weight")?)?,
             });
         }
-        let head = match range.end == config.layers {
+        let head = match with_head {
             true => {
                 let output = match has("output.weight") {
                     true => Matmul::new(tensor("output.weight")?)?,
@@ -276,17 +329,17 @@ impl Llama {
     }
 
     /// This instance's layers over `hidden` (`[1, seq, hidden]`), the tokens at positions
-    /// `pos..pos + seq` of the sequence whose cache is `cache` (position 0 starts it afresh).
+    /// `pos..pos + seq` of the sequence whose cache is `cache`. A step from a position the
+    /// cache already holds replaces what follows it ([`Cache::truncate`]): position 0 starts
+    /// the sequence afresh, and a retried step gives what it gave the first time.
     pub fn run_layers(&self, hidden: &Tensor, pos: usize, cache: &mut Cache) -> Result<Tensor> {
         let (_, seq, _) = hidden.dims3()?;
-        if pos == 0 {
-            cache.layers.iter_mut().for_each(KvCache::reset);
-            cache.len = 0;
-        }
-        if pos != cache.len() {
+        cache.truncate(pos)?;
+        if pos + seq > self.config.context_length {
             return Err(InferenceError::InvalidRequest(format!(
-                "position {pos} does not follow the {} cached tokens",
-                cache.len()
+                "positions {pos}..{} are past the model's context of {}",
+                pos + seq,
+                self.config.context_length
             )));
         }
         let mask = match seq {
@@ -595,6 +648,58 @@ mod tests {
                 .head(&Tensor::zeros((1, 1, 64), DType::F32, &Device::Cpu).unwrap())
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_step_rerun_from_an_earlier_position_gives_what_it_gave_the_first_time() {
+        let (_dir, path) = tiny();
+        let model = load(&path, 0..2);
+        let mut cache = model.new_cache();
+        let prefill = model.forward(&ids(&PROMPT), 0, &mut cache).unwrap();
+        let step = model.forward(&ids(&[3]), PROMPT.len(), &mut cache).unwrap();
+        // The same decode step again (a retry): the same logits, the same cache length.
+        let again = model.forward(&ids(&[3]), PROMPT.len(), &mut cache).unwrap();
+        assert_eq!(
+            again.to_vec1::<f32>().unwrap(),
+            step.to_vec1::<f32>().unwrap()
+        );
+        assert_eq!(cache.len(), PROMPT.len() + 1);
+        // Back into the prompt: its tail again gives the prefill's logits.
+        let tail = model.forward(&ids(&PROMPT[4..]), 4, &mut cache).unwrap();
+        assert_eq!(
+            tail.to_vec1::<f32>().unwrap(),
+            prefill.to_vec1::<f32>().unwrap()
+        );
+        assert_eq!(cache.len(), PROMPT.len());
+        // Past what it holds is refused.
+        assert!(
+            model
+                .forward(&ids(&[3]), PROMPT.len() + 2, &mut cache)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn the_ends_alone_around_every_layer_elsewhere_give_the_whole_models_logits() {
+        let (_dir, path) = tiny();
+        let whole = load(&path, 0..2);
+        let mut cache = whole.new_cache();
+        let expected = run(&mut |t, pos| whole.forward(&ids(t), pos, &mut cache).unwrap());
+        let mut file = std::fs::File::open(&path).unwrap();
+        let content = gguf_file::Content::read(&mut file).unwrap();
+        let ends = Llama::ends_from_gguf(&content, &mut file, &Device::Cpu).unwrap();
+        assert!(ends.layers.is_empty());
+        let (first, second) = (load(&path, 0..1), load(&path, 1..2));
+        let (mut a, mut b) = (first.new_cache(), second.new_cache());
+        let got = run(&mut |t, pos| {
+            let hidden = ends.embed(&ids(t)).unwrap();
+            let hidden = first.run_layers(&hidden, pos, &mut a).unwrap();
+            let hidden = second.run_layers(&hidden, pos, &mut b).unwrap();
+            let seq = hidden.dim(1).unwrap();
+            let last = hidden.narrow(1, seq - 1, 1).unwrap();
+            ends.head(&last).unwrap().flatten_all().unwrap()
+        });
+        assert_eq!(got, expected);
     }
 
     #[test]

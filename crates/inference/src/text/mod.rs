@@ -13,8 +13,10 @@ mod matmul;
 mod prompter;
 mod q4_1;
 mod q8_0;
+mod split;
 
 pub use prompter::Prompter;
+pub use split::{LayerSession, RemoteLayers};
 
 use std::{path::Path, sync::Arc};
 
@@ -60,6 +62,8 @@ pub enum Architecture {
 enum Weights {
     Gguf(gguf::GgufModel),
     Hf(hf::HfWeights),
+    /// The embedding and head here, the layers elsewhere.
+    Split(split::SplitModel),
 }
 
 /// One sequence's view of the model: its KV cache over the shared weights.
@@ -68,6 +72,7 @@ pub struct SequenceState(State);
 enum State {
     Gguf(gguf::GgufModel),
     Hf(hf::HfState),
+    Split(split::SplitState),
 }
 
 impl SequenceState {
@@ -76,6 +81,7 @@ impl SequenceState {
         let logits = match &mut self.0 {
             State::Gguf(m) => m.forward(tokens, pos)?,
             State::Hf(m) => m.forward(tokens, pos)?,
+            State::Split(m) => m.forward(tokens, pos)?,
         };
         Ok(logits.flatten_all()?)
     }
@@ -126,11 +132,29 @@ impl TextModel {
         }
     }
 
+    /// Loads the embedding, head, tokenizer and chat template of a GGUF model of the llama
+    /// family, whose layers run in `layers` (a pipeline of shards).
+    pub fn load_split(
+        path: &Path,
+        id: &str,
+        device: &Device,
+        layers: Arc<dyn RemoteLayers>,
+    ) -> Result<Self> {
+        gguf::load_split(path, id, device, layers)
+    }
+
     /// A fresh state (empty KV cache) for a new sequence.
     pub fn new_state(&self) -> SequenceState {
+        self.new_state_for(self.context_length)
+    }
+
+    /// A fresh state for a sequence of at most `capacity` tokens (a split model's shards
+    /// reserve their caches for that many).
+    pub fn new_state_for(&self, capacity: usize) -> SequenceState {
         SequenceState(match &self.weights {
             Weights::Gguf(w) => State::Gguf(w.new_state()),
             Weights::Hf(w) => State::Hf(w.new_state()),
+            Weights::Split(w) => State::Split(w.new_state(capacity)),
         })
     }
 
@@ -139,7 +163,7 @@ impl TextModel {
     pub fn score(&self, tokens: &[u32], from: usize) -> Option<Result<Tensor>> {
         match &self.weights {
             Weights::Gguf(w) => w.score(tokens, from, &self.device),
-            Weights::Hf(_) => None,
+            Weights::Hf(_) | Weights::Split(_) => None,
         }
     }
 

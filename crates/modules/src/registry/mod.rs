@@ -52,6 +52,10 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
             update(call, c)?;
             Bytes::new()
         }
+        Call::setShard(c) => {
+            set_shard(call, c)?;
+            Bytes::new()
+        }
         Call::leave(_) => {
             leave(call)?;
             Bytes::new()
@@ -91,6 +95,14 @@ pub fn call(call: &mut ModuleCall<'_>) -> CallResult<Bytes> {
         Call::provider(c) => {
             let provider = Provider::load(call, c.account)?;
             IComputeRegistry::providerCall::abi_encode_returns(&provider.info()).into()
+        }
+        Call::shardOf(c) => {
+            let layers = state::load_shard(call, c.account, &c.model)?.unwrap_or(0..0);
+            IComputeRegistry::shardOfCall::abi_encode_returns(&IComputeRegistry::shardOfReturn {
+                start: layers.start,
+                end: layers.end,
+            })
+            .into()
         }
         Call::epochRecord(c) => IComputeRegistry::epochRecordCall::abi_encode_returns(
             &state::load_record(call, c.account, c.epoch)?,
@@ -242,6 +254,9 @@ fn register(call: &mut ModuleCall<'_>, c: IComputeRegistry::registerCall) -> Cal
 fn update(call: &mut ModuleCall<'_>, c: IComputeRegistry::updateCall) -> CallResult<()> {
     let mut provider = active(call)?;
     check_settings(call, c.payout, &c.apiUrl, &c.models, c.hardware)?;
+    for dropped in provider.models.iter().filter(|m| !c.models.contains(m)) {
+        state::store_shard(call, provider.address, dropped, None)?;
+    }
     provider.payout = c.payout;
     provider.api_url = c.apiUrl.clone();
     provider.models = c.models.clone();
@@ -252,6 +267,35 @@ fn update(call: &mut ModuleCall<'_>, c: IComputeRegistry::updateCall) -> CallRes
         payout: c.payout,
         apiUrl: c.apiUrl,
         models: c.models,
+    })
+}
+
+/// The most layers a shard's range may name (more than any model has).
+const MAX_LAYER: u32 = 4096;
+
+fn set_shard(call: &mut ModuleCall<'_>, c: IComputeRegistry::setShardCall) -> CallResult<()> {
+    let provider = active(call)?;
+    if !provider.models.contains(&c.model) {
+        return Err(Exit::revert(format!(
+            "IComputeRegistry: {} does not serve model {:?} (update its models first)",
+            provider.address, c.model
+        )));
+    }
+    let layers = match (c.start, c.end) {
+        (0, 0) => None,
+        (start, end) if start < end && end <= MAX_LAYER => Some(start..end),
+        (start, end) => {
+            return Err(Exit::revert(format!(
+                "IComputeRegistry: layers [{start}, {end}) are no range: start < end <= {MAX_LAYER}, or (0, 0) for the whole model"
+            )));
+        }
+    };
+    state::store_shard(call, provider.address, &c.model, layers)?;
+    call.emit(&IComputeRegistry::ShardSet {
+        provider: provider.address,
+        model: c.model,
+        start: c.start,
+        end: c.end,
     })
 }
 

@@ -3,7 +3,7 @@
 //! of a provider, a provider's settled epoch, and the current epoch.
 
 use aicoin_primitives::registry::{
-    ProviderField, RecordField, epoch_slot, provider_slot, record_slot, report_slot,
+    ProviderField, RecordField, epoch_slot, provider_slot, record_slot, report_slot, shard_slot,
 };
 use alloy_primitives::{Address, U256};
 
@@ -166,6 +166,30 @@ impl Provider {
 }
 
 /// A measurement as its two storage words.
+/// The layers `provider` serves of `model` as a shard; `None` for the whole model.
+pub fn load_shard(
+    slots: &mut impl Slots,
+    provider: Address,
+    model: &str,
+) -> CallResult<Option<std::ops::Range<u32>>> {
+    let word = slots.load(shard_slot(provider, model))?;
+    let start = (word & U256::from(u32::MAX)).saturating_to::<u32>();
+    let end = (word >> 32usize).saturating_to::<u32>();
+    Ok((end > 0).then_some(start..end))
+}
+
+pub fn store_shard(
+    slots: &mut impl Slots,
+    provider: Address,
+    model: &str,
+    layers: Option<std::ops::Range<u32>>,
+) -> CallResult<()> {
+    let word = layers.map_or(U256::ZERO, |l| {
+        U256::from(l.start) | U256::from(l.end) << 32
+    });
+    slots.store(shard_slot(provider, model), word)
+}
+
 pub fn pack(m: &Measurement) -> [U256; 2] {
     let counts = Packed::default()
         .set(0, 32, m.jobs.into())

@@ -236,6 +236,57 @@ fn registration_needs_the_stake_and_listed_models() {
 }
 
 #[test]
+fn a_provider_records_the_layers_it_serves_of_its_models_as_a_shard() {
+    let mut chain = Chain::new();
+    let [p1, p2, ..] = providers();
+    let shard = |start, end| IComputeRegistry::setShardCall {
+        model: "tiny".into(),
+        start,
+        end,
+    };
+    let shard_of = |chain: &mut Chain, account| {
+        let r = chain.view(IComputeRegistry::shardOfCall {
+            account,
+            model: "tiny".into(),
+        });
+        (r.start, r.end)
+    };
+    let unregistered = chain.transact(p1, shard(0, 15).abi_encode(), U256::ZERO);
+    assert!(revert_reason(&unregistered).contains("not an active provider"));
+    success(chain.register(p1, AIC * U256::from(100u64), &["tiny"]));
+    assert_eq!(shard_of(&mut chain, p1), (0, 0), "the whole model at first");
+    let (_, logs) = success(chain.transact(p1, shard(10, 20).abi_encode(), U256::ZERO));
+    let set = decode::<IComputeRegistry::ShardSet>(&logs);
+    assert_eq!((set[0].provider, set[0].start, set[0].end), (p1, 10, 20));
+    assert_eq!(shard_of(&mut chain, p1), (10, 20));
+    assert_eq!(shard_of(&mut chain, p2), (0, 0));
+    for (start, end) in [(5, 5), (20, 10), (0, 5000)] {
+        let bad = chain.transact(p1, shard(start, end).abi_encode(), U256::ZERO);
+        assert!(revert_reason(&bad).contains("no range"), "[{start}, {end})");
+    }
+    let other = IComputeRegistry::setShardCall {
+        model: "other".into(),
+        start: 0,
+        end: 4,
+    };
+    let unserved = chain.transact(p1, other.abi_encode(), U256::ZERO);
+    assert!(revert_reason(&unserved).contains("does not serve model \"other\""));
+    // (0, 0) serves the whole model again.
+    success(chain.transact(p1, shard(0, 0).abi_encode(), U256::ZERO));
+    assert_eq!(shard_of(&mut chain, p1), (0, 0));
+    success(chain.transact(p1, shard(0, 7).abi_encode(), U256::ZERO));
+    // An update that keeps the model keeps its shard.
+    let update = |models: Vec<String>| IComputeRegistry::updateCall {
+        payout: payout(p1),
+        apiUrl: "http://127.0.0.1:9".into(),
+        models,
+        hardware: 0,
+    };
+    success(chain.transact(p1, update(vec!["tiny".into()]).abi_encode(), U256::ZERO));
+    assert_eq!(shard_of(&mut chain, p1), (0, 7));
+}
+
+#[test]
 fn only_validators_report_the_previous_epoch_once_with_consistent_figures() {
     let mut chain = Chain::new();
     let [p1, ..] = providers();

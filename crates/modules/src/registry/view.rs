@@ -11,7 +11,21 @@ use crate::{
     store::{Slots, load_addresses, load_strings},
 };
 
-pub use super::state::{Epoch, Status, load_record as record};
+pub use super::state::{Epoch, Status, load_record as record, load_shard as shard};
+
+/// The models `provider` serves as shards, with their layer ranges, in its models' order.
+pub fn shards(
+    slots: &mut impl Slots,
+    provider: &Provider,
+) -> CallResult<Vec<(String, std::ops::Range<u32>)>> {
+    let mut shards = Vec::new();
+    for model in &provider.models {
+        if let Some(layers) = shard(slots, provider.address, model)? {
+            shards.push((model.clone(), layers));
+        }
+    }
+    Ok(shards)
+}
 
 /// Every provider ever registered, in registration order.
 pub fn providers(slots: &mut impl Slots) -> CallResult<Vec<Provider>> {

@@ -1,0 +1,318 @@
+//! Pipeline-parallel inference with real processes: a six-layer tiny model that no provider
+//! serves whole, three providers each serving two layers of it (`--shard tiny:0-2` …), and a
+//! validator's gateway chaining them. A greedy 64-token answer through the gateway is the
+//! single node's, token for token; a spare joins for the middle layers and the middle shard is
+//! `kill -9`ed after 20 streamed tokens: the stream goes on to the same 64 tokens with no
+//! error; with no provider left for the middle layers, the next request gets 503 at once.
+
+use std::path::{Path, PathBuf};
+
+use aicoin_gateway::PROVIDER_HEADER;
+use aicoin_inference::{
+    GenerateParams, Message, SamplingParams, Sequence, TextModel, WeightFormat,
+};
+use aicoin_modules::access::IApiAccess;
+use aicoin_primitives::AIC;
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::SolCall;
+use serde_json::{Value, json};
+
+use crate::{
+    cluster::{eventually, free_port, one_cluster_at_a_time},
+    common::{NodeProcess, aicoin, dev_key},
+    compute::registered,
+    gateway::{chain_spec, key_of, send},
+};
+
+const LAYERS: usize = 6;
+const TOKENS: usize = 64;
+const QUESTION: &str = "Tell me about the network.";
+
+/// The tiny model with six layers, in a models directory of its own.
+fn models_dir(root: &Path) -> PathBuf {
+    std::fs::create_dir_all(root.join("tiny")).unwrap();
+    aicoin_inference::testing::write_tiny_llama_layers(&root.join("tiny/model.gguf"), 8, LAYERS)
+        .unwrap();
+    root.to_path_buf()
+}
+
+/// What one node generates greedily for the question: the reference.
+fn single_node_ids(model: &Path) -> Vec<u32> {
+    let model = std::sync::Arc::new(
+        TextModel::load(
+            model,
+            "tiny",
+            &candle_core::Device::Cpu,
+            WeightFormat::default(),
+        )
+        .unwrap(),
+    );
+    let prompt = model
+        .chat_prompt(&[Message {
+            role: "user".into(),
+            content: QUESTION.into(),
+        }])
+        .unwrap();
+    let params = GenerateParams {
+        max_tokens: Some(TOKENS),
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        ignore_eos: true,
+        ..GenerateParams::default()
+    };
+    let mut sequence =
+        Sequence::new(model.clone(), model.encode(&prompt).unwrap(), params).unwrap();
+    let mut ids = Vec::new();
+    while sequence.finished().is_none() {
+        ids.extend(sequence.step().unwrap().token);
+    }
+    ids
+}
+
+fn question(stream: bool) -> Value {
+    json!({"model": "tiny", "messages": [{"role": "user", "content": QUESTION}],
+        "max_tokens": TOKENS, "stream": stream, "ignore_eos": true, "temperature": 0,
+        "return_token_ids": true})
+}
+
+/// A streamed answer's token ids, calling `after(n)` once n have arrived; whether the stream
+/// carried an error, and whether it ended with `[DONE]`.
+async fn stream_ids(
+    gateway: &str,
+    key: &str,
+    mut after: impl FnMut(usize),
+) -> (Vec<u32>, Option<Value>, bool) {
+    let mut response = reqwest::Client::new()
+        .post(format!("{gateway}/chat/completions"))
+        .bearer_auth(key)
+        .json(&question(true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[PROVIDER_HEADER], "pipeline");
+    let (mut pending, mut ids, mut error, mut done) = (String::new(), Vec::new(), None, false);
+    while let Ok(Some(chunk)) = response.chunk().await {
+        pending.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let Some(data) = event.trim().strip_prefix("data: ") else {
+                continue;
+            };
+            if data == "[DONE]" {
+                done = true;
+                continue;
+            }
+            let value: Value = serde_json::from_str(data).unwrap();
+            if value.get("error").is_some() {
+                error = Some(value);
+                continue;
+            }
+            for id in value["choices"][0]["token_ids"]
+                .as_array()
+                .into_iter()
+                .flatten()
+            {
+                ids.push(id.as_u64().unwrap() as u32);
+                after(ids.len());
+            }
+        }
+    }
+    (ids, error, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
+    let _cluster = one_cluster_at_a_time().await;
+    let home = tempfile::tempdir().unwrap();
+    let models = models_dir(&home.path().join("models"));
+    let expected = single_node_ids(&models.join("tiny/model.gguf"));
+    assert_eq!(expected.len(), TOKENS);
+    let validator_dir = home.path().join("validator");
+    let validator = aicoin_node::load_or_create_validator_key(&validator_dir)
+        .unwrap()
+        .0
+        .address();
+    let provider_dirs: Vec<PathBuf> = (1..=4)
+        .map(|i| home.path().join(format!("provider-{i}")))
+        .collect();
+    let providers: Vec<Address> = provider_dirs
+        .iter()
+        .map(|dir| {
+            aicoin_node::load_or_create_validator_key(dir)
+                .unwrap()
+                .0
+                .address()
+        })
+        .collect();
+    let mut funded = providers.clone();
+    funded.push(dev_key(0).address());
+    let spec = chain_spec(home.path(), validator, &funded, 1_000);
+    let sync_port = free_port().to_string();
+    let (spec, models_arg) = (spec.to_str().unwrap(), models.to_str().unwrap());
+    let node = NodeProcess::start(aicoin(
+        home.path(),
+        &[
+            "node",
+            "--chain",
+            spec,
+            "--data-dir",
+            validator_dir.to_str().unwrap(),
+            "--rpc-port",
+            "0",
+            "--no-api",
+            "--block-interval",
+            "0.5",
+            "--sync-port",
+            &sync_port,
+            "--models-dir",
+            models_arg,
+            "--gateway",
+            "--gateway-port",
+            "0",
+        ],
+    ))
+    .await;
+    let gateway = node.banner_value("Gateway");
+    let gateway = gateway.split_whitespace().next().unwrap().to_string();
+    let bootnode = format!("http://127.0.0.1:{sync_port}");
+    let root = home.path().to_path_buf();
+    let start_shard = |dir: &Path, shard: &str| {
+        let root = root.clone();
+        let api_port = free_port().to_string();
+        let args = [
+            "node",
+            "--chain",
+            spec,
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--role",
+            "full",
+            "--bootnodes",
+            &bootnode,
+            "--rpc-port",
+            "0",
+            "--api-port",
+            &api_port,
+            "--block-interval",
+            "0.5",
+            "--provide",
+            "--models-dir",
+            models_arg,
+            "--shard",
+            shard,
+        ]
+        .map(str::to_string);
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            NodeProcess::start(aicoin(&root, &args)).await
+        }
+    };
+    let shards_offered = |n: usize| {
+        let gateway = gateway.clone();
+        async move {
+            eventually(
+                &format!("the gateway offers tiny in {n} shards"),
+                || async {
+                    let models: Value = reqwest::get(format!("{gateway}/models"))
+                        .await
+                        .ok()?
+                        .json()
+                        .await
+                        .ok()?;
+                    let tiny = models["data"]
+                        .as_array()?
+                        .iter()
+                        .find(|m| m["id"] == "tiny")?
+                        .clone();
+                    (tiny["shards"] == n && tiny["providers"] == 0).then_some(())
+                },
+            )
+            .await
+        }
+    };
+    let first = start_shard(&provider_dirs[0], "tiny:0-2").await;
+    let middle = start_shard(&provider_dirs[1], "tiny:2-4").await;
+    let last = start_shard(&provider_dirs[2], "tiny:4-6").await;
+    for p in &providers[..3] {
+        registered(&node, *p).await;
+    }
+    shards_offered(3).await;
+    // aic_providers shows each provider's range.
+    let listed: Vec<Value> = node.ok("aic_providers", vec![]).await;
+    let middle_info = listed
+        .iter()
+        .find(|p| {
+            p["address"]
+                .as_str()
+                .and_then(|a| a.parse::<Address>().ok())
+                == Some(providers[1])
+        })
+        .unwrap();
+    assert_eq!(
+        middle_info["shards"],
+        json!([{"model": "tiny", "start": 2, "end": 4}])
+    );
+
+    let buyer = dev_key(0);
+    send(
+        &node,
+        &buyer,
+        IApiAccess::buyCall { tier: 2 }.abi_encode(),
+        AIC * U256::from(5u64),
+    )
+    .await;
+    let key = key_of(&buyer, 2108);
+
+    // Greedy parity: one answer through the three shards is the single node's.
+    let response = reqwest::Client::new()
+        .post(format!("{gateway}/chat/completions"))
+        .bearer_auth(&key)
+        .json(&question(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()[PROVIDER_HEADER], "pipeline");
+    let answer: Value = response.json().await.unwrap();
+    let ids: Vec<u32> = serde_json::from_value(answer["choices"][0]["token_ids"].clone()).unwrap();
+    assert_eq!(ids, expected);
+    assert_eq!(answer["usage"]["completion_tokens"], TOKENS);
+
+    // A spare for the middle layers joins; the middle shard dies after 20 streamed tokens.
+    let spare = start_shard(&provider_dirs[3], "tiny:2-4").await;
+    registered(&node, providers[3]).await;
+    shards_offered(4).await;
+    let mut middle = Some(middle);
+    let (ids, error, done) = stream_ids(&gateway, &key, |n| {
+        if n == 20
+            && let Some(middle) = middle.take()
+        {
+            middle.kill9();
+        }
+    })
+    .await;
+    assert!(middle.is_none(), "the middle shard was killed mid-stream");
+    assert_eq!(error, None, "the client saw an error");
+    assert!(done, "the stream ended with [DONE]");
+    assert_eq!(ids, expected, "the answer changed across the failover");
+    // It was a failover: the gateway replayed the middle layers on the spare.
+    node.wait_for_stderr("replaying its layers elsewhere").await;
+
+    // No provider left for the middle layers: 503, not a hang.
+    spare.kill9();
+    let refused = reqwest::Client::new()
+        .post(format!("{gateway}/chat/completions"))
+        .bearer_auth(&key)
+        .json(&question(false))
+        .timeout(std::time::Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].is_string(), "{body}");
+    drop((first, last));
+}

@@ -1,0 +1,162 @@
+//! Models no single provider serves, run by this gateway as pipelines of the registry's
+//! shards. For each local GGUF model of the llama family the gateway loads its embedding and
+//! head only ([`TextModel::load_split`]) and chains the shards for the layers with an
+//! [`aicoin_shard::Coordinator`], which replaces a dying shard mid-generation.
+//!
+//! The split models are served by the OpenAI handlers of [`aicoin_api`] on a loopback port
+//! that admits only requests this gateway signed, and that port is one more upstream of the
+//! model ([`Pipelines::upstream`], at [`ADDRESS`]): metering, routing, streaming and usage go
+//! the way they go for a provider. What each shard provider earns is its work, layer-tokens
+//! (tokens × layers run), in whole tokens of the model: [`Pipelines::record_work`].
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use aicoin_api::{Models, router};
+use aicoin_compute::signed::SignedAccess;
+use aicoin_inference::{
+    InferenceMetrics, LocalModel, ModelKind, Scheduler, SchedulerConfig, TextModel, llama,
+};
+use aicoin_shard::{Coordinator, CoordinatorConfig, Shard};
+use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
+use parking_lot::Mutex;
+use prometheus_client::registry::Registry;
+
+use crate::{
+    chain::{Snapshot, Upstream},
+    usage::Served,
+};
+
+/// The address the pipelines' upstream goes by: no provider's, so its answers are never
+/// recorded as a provider's (each shard's work is, by [`Pipelines::record_work`]).
+pub const ADDRESS: Address = Address::ZERO;
+
+struct Pipeline {
+    coordinator: Coordinator,
+    layers: u64,
+}
+
+/// The gateway's pipelines, one per local model that can run split.
+pub struct Pipelines {
+    pipelines: HashMap<String, Pipeline>,
+    url: String,
+    /// Layer-tokens not yet a whole token, by model and provider.
+    remainders: Mutex<HashMap<(String, Address), u64>>,
+}
+
+/// The layer count and hidden width of a GGUF model of the llama family.
+fn shape(model: &LocalModel) -> Option<(usize, usize)> {
+    let mut file = std::fs::File::open(&model.path).ok()?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut file).ok()?;
+    let config = llama::Config::from_gguf(&content).ok()?;
+    Some((config.layers, config.hidden))
+}
+
+impl Pipelines {
+    /// Loads the ends of every llama-family GGUF among `models` and serves them on a loopback
+    /// port for `key`'s requests alone. Blocking: it reads the models.
+    pub fn load(
+        models: &[LocalModel],
+        key: &PrivateKeySigner,
+        runtime: tokio::runtime::Handle,
+        config: CoordinatorConfig,
+    ) -> std::io::Result<(Self, axum::Router, std::net::TcpListener)> {
+        let mut pipelines = HashMap::new();
+        let mut served = Models::default();
+        for local in models.iter().filter(|m| m.kind == ModelKind::Text) {
+            let Some((layers, width)) = shape(local) else {
+                continue;
+            };
+            let coordinator = Coordinator::new(
+                &local.id,
+                (layers, width),
+                key.clone(),
+                runtime.clone(),
+                config,
+            );
+            let split = TextModel::load_split(
+                &local.path,
+                &local.id,
+                &candle_core::Device::Cpu,
+                Arc::new(coordinator.clone()),
+            );
+            match split {
+                Ok(model) => {
+                    let scheduler = Scheduler::start(
+                        Arc::new(model),
+                        SchedulerConfig::default(),
+                        InferenceMetrics::default(),
+                    );
+                    served.text.insert(local.id.clone(), scheduler);
+                    let layers = layers as u64;
+                    pipelines.insert(
+                        local.id.clone(),
+                        Pipeline {
+                            coordinator,
+                            layers,
+                        },
+                    );
+                }
+                Err(e) => {
+                    tracing::debug!(model = %local.id, error = %e, "not a model to run split")
+                }
+            }
+        }
+        let listener = std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        listener.set_nonblocking(true)?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let me = key.address();
+        let access = Arc::new(SignedAccess::new(ADDRESS, move |signer| *signer == me));
+        let app = router(
+            Arc::new(served),
+            Arc::new(Registry::default()),
+            Some(access),
+        );
+        let pipelines = Self {
+            pipelines,
+            url,
+            remainders: Mutex::new(HashMap::new()),
+        };
+        Ok((pipelines, app, listener))
+    }
+
+    /// Models this gateway can run split.
+    pub fn models(&self) -> Vec<String> {
+        self.pipelines.keys().cloned().collect()
+    }
+
+    /// Hands each coordinator the shards of its model in `snapshot`.
+    pub fn update(&self, snapshot: &Snapshot) {
+        for (id, pipeline) in &self.pipelines {
+            let shards: Vec<Shard> = snapshot
+                .offers
+                .get(id)
+                .map(|offer| offer.shards.clone())
+                .unwrap_or_default();
+            pipeline.coordinator.set_shards(shards);
+        }
+    }
+
+    /// The upstream that runs `model` as a pipeline, when its shards cover every layer now.
+    pub fn upstream(&self, model: &str) -> Option<Upstream> {
+        let pipeline = self.pipelines.get(model)?;
+        pipeline.coordinator.covered().then(|| Upstream {
+            address: ADDRESS,
+            api_url: self.url.clone(),
+        })
+    }
+
+    /// Records the shards' work since the last call as tokens served in `epoch`: a provider
+    /// that ran `l` of a model's `n` layers for `t` tokens served `t × l / n` of them.
+    pub fn record_work(&self, epoch: u64, served: &Served) {
+        let mut remainders = self.remainders.lock();
+        for (model, pipeline) in &self.pipelines {
+            for (provider, layer_tokens) in pipeline.coordinator.take_work() {
+                let owed = remainders.entry((model.clone(), provider)).or_default();
+                *owed += layer_tokens;
+                served.record(epoch, provider, *owed / pipeline.layers);
+                *owed %= pipeline.layers;
+            }
+        }
+    }
+}

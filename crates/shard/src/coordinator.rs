@@ -1,0 +1,309 @@
+//! The coordinator: a model's layers run through a chain of shards on other providers, as the
+//! [`RemoteLayers`] of a split [`aicoin_inference::TextModel`] whose embedding and head run
+//! here. The gateway serves such a model with the same OpenAI handlers as a local one.
+//!
+//! A session keeps, for each hop of its route, the input of every step it has run. When a
+//! shard fails or misses its deadline, its provider is banned ([`Routes::failed`]), the range
+//! is planned again among the others, and the new providers are replayed every earlier step
+//! with the same chunking, which rebuilds their KV caches to the very floats the failed one
+//! held; then the step goes on. The client's stream sees a pause, never an error, while any
+//! provider is left for every range.
+//!
+//! The inputs kept cost `tokens × hidden × 4` bytes per hop (SmolLM2: 2.3 KB a token), in
+//! exchange for replays that touch only the failed range.
+
+use std::{
+    collections::HashMap,
+    ops::Range,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aicoin_inference::{InferenceError, LayerSession, RemoteLayers, Result};
+use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
+use parking_lot::{Mutex, RwLock};
+
+use crate::{
+    link::{Link, LinkError},
+    route::{Routes, Shard},
+};
+
+/// A step's deadline, and how bans start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// A step's deadline: this, plus `per_token` for each of its tokens.
+    pub deadline: Duration,
+    pub per_token: Duration,
+    /// The first ban of a failed provider (doubling with each failure in a row).
+    pub first_ban: Duration,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(10),
+            per_token: Duration::from_millis(100),
+            first_ban: Duration::from_secs(15),
+        }
+    }
+}
+
+impl CoordinatorConfig {
+    fn deadline(&self, tokens: usize) -> Duration {
+        self.deadline + self.per_token.saturating_mul(tokens as u32)
+    }
+}
+
+/// Replacements a step tries before it gives up on a range.
+const MAX_REROUTES: usize = 8;
+
+/// Chains the shards of one model.
+#[derive(Clone)]
+pub struct Coordinator(Arc<Inner>);
+
+struct Inner {
+    model: String,
+    layers: usize,
+    width: usize,
+    key: PrivateKeySigner,
+    shards: RwLock<Vec<Shard>>,
+    routes: Routes,
+    /// Layer-tokens each provider ran (tokens × layers), until taken.
+    work: Mutex<HashMap<Address, u64>>,
+    runtime: tokio::runtime::Handle,
+    config: CoordinatorConfig,
+}
+
+impl Coordinator {
+    /// The coordinator of `model`, of `layers` layers of `width` hidden floats, signing with
+    /// `key`; its network work runs on `runtime`.
+    pub fn new(
+        model: &str,
+        (layers, width): (usize, usize),
+        key: PrivateKeySigner,
+        runtime: tokio::runtime::Handle,
+        config: CoordinatorConfig,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            model: model.to_string(),
+            layers,
+            width,
+            key,
+            shards: RwLock::new(Vec::new()),
+            routes: Routes::new(config.first_ban),
+            work: Mutex::new(HashMap::new()),
+            runtime,
+            config,
+        }))
+    }
+
+    /// The shards the registry lists now.
+    pub fn set_shards(&self, shards: Vec<Shard>) {
+        *self.0.shards.write() = shards;
+    }
+
+    /// Whether the shards listed now, less the banned, cover every layer.
+    pub fn covered(&self) -> bool {
+        self.0.plan(0..self.0.layers).is_some()
+    }
+
+    /// The layer-tokens (tokens × layers) each provider ran since the last call.
+    pub fn take_work(&self) -> HashMap<Address, u64> {
+        std::mem::take(&mut *self.0.work.lock())
+    }
+}
+
+impl Inner {
+    fn plan(&self, layers: Range<usize>) -> Option<Vec<Shard>> {
+        self.routes
+            .plan(&self.shards.read(), layers, Instant::now())
+    }
+
+    fn unavailable(&self, layers: &Range<usize>, why: &str) -> InferenceError {
+        InferenceError::Unavailable(format!(
+            "no provider can run layers {}..{} of {} now ({why})",
+            layers.start, layers.end, self.model
+        ))
+    }
+}
+
+impl RemoteLayers for Coordinator {
+    fn open(&self, capacity: usize) -> Result<Box<dyn LayerSession>> {
+        let all = 0..self.0.layers;
+        let route = self.0.plan(all.clone()).ok_or_else(|| {
+            self.0
+                .unavailable(&all, "the shards listed do not cover them")
+        })?;
+        Ok(Box::new(Pipeline {
+            inner: self.0.clone(),
+            session: rand::random(),
+            capacity,
+            hops: route.into_iter().map(Hop::new).collect(),
+            steps: Vec::new(),
+        }))
+    }
+}
+
+/// One hop of a session's route: a shard, its open link, the input of every step so far.
+struct Hop {
+    shard: Shard,
+    link: Option<Link>,
+    inputs: Vec<Arc<[f32]>>,
+}
+
+impl Hop {
+    fn new(shard: Shard) -> Self {
+        Self {
+            shard,
+            link: None,
+            inputs: Vec::new(),
+        }
+    }
+}
+
+/// One sequence's session through the pipeline.
+struct Pipeline {
+    inner: Arc<Inner>,
+    session: u64,
+    capacity: usize,
+    hops: Vec<Hop>,
+    /// Every step so far: its first position and token count.
+    steps: Vec<(usize, usize)>,
+}
+
+impl LayerSession for Pipeline {
+    fn run(&mut self, hidden: Vec<f32>, pos: usize, seq: usize) -> Result<Vec<f32>> {
+        let runtime = self.inner.runtime.clone();
+        runtime.block_on(self.step(hidden.into(), pos, seq))
+    }
+}
+
+impl Pipeline {
+    async fn step(&mut self, hidden: Arc<[f32]>, pos: usize, seq: usize) -> Result<Vec<f32>> {
+        if pos + seq > self.capacity {
+            return Err(InferenceError::InvalidRequest(format!(
+                "tokens {pos}..{} are past the session's {}",
+                pos + seq,
+                self.capacity
+            )));
+        }
+        // A step from an earlier position replaces the steps from there on.
+        self.steps.retain(|&(start, _)| start < pos);
+        let end = self.steps.last().map_or(0, |&(start, n)| start + n);
+        if end != pos {
+            return Err(InferenceError::InvalidRequest(format!(
+                "position {pos} does not follow a step: the session holds {end} tokens"
+            )));
+        }
+        let step = self.steps.len();
+        self.steps.push((pos, seq));
+        let mut x = hidden;
+        let mut h = 0;
+        while h < self.hops.len() {
+            self.hops[h].inputs.truncate(step);
+            self.hops[h].inputs.push(x.clone());
+            match self.run_hop(h, step).await {
+                Ok(out) => {
+                    x = out.into();
+                    h += 1;
+                }
+                Err(e) => self.reroute(h, step, e).await?,
+            }
+        }
+        Ok(x.to_vec())
+    }
+
+    /// Runs step `step` (whose input the hop holds) on hop `h`, opening its link if need be.
+    async fn run_hop(&mut self, h: usize, step: usize) -> Result<Vec<f32>, LinkError> {
+        let inner = &self.inner;
+        let (pos, seq) = self.steps[step];
+        let hop = &mut self.hops[h];
+        let deadline = inner.config.deadline(seq);
+        let started = Instant::now();
+        let link = match &mut hop.link {
+            Some(link) => link,
+            None => {
+                let open = Link::open(
+                    &inner.key,
+                    (hop.shard.provider, &hop.shard.api_url),
+                    &inner.model,
+                    (self.session, self.capacity),
+                    inner.width,
+                    deadline,
+                )
+                .await?;
+                hop.link.insert(open)
+            }
+        };
+        match link.step(&hop.inputs[step], pos, seq, deadline).await {
+            Ok(out) => {
+                let provider = hop.shard.provider;
+                inner.routes.succeeded(provider, started.elapsed(), seq);
+                let layer_tokens = (seq * hop.shard.layers.len()) as u64;
+                *inner.work.lock().entry(provider).or_default() += layer_tokens;
+                Ok(out)
+            }
+            Err(e) => {
+                hop.link = None;
+                Err(e)
+            }
+        }
+    }
+
+    /// Hop `h` failed at step `step`: bans its provider and puts in its place a new chain over
+    /// its layers, replayed through every earlier step. Fails when no chain is left.
+    async fn reroute(&mut self, h: usize, step: usize, error: LinkError) -> Result<()> {
+        let failed = self.hops.remove(h);
+        let layers = failed.shard.layers.clone();
+        let provider = failed.shard.provider;
+        let ban = self.inner.routes.failed(provider, Instant::now());
+        tracing::warn!(
+            model = %self.inner.model, %provider, ?layers, ?ban, %error,
+            "a shard failed; replaying its layers elsewhere"
+        );
+        let mut last_error = error;
+        for _ in 0..MAX_REROUTES {
+            let Some(route) = self.inner.plan(layers.clone()) else {
+                let why = format!("the last one failed: {last_error}");
+                return Err(self.inner.unavailable(&layers, &why));
+            };
+            let new: Vec<Hop> = route.into_iter().map(Hop::new).collect();
+            let count = new.len();
+            self.hops.splice(h..h, new);
+            match self.replay(h..h + count, &failed.inputs, step).await {
+                Ok(()) => return Ok(()),
+                Err((at, e)) => {
+                    // A replacement failed too: ban it, drop the new chain, try again.
+                    let provider = self.hops[at].shard.provider;
+                    let ban = self.inner.routes.failed(provider, Instant::now());
+                    tracing::warn!(%provider, ?ban, error = %e, "a replacement shard failed");
+                    self.hops.drain(h..h + count);
+                    last_error = e;
+                }
+            }
+        }
+        Err(self
+            .inner
+            .unavailable(&layers, &format!("{MAX_REROUTES} replacements failed")))
+    }
+
+    /// Feeds `inputs` of steps `0..step` through `hops` (fresh), in order, and leaves the
+    /// first of them holding `inputs[step]`, the step to run next. On failure, the hop that
+    /// failed.
+    async fn replay(
+        &mut self,
+        hops: Range<usize>,
+        inputs: &[Arc<[f32]>],
+        step: usize,
+    ) -> Result<(), (usize, LinkError)> {
+        for (s, input) in inputs.iter().enumerate().take(step) {
+            let mut x = input.clone();
+            for h in hops.clone() {
+                self.hops[h].inputs.push(x.clone());
+                x = self.run_hop(h, s).await.map_err(|e| (h, e))?.into();
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! Shard servers on 127.0.0.1 and a coordinator chaining them, on the tiny model: the output is
+//! the single node's token for token, through a dying shard too, and what cannot run fails
+//! clearly.
+
+use std::{ops::Range, path::Path, sync::Arc, time::Duration};
+
+use aicoin_inference::{
+    GenerateParams, InferenceError, SamplingParams, Sequence, TextModel, WeightFormat,
+    llama::Llama, testing::write_tiny_llama,
+};
+use aicoin_shard::{
+    Coordinator, CoordinatorConfig, Shard, ShardConfig, ShardServer, link::Link, link::LinkError,
+};
+use alloy_primitives::Address;
+use alloy_signer_local::PrivateKeySigner;
+use candle_core::{Device, quantized::gguf_file};
+
+const MODEL: &str = "tiny";
+
+fn shard_of(path: &Path, layers: Range<usize>) -> Arc<Llama> {
+    let mut file = std::fs::File::open(path).unwrap();
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    Arc::new(Llama::from_gguf(&content, &mut file, &Device::Cpu, layers).unwrap())
+}
+
+/// A provider serving one shard on its own runtime, so that dropping it ends every one of its
+/// connections at once, as a killed process would.
+struct Provider {
+    runtime: Option<tokio::runtime::Runtime>,
+    shard: Shard,
+    server: Arc<ShardServer>,
+}
+
+impl Provider {
+    fn start(path: &Path, n: u8, layers: Range<usize>, config: ShardConfig) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = ShardServer::new(
+            [(MODEL.to_string(), shard_of(path, layers.clone()))],
+            config,
+            None,
+        );
+        let router = server.router();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        runtime.spawn(async move { axum::serve(listener, router).await });
+        Self {
+            runtime: Some(runtime),
+            shard: Shard {
+                provider: Address::repeat_byte(n),
+                api_url: format!("http://{addr}"),
+                layers,
+            },
+            server,
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+struct Pipeline {
+    _dir: tempfile::TempDir,
+    path: std::path::PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Pipeline {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        write_tiny_llama(&path, 21).unwrap();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        Self {
+            _dir: dir,
+            path,
+            runtime,
+        }
+    }
+
+    fn whole(&self) -> Arc<TextModel> {
+        Arc::new(TextModel::load(&self.path, MODEL, &Device::Cpu, WeightFormat::AsShipped).unwrap())
+    }
+
+    fn coordinator(&self, providers: &[&Provider]) -> Coordinator {
+        let coordinator = Coordinator::new(
+            MODEL,
+            (2, 64),
+            PrivateKeySigner::random(),
+            self.runtime.handle().clone(),
+            CoordinatorConfig {
+                deadline: Duration::from_secs(5),
+                ..CoordinatorConfig::default()
+            },
+        );
+        coordinator.set_shards(providers.iter().map(|p| p.shard.clone()).collect());
+        coordinator
+    }
+
+    fn split(&self, coordinator: &Coordinator) -> Arc<TextModel> {
+        Arc::new(
+            TextModel::load_split(
+                &self.path,
+                MODEL,
+                &Device::Cpu,
+                Arc::new(coordinator.clone()),
+            )
+            .unwrap(),
+        )
+    }
+}
+
+fn sequence(model: &Arc<TextModel>, max_tokens: usize) -> Sequence {
+    let params = GenerateParams {
+        max_tokens: Some(max_tokens),
+        sampling: SamplingParams {
+            temperature: 0.0,
+            ..SamplingParams::default()
+        },
+        ignore_eos: true,
+        ..GenerateParams::default()
+    };
+    let prompt = model
+        .encode("the network serves a model no node holds")
+        .unwrap();
+    Sequence::new(model.clone(), prompt, params).unwrap()
+}
+
+/// Greedy ids, calling `after(n)` once the n-th has come.
+fn greedy(
+    model: &Arc<TextModel>,
+    max_tokens: usize,
+    mut after: impl FnMut(usize),
+) -> Result<Vec<u32>, InferenceError> {
+    let mut sequence = sequence(model, max_tokens);
+    let mut ids = Vec::new();
+    while sequence.finished().is_none() {
+        if let Some(id) = sequence.step()?.token {
+            ids.push(id);
+            after(ids.len());
+        }
+    }
+    Ok(ids)
+}
+
+#[test]
+fn a_pipeline_of_shards_generates_what_one_node_generates() {
+    let pipeline = Pipeline::new();
+    let expected = greedy(&pipeline.whole(), 40, |_| ()).unwrap();
+    let config = ShardConfig::default();
+    let first = Provider::start(&pipeline.path, 1, 0..1, config);
+    let second = Provider::start(&pipeline.path, 2, 1..2, config);
+    let coordinator = pipeline.coordinator(&[&first, &second]);
+    assert!(coordinator.covered());
+    let split = pipeline.split(&coordinator);
+    assert_eq!(greedy(&split, 40, |_| ()).unwrap(), expected);
+    // Each shard ran every token once through its one layer: the prompt and 39 steps.
+    let prompt = split
+        .encode("the network serves a model no node holds")
+        .unwrap()
+        .len() as u64;
+    let work = coordinator.take_work();
+    assert_eq!(work[&first.shard.provider], prompt + 39);
+    assert_eq!(work[&second.shard.provider], prompt + 39);
+}
+
+#[test]
+fn a_dying_shard_is_replaced_and_the_output_does_not_change() {
+    let pipeline = Pipeline::new();
+    let expected = greedy(&pipeline.whole(), 48, |_| ()).unwrap();
+    let config = ShardConfig::default();
+    let first = Provider::start(&pipeline.path, 1, 0..1, config);
+    let mut middle = Provider::start(&pipeline.path, 2, 1..2, config);
+    let spare = Provider::start(&pipeline.path, 3, 1..2, config);
+    // The spare is listed last: the first plan, among unmeasured equals, takes `middle`.
+    let coordinator = pipeline.coordinator(&[&first, &middle, &spare]);
+    let split = pipeline.split(&coordinator);
+    let got = greedy(&split, 48, |n| {
+        if n == 20 {
+            middle.kill();
+        }
+    })
+    .unwrap();
+    assert_eq!(got, expected);
+    let work = coordinator.take_work();
+    assert!(
+        work[&middle.shard.provider] > 0,
+        "the middle shard ran first"
+    );
+    // The spare replayed the prefix and ran the rest: more than the 28 steps after the kill.
+    assert!(work[&spare.shard.provider] > 28, "{work:?}");
+    // The dead provider is banned: a new session plans around it.
+    assert!(coordinator.covered());
+    assert_eq!(greedy(&split, 8, |_| ()).unwrap(), expected[..8]);
+    assert_eq!(coordinator.take_work().get(&middle.shard.provider), None);
+}
+
+#[test]
+fn with_no_provider_left_for_a_range_the_generation_fails_as_unavailable() {
+    let pipeline = Pipeline::new();
+    let config = ShardConfig::default();
+    let first = Provider::start(&pipeline.path, 1, 0..1, config);
+    let mut second = Provider::start(&pipeline.path, 2, 1..2, config);
+    let coordinator = pipeline.coordinator(&[&first, &second]);
+    let split = pipeline.split(&coordinator);
+    let failed = greedy(&split, 30, |n| {
+        if n == 5 {
+            second.kill();
+        }
+    });
+    match failed {
+        Err(InferenceError::Unavailable(why)) => assert!(why.contains("layers 1..2"), "{why}"),
+        other => panic!("expected the model to be unavailable, got {other:?}"),
+    }
+    // Nothing covers the model now: a new request is refused at once.
+    assert!(!coordinator.covered());
+    let mut sequence = sequence(&split, 4);
+    assert!(matches!(
+        sequence.step(),
+        Err(InferenceError::Unavailable(_))
+    ));
+}
+
+#[test]
+fn sessions_reserve_their_kv_cache_within_the_budget_and_give_it_back() {
+    let pipeline = Pipeline::new();
+    // One layer of the tiny model: 2 KV heads × 16 floats × K and V × 4 bytes = 256 B a token.
+    let config = ShardConfig {
+        kv_budget: 256 * 100,
+        idle: Duration::from_millis(300),
+    };
+    let provider = Provider::start(&pipeline.path, 1, 0..1, config);
+    let key = PrivateKeySigner::random();
+    let shard = &provider.shard;
+    let open = |session: u64, tokens: usize| {
+        pipeline.runtime.block_on(Link::open(
+            &key,
+            (shard.provider, &shard.api_url),
+            MODEL,
+            (session, tokens),
+            64,
+            Duration::from_secs(5),
+        ))
+    };
+    let mut held = open(1, 60).unwrap();
+    match open(2, 60) {
+        Err(LinkError::Refused {
+            status: 503,
+            message,
+        }) => {
+            assert!(message.contains("KV budget is full"), "{message}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
+    assert!(
+        open(3, 40).is_ok(),
+        "what is left of the budget is still taken"
+    );
+    // A step retried from the same position gives the same floats.
+    let hidden: Vec<f32> = (0..3 * 64).map(|i| (i as f32 * 0.37).sin()).collect();
+    let once = pipeline
+        .runtime
+        .block_on(held.step(&hidden, 0, 3, Duration::from_secs(5)))
+        .unwrap();
+    let twice = pipeline
+        .runtime
+        .block_on(held.step(&hidden, 0, 3, Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(once, twice);
+    // A frame past the session's reservation closes it with the reason.
+    match pipeline
+        .runtime
+        .block_on(held.step(&hidden, 58, 3, Duration::from_secs(5)))
+    {
+        Err(LinkError::Closed(reason)) => assert!(reason.contains("past the 60"), "{reason}"),
+        other => panic!("expected the session closed, got {other:?}"),
+    }
+    // Idle and closed sessions give their reservations back.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while provider.server.reserved() != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reservations were kept"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(open(4, 100).is_ok());
+}
