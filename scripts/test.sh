@@ -29,5 +29,8 @@ cargo test --locked -p aicoin-inference --test real_models -- --ignored
 echo "== proof-of-compute on SmolLM2: validators audit providers, one of them cheating"
 cargo test --locked -p aicoin --test it compute::real -- --ignored
 
+echo "== pipeline shards on SmolLM2: three providers chained by the gateway, one killed mid-stream"
+cargo test --locked -p aicoin --test it pipeline::real -- --ignored
+
 echo "== end-to-end: real clients against aicoin node --dev serving the models"
 e2e/run.sh target/debug/aicoin

@@ -7,6 +7,7 @@
 //!   against the node's budget, closed when idle.
 //! - [`link`]: the coordinator's signed WebSocket to one shard.
 //! - [`route`]: the fastest chain of shards over a range of layers, and bans with backoff.
+//! - [`local`]: a shard on loopback with a runtime of its own, for tests and benchmarks.
 //! - [`coordinator`]: the layers of a split model run through the chain, with failover that
 //!   replays the prefix on a new provider, so the output stays the single node's, token for
 //!   token.
@@ -14,6 +15,7 @@
 pub mod coordinator;
 pub mod frame;
 pub mod link;
+pub mod local;
 pub mod route;
 pub mod server;
 

@@ -9,7 +9,9 @@ use aicoin_inference::{
     llama::Llama, testing::write_tiny_llama,
 };
 use aicoin_shard::{
-    Coordinator, CoordinatorConfig, Shard, ShardConfig, ShardServer, link::Link, link::LinkError,
+    Coordinator, CoordinatorConfig, ShardConfig,
+    link::{Link, LinkError},
+    local::LocalShard,
 };
 use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
@@ -23,48 +25,15 @@ fn shard_of(path: &Path, layers: Range<usize>) -> Arc<Llama> {
     Arc::new(Llama::from_gguf(&content, &mut file, &Device::Cpu, layers).unwrap())
 }
 
-/// A provider serving one shard on its own runtime, so that dropping it ends every one of its
-/// connections at once, as a killed process would.
-struct Provider {
-    runtime: Option<tokio::runtime::Runtime>,
-    shard: Shard,
-    server: Arc<ShardServer>,
-}
-
-impl Provider {
-    fn start(path: &Path, n: u8, layers: Range<usize>, config: ShardConfig) -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = ShardServer::new(
-            [(MODEL.to_string(), shard_of(path, layers.clone()))],
-            config,
-            None,
-        );
-        let router = server.router();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        runtime.spawn(async move { axum::serve(listener, router).await });
-        Self {
-            runtime: Some(runtime),
-            shard: Shard {
-                provider: Address::repeat_byte(n),
-                api_url: format!("http://{addr}"),
-                layers,
-            },
-            server,
-        }
-    }
-
-    fn kill(&mut self) {
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
-    }
+/// A provider serving one shard on loopback.
+fn provider(path: &Path, n: u8, layers: Range<usize>, config: ShardConfig) -> LocalShard {
+    LocalShard::start(
+        MODEL,
+        shard_of(path, layers),
+        Address::repeat_byte(n),
+        config,
+    )
+    .unwrap()
 }
 
 struct Pipeline {
@@ -94,7 +63,7 @@ impl Pipeline {
         Arc::new(TextModel::load(&self.path, MODEL, &Device::Cpu, WeightFormat::AsShipped).unwrap())
     }
 
-    fn coordinator(&self, providers: &[&Provider]) -> Coordinator {
+    fn coordinator(&self, providers: &[&LocalShard]) -> Coordinator {
         let coordinator = Coordinator::new(
             MODEL,
             (2, 64),
@@ -160,8 +129,8 @@ fn a_pipeline_of_shards_generates_what_one_node_generates() {
     let pipeline = Pipeline::new();
     let expected = greedy(&pipeline.whole(), 40, |_| ()).unwrap();
     let config = ShardConfig::default();
-    let first = Provider::start(&pipeline.path, 1, 0..1, config);
-    let second = Provider::start(&pipeline.path, 2, 1..2, config);
+    let first = provider(&pipeline.path, 1, 0..1, config);
+    let second = provider(&pipeline.path, 2, 1..2, config);
     let coordinator = pipeline.coordinator(&[&first, &second]);
     assert!(coordinator.covered());
     let split = pipeline.split(&coordinator);
@@ -181,9 +150,9 @@ fn a_dying_shard_is_replaced_and_the_output_does_not_change() {
     let pipeline = Pipeline::new();
     let expected = greedy(&pipeline.whole(), 48, |_| ()).unwrap();
     let config = ShardConfig::default();
-    let first = Provider::start(&pipeline.path, 1, 0..1, config);
-    let mut middle = Provider::start(&pipeline.path, 2, 1..2, config);
-    let spare = Provider::start(&pipeline.path, 3, 1..2, config);
+    let first = provider(&pipeline.path, 1, 0..1, config);
+    let mut middle = provider(&pipeline.path, 2, 1..2, config);
+    let spare = provider(&pipeline.path, 3, 1..2, config);
     // The spare is listed last: the first plan, among unmeasured equals, takes `middle`.
     let coordinator = pipeline.coordinator(&[&first, &middle, &spare]);
     let split = pipeline.split(&coordinator);
@@ -211,8 +180,8 @@ fn a_dying_shard_is_replaced_and_the_output_does_not_change() {
 fn with_no_provider_left_for_a_range_the_generation_fails_as_unavailable() {
     let pipeline = Pipeline::new();
     let config = ShardConfig::default();
-    let first = Provider::start(&pipeline.path, 1, 0..1, config);
-    let mut second = Provider::start(&pipeline.path, 2, 1..2, config);
+    let first = provider(&pipeline.path, 1, 0..1, config);
+    let mut second = provider(&pipeline.path, 2, 1..2, config);
     let coordinator = pipeline.coordinator(&[&first, &second]);
     let split = pipeline.split(&coordinator);
     let failed = greedy(&split, 30, |n| {
@@ -241,7 +210,7 @@ fn sessions_reserve_their_kv_cache_within_the_budget_and_give_it_back() {
         kv_budget: 256 * 100,
         idle: Duration::from_millis(300),
     };
-    let provider = Provider::start(&pipeline.path, 1, 0..1, config);
+    let provider = provider(&pipeline.path, 1, 0..1, config);
     let key = PrivateKeySigner::random();
     let shard = &provider.shard;
     let open = |session: u64, tokens: usize| {

@@ -1,9 +1,10 @@
-//! Pipeline-parallel inference with real processes: a six-layer tiny model that no provider
-//! serves whole, three providers each serving two layers of it (`--shard tiny:0-2` …), and a
+//! Pipeline-parallel inference with real processes: a model that no provider serves whole,
+//! three providers each serving a third of its layers (`--shard tiny:0-2` …), and a
 //! validator's gateway chaining them. A greedy 64-token answer through the gateway is the
 //! single node's, token for token; a spare joins for the middle layers and the middle shard is
 //! `kill -9`ed after 20 streamed tokens: the stream goes on to the same 64 tokens with no
 //! error; with no provider left for the middle layers, the next request gets 503 at once.
+//! On a six-layer tiny model, and (ignored, run by `scripts/test.sh`) on SmolLM2-135M.
 
 use std::path::{Path, PathBuf};
 
@@ -24,26 +25,18 @@ use crate::{
     gateway::{chain_spec, key_of, send},
 };
 
-const LAYERS: usize = 6;
 const TOKENS: usize = 64;
 const QUESTION: &str = "Tell me about the network.";
 
-/// The tiny model with six layers, in a models directory of its own.
-fn models_dir(root: &Path) -> PathBuf {
-    std::fs::create_dir_all(root.join("tiny")).unwrap();
-    aicoin_inference::testing::write_tiny_llama_layers(&root.join("tiny/model.gguf"), 8, LAYERS)
-        .unwrap();
-    root.to_path_buf()
-}
-
-/// What one node generates greedily for the question: the reference.
-fn single_node_ids(model: &Path) -> Vec<u32> {
+/// What one node generates greedily for the question: the reference. The weights as the file
+/// has them, as the shards hold theirs.
+fn single_node_ids(model: &Path, id: &str) -> Vec<u32> {
     let model = std::sync::Arc::new(
         TextModel::load(
             model,
-            "tiny",
+            id,
             &candle_core::Device::Cpu,
-            WeightFormat::default(),
+            WeightFormat::AsShipped,
         )
         .unwrap(),
     );
@@ -71,8 +64,8 @@ fn single_node_ids(model: &Path) -> Vec<u32> {
     ids
 }
 
-fn question(stream: bool) -> Value {
-    json!({"model": "tiny", "messages": [{"role": "user", "content": QUESTION}],
+fn question(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": QUESTION}],
         "max_tokens": TOKENS, "stream": stream, "ignore_eos": true, "temperature": 0,
         "return_token_ids": true})
 }
@@ -82,12 +75,13 @@ fn question(stream: bool) -> Value {
 async fn stream_ids(
     gateway: &str,
     key: &str,
+    model: &str,
     mut after: impl FnMut(usize),
 ) -> (Vec<u32>, Option<Value>, bool) {
     let mut response = reqwest::Client::new()
         .post(format!("{gateway}/chat/completions"))
         .bearer_auth(key)
-        .json(&question(true))
+        .json(&question(model, true))
         .send()
         .await
         .unwrap();
@@ -127,16 +121,42 @@ async fn stream_ids(
 async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
     let _cluster = one_cluster_at_a_time().await;
     let home = tempfile::tempdir().unwrap();
-    let models = models_dir(&home.path().join("models"));
-    let expected = single_node_ids(&models.join("tiny/model.gguf"));
+    let models = home.path().join("models");
+    std::fs::create_dir_all(models.join("tiny")).unwrap();
+    aicoin_inference::testing::write_tiny_llama_layers(&models.join("tiny/model.gguf"), 8, 6)
+        .unwrap();
+    through_a_dying_shard(home.path(), &models, "tiny", [0, 2, 4, 6]).await;
+}
+
+/// The same on SmolLM2-135M-Instruct from `$AICOIN_MODELS_DIR`, its 30 layers in thirds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the fetched SmolLM2 model (scripts/test.sh runs it)"]
+async fn real_smollm2_sharded_answers_as_one_node_would_through_a_dying_shard() {
+    let _cluster = one_cluster_at_a_time().await;
+    let home = tempfile::tempdir().unwrap();
+    let models = PathBuf::from(
+        std::env::var("AICOIN_MODELS_DIR").expect("AICOIN_MODELS_DIR names the fetched models"),
+    );
+    let id = "smollm2-135m-instruct";
+    assert!(
+        models.join(id).join("model.gguf").exists(),
+        "fetch it first: aicoin model fetch smollm2 --models-dir {}",
+        models.display()
+    );
+    through_a_dying_shard(home.path(), &models, id, [0, 10, 20, 30]).await;
+}
+
+/// Three shards of `model` split at `splits`, and a spare for the middle one.
+async fn through_a_dying_shard(home: &Path, models: &Path, model: &str, splits: [usize; 4]) {
+    let expected = single_node_ids(&models.join(model).join("model.gguf"), model);
     assert_eq!(expected.len(), TOKENS);
-    let validator_dir = home.path().join("validator");
+    let validator_dir = home.join("validator");
     let validator = aicoin_node::load_or_create_validator_key(&validator_dir)
         .unwrap()
         .0
         .address();
     let provider_dirs: Vec<PathBuf> = (1..=4)
-        .map(|i| home.path().join(format!("provider-{i}")))
+        .map(|i| home.join(format!("provider-{i}")))
         .collect();
     let providers: Vec<Address> = provider_dirs
         .iter()
@@ -149,11 +169,12 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
         .collect();
     let mut funded = providers.clone();
     funded.push(dev_key(0).address());
-    let spec = chain_spec(home.path(), validator, &funded, 1_000);
+    let spec = chain_spec(home, validator, &funded, 1_000);
     let sync_port = free_port().to_string();
     let (spec, models_arg) = (spec.to_str().unwrap(), models.to_str().unwrap());
+    let shard = |i: usize| format!("{model}:{}-{}", splits[i], splits[i + 1]);
     let node = NodeProcess::start(aicoin(
-        home.path(),
+        home,
         &[
             "node",
             "--chain",
@@ -178,8 +199,8 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
     let gateway = node.banner_value("Gateway");
     let gateway = gateway.split_whitespace().next().unwrap().to_string();
     let bootnode = format!("http://127.0.0.1:{sync_port}");
-    let root = home.path().to_path_buf();
-    let start_shard = |dir: &Path, shard: &str| {
+    let root = home.to_path_buf();
+    let start_shard = |dir: &Path, shard: String| {
         let root = root.clone();
         let api_port = free_port().to_string();
         let args = [
@@ -202,7 +223,7 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
             "--models-dir",
             models_arg,
             "--shard",
-            shard,
+            &shard,
         ]
         .map(str::to_string);
         async move {
@@ -214,7 +235,7 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
         let gateway = gateway.clone();
         async move {
             eventually(
-                &format!("the gateway offers tiny in {n} shards"),
+                &format!("the gateway offers {model} in {n} shards"),
                 || async {
                     let models: Value = reqwest::get(format!("{gateway}/models"))
                         .await
@@ -222,20 +243,20 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
                         .json()
                         .await
                         .ok()?;
-                    let tiny = models["data"]
+                    let offer = models["data"]
                         .as_array()?
                         .iter()
-                        .find(|m| m["id"] == "tiny")?
+                        .find(|m| m["id"] == model)?
                         .clone();
-                    (tiny["shards"] == n && tiny["providers"] == 0).then_some(())
+                    (offer["shards"] == n && offer["providers"] == 0).then_some(())
                 },
             )
             .await
         }
     };
-    let first = start_shard(&provider_dirs[0], "tiny:0-2").await;
-    let middle = start_shard(&provider_dirs[1], "tiny:2-4").await;
-    let last = start_shard(&provider_dirs[2], "tiny:4-6").await;
+    let first = start_shard(&provider_dirs[0], shard(0)).await;
+    let middle = start_shard(&provider_dirs[1], shard(1)).await;
+    let last = start_shard(&provider_dirs[2], shard(2)).await;
     for p in &providers[..3] {
         registered(&node, *p).await;
     }
@@ -253,7 +274,7 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
         .unwrap();
     assert_eq!(
         middle_info["shards"],
-        json!([{"model": "tiny", "start": 2, "end": 4}])
+        json!([{"model": model, "start": splits[1], "end": splits[2]}])
     );
 
     let buyer = dev_key(0);
@@ -270,7 +291,7 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
     let response = reqwest::Client::new()
         .post(format!("{gateway}/chat/completions"))
         .bearer_auth(&key)
-        .json(&question(false))
+        .json(&question(model, false))
         .send()
         .await
         .unwrap();
@@ -282,11 +303,11 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
     assert_eq!(answer["usage"]["completion_tokens"], TOKENS);
 
     // A spare for the middle layers joins; the middle shard dies after 20 streamed tokens.
-    let spare = start_shard(&provider_dirs[3], "tiny:2-4").await;
+    let spare = start_shard(&provider_dirs[3], shard(1)).await;
     registered(&node, providers[3]).await;
     shards_offered(4).await;
     let mut middle = Some(middle);
-    let (ids, error, done) = stream_ids(&gateway, &key, |n| {
+    let (ids, error, done) = stream_ids(&gateway, &key, model, |n| {
         if n == 20
             && let Some(middle) = middle.take()
         {
@@ -306,7 +327,7 @@ async fn a_sharded_model_answers_as_one_node_would_through_a_dying_shard() {
     let refused = reqwest::Client::new()
         .post(format!("{gateway}/chat/completions"))
         .bearer_auth(&key)
-        .json(&question(false))
+        .json(&question(model, false))
         .timeout(std::time::Duration::from_secs(60))
         .send()
         .await
