@@ -57,8 +57,9 @@ pub struct DevnetArgs {
     #[arg(long)]
     prepare: bool,
     /// Split the first text model's layers into this many contiguous ranges, served by the
-    /// providers as pipeline shards (provider i serves range i mod N, so providers beyond N
-    /// are spares), for the gateway to chain: kill a shard and watch the gateway go on.
+    /// providers as pipeline shards (the first N providers one range each, in order; any
+    /// beyond N are spares, from the middle range on), for the gateway to chain: kill the
+    /// middle shard and watch the gateway go on.
     #[arg(long, env = "AICOIN_DEVNET_SHARDS", default_value_t = 0)]
     shards: usize,
     /// The first validator also runs the paid gateway, on this port (it registers itself).
@@ -304,7 +305,12 @@ fn prepare(args: &DevnetArgs, dir: &Path) -> eyre::Result<Vec<Node>> {
         ];
         node_args.extend(model_args.iter().cloned());
         if !shards.is_empty() {
-            node_args.extend(["--shard".into(), shards[i % shards.len()].to_string()]);
+            let n = shards.len();
+            let range = match i < n {
+                true => i,
+                false => (n / 2 + i - n) % n,
+            };
+            node_args.extend(["--shard".into(), shards[range].to_string()]);
         }
         nodes.push(Node {
             name,

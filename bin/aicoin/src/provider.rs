@@ -133,6 +133,12 @@ async fn status(url: &str, address: Address, epochs: u64, json: bool) -> eyre::R
     println!("Provider {}  {status}", provider.address);
     println!("  API:        {}", provider.api_url);
     println!("  Models:     {}", provider.models.join(", "));
+    for shard in &provider.shards {
+        println!(
+            "  Shard:      layers {}..{} of {} (a pipeline shard)",
+            shard.start, shard.end, shard.model
+        );
+    }
     println!("  Hardware:   {}", provider.hardware);
     println!("  Payout:     {}", provider.payout);
     println!("  Stake:      {} AIC", format_aic(provider.stake));

@@ -137,14 +137,11 @@ pub async fn start(config: GatewayConfig, link: NodeLink) -> Result<GatewayServe
     let served = Arc::new(usage::Served::default());
     let (pipelines, pipeline_app, pipeline_listener) = {
         let (models, key) = (config.models.clone(), link.key.clone());
-        let runtime = tokio::runtime::Handle::current();
         let pipeline = config.pipeline;
-        tokio::task::spawn_blocking(move || {
-            pipeline::Pipelines::load(&models, &key, runtime, pipeline)
-        })
-        .await
-        .map_err(|e| GatewayError::Pipelines(std::io::Error::other(e.to_string())))?
-        .map_err(GatewayError::Pipelines)?
+        tokio::task::spawn_blocking(move || pipeline::Pipelines::load(&models, &key, pipeline))
+            .await
+            .map_err(|e| GatewayError::Pipelines(std::io::Error::other(e.to_string())))?
+            .map_err(GatewayError::Pipelines)?
     };
     let pipelines = Arc::new(pipelines);
     tracing::info!(models = ?pipelines.models(), "gateway runs these models as pipelines of shards");

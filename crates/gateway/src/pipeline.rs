@@ -58,7 +58,6 @@ impl Pipelines {
     pub fn load(
         models: &[LocalModel],
         key: &PrivateKeySigner,
-        runtime: tokio::runtime::Handle,
         config: CoordinatorConfig,
     ) -> std::io::Result<(Self, axum::Router, std::net::TcpListener)> {
         let mut pipelines = HashMap::new();
@@ -67,13 +66,7 @@ impl Pipelines {
             let Some((layers, width)) = shape(local) else {
                 continue;
             };
-            let coordinator = Coordinator::new(
-                &local.id,
-                (layers, width),
-                key.clone(),
-                runtime.clone(),
-                config,
-            );
+            let coordinator = Coordinator::new(&local.id, (layers, width), key.clone(), config)?;
             let split = TextModel::load_split(
                 &local.path,
                 &local.id,

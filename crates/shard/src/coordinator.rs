@@ -71,21 +71,26 @@ struct Inner {
     routes: Routes,
     /// Layer-tokens each provider ran (tokens × layers), until taken.
     work: Mutex<HashMap<Address, u64>>,
-    runtime: tokio::runtime::Handle,
+    /// The sessions' sockets and steps: a runtime on the calling thread, so a step's frames
+    /// are read where the step waits for them, with no hand-off between threads. One thread
+    /// at a time steps (a model's scheduler is one thread).
+    runtime: Mutex<tokio::runtime::Runtime>,
     config: CoordinatorConfig,
 }
 
 impl Coordinator {
     /// The coordinator of `model`, of `layers` layers of `width` hidden floats, signing with
-    /// `key`; its network work runs on `runtime`.
+    /// `key`. Its steps block the calling thread, which must not be an async one.
     pub fn new(
         model: &str,
         (layers, width): (usize, usize),
         key: PrivateKeySigner,
-        runtime: tokio::runtime::Handle,
         config: CoordinatorConfig,
-    ) -> Self {
-        Self(Arc::new(Inner {
+    ) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Self(Arc::new(Inner {
             model: model.to_string(),
             layers,
             width,
@@ -93,9 +98,9 @@ impl Coordinator {
             shards: RwLock::new(Vec::new()),
             routes: Routes::new(config.first_ban),
             work: Mutex::new(HashMap::new()),
-            runtime,
+            runtime: Mutex::new(runtime),
             config,
-        }))
+        })))
     }
 
     /// The shards the registry lists now.
@@ -174,7 +179,8 @@ struct Pipeline {
 
 impl LayerSession for Pipeline {
     fn run(&mut self, hidden: Vec<f32>, pos: usize, seq: usize) -> Result<Vec<f32>> {
-        let runtime = self.inner.runtime.clone();
+        let inner = self.inner.clone();
+        let runtime = inner.runtime.lock();
         runtime.block_on(self.step(hidden.into(), pos, seq))
     }
 }

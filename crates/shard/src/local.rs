@@ -32,6 +32,10 @@ impl LocalShard {
         let router = server.router();
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
+        // As every server of the node: no Nagle delay on small frames.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         runtime.spawn(async move { axum::serve(listener, router).await });
         Ok(Self {
             runtime: Some(runtime),

@@ -68,12 +68,12 @@ impl Pipeline {
             MODEL,
             (2, 64),
             PrivateKeySigner::random(),
-            self.runtime.handle().clone(),
             CoordinatorConfig {
                 deadline: Duration::from_secs(5),
                 ..CoordinatorConfig::default()
             },
-        );
+        )
+        .unwrap();
         coordinator.set_shards(providers.iter().map(|p| p.shard.clone()).collect());
         coordinator
     }

@@ -3,7 +3,8 @@
 //! over JSON-RPC, and JSON-RPC read load (against this node in-process, or any node with the dev
 //! accounts, e.g. anvil), a full node's sync speed, a text model's inference speed, and what a
 //! proof-of-compute audit costs beside the generation it checks, and what a governance vote and a
-//! snapshot-weight read cost as history grows.
+//! snapshot-weight read cost as history grows, and what a pipeline of shards costs beside one
+//! node.
 //! Every figure is the median over rounds; run on a quiet machine and compare side by side.
 
 mod audit;
@@ -13,6 +14,7 @@ mod governance;
 mod inference;
 mod ingest;
 mod modules;
+mod pipeline;
 mod rpc;
 mod sync;
 
@@ -49,6 +51,9 @@ enum BenchCommand {
     Governance(governance::GovernanceArgs),
     /// Latency the paid gateway adds, and its throughput beside calling the provider directly.
     Gateway(gateway::GatewayArgs),
+    /// Decode tokens/s of a model split in shards over loopback beside one node, and the pause
+    /// a dying shard costs (kill to next token).
+    Pipeline(pipeline::PipelineArgs),
 }
 
 pub async fn run(args: BenchArgs) -> eyre::Result<()> {
@@ -64,6 +69,7 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
             tokio::task::spawn_blocking(move || governance::run(a)).await?
         }
         BenchCommand::Gateway(a) => gateway::run(a).await,
+        BenchCommand::Pipeline(a) => tokio::task::spawn_blocking(move || pipeline::run(a)).await?,
     }
 }
 
