@@ -376,8 +376,15 @@ async fn load_shards(
     specs: &[aicoin_shard::ShardSpec],
     models: Vec<aicoin_inference::LocalModel>,
 ) -> Result<Vec<(String, Arc<aicoin_inference::llama::Llama>)>, NodeError> {
-    let mut loaded = Vec::new();
+    let mut loaded: Vec<(String, Arc<aicoin_inference::llama::Llama>)> = Vec::new();
     for spec in specs {
+        if loaded.iter().any(|(id, _)| *id == spec.model) {
+            return Err(NodeError::Shard {
+                spec: spec.clone(),
+                reason: "another --shard names the same model: a node serves one range of it"
+                    .into(),
+            });
+        }
         let Some(model) = models.iter().find(|m| m.id == spec.model) else {
             return Err(NodeError::Shard {
                 spec: spec.clone(),

@@ -55,7 +55,7 @@ impl CoordinatorConfig {
     }
 }
 
-/// Replacements a step tries before it gives up on a range.
+/// Replacements one step may try, all its failed hops together, before it gives up.
 const MAX_REROUTES: usize = 8;
 
 /// Chains the shards of one model.
@@ -74,8 +74,18 @@ struct Inner {
     /// The sessions' sockets and steps: a runtime on the calling thread, so a step's frames
     /// are read where the step waits for them, with no hand-off between threads. One thread
     /// at a time steps (a model's scheduler is one thread).
-    runtime: Mutex<tokio::runtime::Runtime>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
     config: CoordinatorConfig,
+}
+
+impl Drop for Inner {
+    /// The last reference may go inside async code (a gateway shutting down), where dropping
+    /// a runtime the usual way panics.
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.get_mut().take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Coordinator {
@@ -98,7 +108,7 @@ impl Coordinator {
             shards: RwLock::new(Vec::new()),
             routes: Routes::new(config.first_ban),
             work: Mutex::new(HashMap::new()),
-            runtime: Mutex::new(runtime),
+            runtime: Mutex::new(Some(runtime)),
             config,
         })))
     }
@@ -140,12 +150,13 @@ impl RemoteLayers for Coordinator {
             self.0
                 .unavailable(&all, "the shards listed do not cover them")
         })?;
-        Ok(Box::new(Pipeline {
+        Ok(Box::new(Session {
             inner: self.0.clone(),
             session: rand::random(),
             capacity,
             hops: route.into_iter().map(Hop::new).collect(),
             steps: Vec::new(),
+            failed: None,
         }))
     }
 }
@@ -168,24 +179,38 @@ impl Hop {
 }
 
 /// One sequence's session through the pipeline.
-struct Pipeline {
+struct Session {
     inner: Arc<Inner>,
     session: u64,
     capacity: usize,
     hops: Vec<Hop>,
     /// Every step so far: its first position and token count.
     steps: Vec<(usize, usize)>,
+    /// Why a step failed: the hops no longer cover every layer, so nothing more runs.
+    failed: Option<String>,
 }
 
-impl LayerSession for Pipeline {
+impl LayerSession for Session {
     fn run(&mut self, hidden: Vec<f32>, pos: usize, seq: usize) -> Result<Vec<f32>> {
+        if let Some(why) = &self.failed {
+            return Err(InferenceError::Unavailable(format!(
+                "this session failed earlier: {why}"
+            )));
+        }
         let inner = self.inner.clone();
         let runtime = inner.runtime.lock();
-        runtime.block_on(self.step(hidden.into(), pos, seq))
+        let runtime = runtime
+            .as_ref()
+            .ok_or_else(|| InferenceError::Unavailable("the coordinator stopped".into()))?;
+        let ran = runtime.block_on(self.step(hidden.into(), pos, seq));
+        if let Err(InferenceError::Unavailable(why)) = &ran {
+            self.failed = Some(why.clone());
+        }
+        ran
     }
 }
 
-impl Pipeline {
+impl Session {
     async fn step(&mut self, hidden: Arc<[f32]>, pos: usize, seq: usize) -> Result<Vec<f32>> {
         if pos + seq > self.capacity {
             return Err(InferenceError::InvalidRequest(format!(
@@ -195,15 +220,17 @@ impl Pipeline {
             )));
         }
         // A step from an earlier position replaces the steps from there on.
-        self.steps.retain(|&(start, _)| start < pos);
-        let end = self.steps.last().map_or(0, |&(start, n)| start + n);
+        let kept = self.steps.partition_point(|&(start, _)| start < pos);
+        let end = self.steps[..kept].last().map_or(0, |&(start, n)| start + n);
         if end != pos {
             return Err(InferenceError::InvalidRequest(format!(
                 "position {pos} does not follow a step: the session holds {end} tokens"
             )));
         }
+        self.steps.truncate(kept);
         let step = self.steps.len();
         self.steps.push((pos, seq));
+        let mut reroutes = MAX_REROUTES;
         let mut x = hidden;
         let mut h = 0;
         while h < self.hops.len() {
@@ -214,7 +241,7 @@ impl Pipeline {
                     x = out.into();
                     h += 1;
                 }
-                Err(e) => self.reroute(h, step, e).await?,
+                Err(e) => self.reroute(h, step, e, &mut reroutes).await?,
             }
         }
         Ok(x.to_vec())
@@ -257,20 +284,35 @@ impl Pipeline {
         }
     }
 
-    /// Hop `h` failed at step `step`: bans its provider and puts in its place a new chain over
-    /// its layers, replayed through every earlier step. Fails when no chain is left.
-    async fn reroute(&mut self, h: usize, step: usize, error: LinkError) -> Result<()> {
+    /// Hop `h` failed at step `step` with `error`: puts in its place a new chain over its
+    /// layers, replayed through every earlier step. A session the shard closed for being idle
+    /// is opened again on the same provider; a full provider is passed over; any other
+    /// failure bans the provider. Fails when no chain is left or the step's `reroutes` are
+    /// spent.
+    async fn reroute(
+        &mut self,
+        h: usize,
+        step: usize,
+        error: LinkError,
+        reroutes: &mut usize,
+    ) -> Result<()> {
         let failed = self.hops.remove(h);
         let layers = failed.shard.layers.clone();
-        let provider = failed.shard.provider;
-        let ban = self.inner.routes.failed(provider, Instant::now());
-        tracing::warn!(
-            model = %self.inner.model, %provider, ?layers, ?ban, %error,
-            "a shard failed; replaying its layers elsewhere"
-        );
+        let mut again = match error.is_idle_close() {
+            true => Some(vec![failed.shard.clone()]),
+            false => {
+                self.penalize(failed.shard.provider, &error, "a shard failed");
+                None
+            }
+        };
         let mut last_error = error;
-        for _ in 0..MAX_REROUTES {
-            let Some(route) = self.inner.plan(layers.clone()) else {
+        loop {
+            if *reroutes == 0 {
+                let why = format!("{MAX_REROUTES} replacements failed; the last: {last_error}");
+                return Err(self.inner.unavailable(&layers, &why));
+            }
+            *reroutes -= 1;
+            let Some(route) = again.take().or_else(|| self.inner.plan(layers.clone())) else {
                 let why = format!("the last one failed: {last_error}");
                 return Err(self.inner.unavailable(&layers, &why));
             };
@@ -280,18 +322,31 @@ impl Pipeline {
             match self.replay(h..h + count, &failed.inputs, step).await {
                 Ok(()) => return Ok(()),
                 Err((at, e)) => {
-                    // A replacement failed too: ban it, drop the new chain, try again.
                     let provider = self.hops[at].shard.provider;
-                    let ban = self.inner.routes.failed(provider, Instant::now());
-                    tracing::warn!(%provider, ?ban, error = %e, "a replacement shard failed");
+                    self.penalize(provider, &e, "a replacement shard failed");
                     self.hops.drain(h..h + count);
                     last_error = e;
                 }
             }
         }
-        Err(self
-            .inner
-            .unavailable(&layers, &format!("{MAX_REROUTES} replacements failed")))
+    }
+
+    /// Bans `provider` for `error`, or passes it over for a second when it was only full.
+    fn penalize(&self, provider: Address, error: &LinkError, what: &str) {
+        let (model, now) = (&self.inner.model, Instant::now());
+        match error.is_busy() {
+            true => {
+                self.inner.routes.busy(provider, now);
+                tracing::info!(%model, %provider, %error, "{what}: it is full; trying another");
+            }
+            false => {
+                let ban = self.inner.routes.failed(provider, now);
+                tracing::warn!(
+                    %model, %provider, ?ban, %error,
+                    "{what}; replaying its layers elsewhere"
+                );
+            }
+        }
     }
 
     /// Feeds `inputs` of steps `0..step` through `hops` (fresh), in order, and leaves the

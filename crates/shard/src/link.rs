@@ -29,10 +29,46 @@ pub enum LinkError {
     Connection(#[from] tungstenite::Error),
     #[error("no answer within {0:?}")]
     Deadline(Duration),
-    #[error("the shard closed the session: {0}")]
-    Closed(String),
+    #[error("the shard closed the session: {reason}")]
+    Closed {
+        /// The close frame's code, when it sent one.
+        code: Option<u16>,
+        reason: String,
+    },
     #[error("the shard answered {got}, not the step {expected}")]
     Mismatch { expected: String, got: String },
+}
+
+impl LinkError {
+    fn closed(code: Option<u16>, reason: &str) -> Self {
+        Self::Closed {
+            code,
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The shard is up but full (its KV budget) or busy: worth another try soon, not a ban.
+    pub fn is_busy(&self) -> bool {
+        matches!(
+            self,
+            Self::Refused {
+                status: 429 | 503,
+                ..
+            }
+        )
+    }
+
+    /// The shard closed a session that went idle (its steps waited behind others): the
+    /// provider is fine, and the session can be opened again and replayed there.
+    pub fn is_idle_close(&self) -> bool {
+        matches!(
+            self,
+            Self::Closed {
+                code: Some(1000),
+                ..
+            }
+        )
+    }
 }
 
 /// An open session with one shard.
@@ -118,18 +154,18 @@ impl Link {
                 .await?;
             loop {
                 match self.socket.next().await {
-                    None => return Err(LinkError::Closed("the connection ended".into())),
+                    None => return Err(LinkError::closed(None, "the connection ended")),
                     Some(Err(e)) => return Err(e.into()),
                     Some(Ok(Message::Binary(bytes))) => {
-                        return Frame::decode(&bytes, self.width)
-                            .map_err(|e| LinkError::Closed(format!("it sent a bad frame: {e}")));
+                        return Frame::decode(&bytes, self.width).map_err(|e| {
+                            LinkError::closed(None, &format!("it sent a bad frame: {e}"))
+                        });
                     }
                     Some(Ok(Message::Close(close))) => {
-                        let reason = close.map_or_else(
-                            || "no reason given".to_string(),
-                            |c| format!("{} ({})", c.reason, u16::from(c.code)),
-                        );
-                        return Err(LinkError::Closed(reason));
+                        return Err(match close {
+                            Some(c) => LinkError::closed(Some(c.code.into()), &c.reason),
+                            None => LinkError::closed(None, "no reason given"),
+                        });
                     }
                     Some(Ok(_)) => continue,
                 }

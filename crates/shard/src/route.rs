@@ -1,7 +1,8 @@
 //! Which providers a pipeline runs through: the fastest chain of shards that covers a range of
 //! layers, by each provider's measured step time, leaving out providers banned after a failure.
 //! A ban lasts 15 s and doubles with each failure in a row (as Petals bans a failed server);
-//! a success ends the streak.
+//! a success ends the streak. A provider that is up but full (its KV budget) is only passed
+//! over for a second.
 
 use std::{
     collections::HashMap,
@@ -26,6 +27,8 @@ const UNMEASURED: Duration = Duration::from_millis(50);
 const HOP: Duration = Duration::from_millis(1);
 /// The longest ban.
 const MAX_BAN: Duration = Duration::from_secs(480);
+/// How long a full provider is passed over.
+const BUSY: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Default)]
 struct Health {
@@ -114,6 +117,17 @@ impl Routes {
                 None => elapsed,
             });
         }
+    }
+
+    /// `provider` was full at `now`: it is passed over for a second, with no ban and no
+    /// failure counted.
+    pub fn busy(&self, provider: Address, now: Instant) {
+        let mut health = self.health.lock();
+        let h = health.entry(provider).or_default();
+        h.banned_until = Some(
+            h.banned_until
+                .map_or(now + BUSY, |until| until.max(now + BUSY)),
+        );
     }
 
     /// `provider` failed at `now`: it is banned, for twice as long as last time in a row. The
@@ -206,5 +220,18 @@ mod tests {
         routes.succeeded(two, Duration::from_millis(10), 1);
         assert_eq!(routes.failed(two, later), Duration::from_secs(15));
         assert_eq!(routes.failed(two, later), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn a_full_provider_is_passed_over_for_a_second_and_not_banned() {
+        let routes = Routes::new(Duration::from_secs(15));
+        let shards = [shard(1, 0..10), shard(2, 0..10)];
+        let (one, now) = (Address::repeat_byte(1), Instant::now());
+        routes.busy(one, now);
+        assert_eq!(providers(routes.plan(&shards, 0..10, now)), Some(vec![2]));
+        let later = now + Duration::from_secs(1);
+        assert_eq!(providers(routes.plan(&shards, 0..10, later)), Some(vec![1]));
+        // Being full counted no failure: the next failure is a first ban.
+        assert_eq!(routes.failed(one, later), Duration::from_secs(15));
     }
 }

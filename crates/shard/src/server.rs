@@ -6,8 +6,10 @@
 //! - Opening reserves the session's KV cache, `N` tokens of it, against the node's budget; a
 //!   full budget is refused before the upgrade with 503 and the figures, so a coordinator can
 //!   go elsewhere at once.
-//! - Each binary frame is one step; the answer is the frame of the layers' output. A step from
-//!   position `p` truncates the cache to `p` first, so a retried step gives what it gave.
+//! - Each binary frame is one step of at most [`MAX_STEP_TOKENS`] tokens; the answer is the
+//!   frame of the layers' output. A step from position `p` truncates the cache to `p` first,
+//!   so a retried step gives what it gave. Steps of all sessions compute at most one per core
+//!   at a time; the others wait their turn.
 //! - Bad frames close the session with 1008 (policy) and the reason, compute failures with
 //!   1011; a session idle for the configured time is closed with 1000.
 
@@ -36,6 +38,10 @@ use candle_core::{Device, Tensor};
 use serde::Deserialize;
 
 use crate::frame::Frame;
+
+/// The most tokens one step carries (a coordinator's prefill chunks are 128): a bound on what
+/// one frame makes the node compute and hold beyond its KV budget.
+pub const MAX_STEP_TOKENS: usize = 512;
 
 /// How a node serves its shards.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +99,8 @@ pub struct ShardServer {
     budget: Arc<Budget>,
     idle: Duration,
     access: Option<Arc<dyn Access>>,
+    /// Steps computing now, one per core at most.
+    computing: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -117,6 +125,9 @@ impl ShardServer {
             }),
             idle: config.idle,
             access,
+            computing: Arc::new(tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
         })
     }
 
@@ -191,10 +202,12 @@ async fn open(
         tokens: wanted.tokens,
         cache: Some(shard.new_cache()),
         shard,
+        computing: server.computing.clone(),
         _reservation: reservation,
     };
     let idle = server.idle;
     ws.max_message_size(crate::MAX_FRAME_BYTES)
+        .max_frame_size(crate::MAX_FRAME_BYTES)
         .on_upgrade(move |socket| session.serve(socket, idle))
 }
 
@@ -205,6 +218,7 @@ struct Session {
     shard: Arc<Llama>,
     /// Away while a step runs on a blocking thread.
     cache: Option<Cache>,
+    computing: Arc<tokio::sync::Semaphore>,
     _reservation: Reservation,
 }
 
@@ -257,6 +271,11 @@ impl Session {
             )));
         }
         let (start, count) = (frame.start as usize, frame.count as usize);
+        if count > MAX_STEP_TOKENS {
+            return Err(refuse(format!(
+                "a step carries at most {MAX_STEP_TOKENS} tokens, not {count}"
+            )));
+        }
         if start + count > self.tokens {
             return Err(refuse(format!(
                 "tokens {start}..{} are past the {} this session reserved",
@@ -264,6 +283,12 @@ impl Session {
                 self.tokens
             )));
         }
+        let _turn = self
+            .computing
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| Ending(close_code::ERROR, e.to_string()))?;
         let (shard, mut cache) = (self.shard.clone(), self.cache.take());
         let ran = tokio::task::spawn_blocking(move || {
             let out = cache.as_mut().map(|cache| {

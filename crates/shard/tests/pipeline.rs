@@ -210,9 +210,9 @@ fn sessions_reserve_their_kv_cache_within_the_budget_and_give_it_back() {
         kv_budget: 256 * 100,
         idle: Duration::from_millis(300),
     };
-    let provider = provider(&pipeline.path, 1, 0..1, config);
+    let small = provider(&pipeline.path, 1, 0..1, config);
     let key = PrivateKeySigner::random();
-    let shard = &provider.shard;
+    let shard = &small.shard;
     let open = |session: u64, tokens: usize| {
         pipeline.runtime.block_on(Link::open(
             &key,
@@ -253,12 +253,15 @@ fn sessions_reserve_their_kv_cache_within_the_budget_and_give_it_back() {
         .runtime
         .block_on(held.step(&hidden, 58, 3, Duration::from_secs(5)))
     {
-        Err(LinkError::Closed(reason)) => assert!(reason.contains("past the 60"), "{reason}"),
+        Err(LinkError::Closed { code, reason }) => {
+            assert_eq!(code, Some(1008));
+            assert!(reason.contains("past the 60"), "{reason}")
+        }
         other => panic!("expected the session closed, got {other:?}"),
     }
     // Idle and closed sessions give their reservations back.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while provider.server.reserved() != 0 {
+    while small.server.reserved() != 0 {
         assert!(
             std::time::Instant::now() < deadline,
             "reservations were kept"
@@ -266,4 +269,74 @@ fn sessions_reserve_their_kv_cache_within_the_budget_and_give_it_back() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(open(4, 100).is_ok());
+}
+
+/// Polls `done` every 20 ms for up to 10 s.
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_session_the_shard_closed_for_idling_is_opened_again_on_the_same_provider() {
+    let pipeline = Pipeline::new();
+    let expected = greedy(&pipeline.whole(), 24, |_| ()).unwrap();
+    let config = ShardConfig {
+        idle: Duration::from_millis(300),
+        ..ShardConfig::default()
+    };
+    let first = provider(&pipeline.path, 1, 0..1, config);
+    let second = provider(&pipeline.path, 2, 1..2, config);
+    let coordinator = pipeline.coordinator(&[&first, &second]);
+    let split = pipeline.split(&coordinator);
+    let mut sequence = sequence(&split, 24);
+    let mut ids = Vec::new();
+    while sequence.finished().is_none() {
+        if ids.len() == 10 {
+            // Both shards close the session for idling (and give its budget back).
+            wait_until("the idle sessions closed", || {
+                first.server.reserved() == 0 && second.server.reserved() == 0
+            });
+        }
+        ids.extend(sequence.step().unwrap().token);
+    }
+    // With no other provider of either range, only the same providers could go on.
+    assert_eq!(ids, expected);
+    assert!(coordinator.covered(), "an idle close bans nobody");
+}
+
+#[test]
+fn a_shard_whose_kv_budget_is_full_is_passed_over_not_banned() {
+    let pipeline = Pipeline::new();
+    let first = provider(&pipeline.path, 1, 0..1, ShardConfig::default());
+    // Room for one session (the prompt and 24 tokens, 62 in all) and not two: 256 B a token
+    // for the one layer.
+    let full = ShardConfig {
+        kv_budget: 256 * 100,
+        ..ShardConfig::default()
+    };
+    let second = provider(&pipeline.path, 2, 1..2, full);
+    let coordinator = pipeline.coordinator(&[&first, &second]);
+    let split = pipeline.split(&coordinator);
+    let mut holder = sequence(&split, 24);
+    holder.step().unwrap();
+    assert!(second.server.reserved() > 0);
+    // The next session finds the only provider of layers 1..2 full.
+    match greedy(&split, 24, |_| ()) {
+        Err(InferenceError::Unavailable(why)) => assert!(why.contains("KV budget"), "{why}"),
+        other => panic!("expected the model to be unavailable, got {other:?}"),
+    }
+    drop(holder);
+    wait_until("the holder's session closed", || {
+        second.server.reserved() == 0
+    });
+    // Passed over for a second, not banned for 15: it serves again at once after.
+    wait_until("the full provider counted again", || coordinator.covered());
+    assert_eq!(greedy(&split, 8, |_| ()).unwrap().len(), 8);
 }

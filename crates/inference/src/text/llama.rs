@@ -147,8 +147,10 @@ impl Cache {
     }
 
     /// Forgets every position from `len` on, so a step from `len` can run (again). A pipeline
-    /// shard's retried step starts where the failed one did; the positions kept are copied
-    /// back into place (only a rewind pays this, never a step that follows the cache).
+    /// shard's retried step starts where the failed one did. Each layer is cut to `len` from
+    /// whatever it holds (a step that failed part way leaves its first layers longer than the
+    /// rest); the kept rows go into a fresh buffer, so only a rewind pays a copy, never a step
+    /// that follows the cache.
     pub fn truncate(&mut self, len: usize) -> Result<()> {
         if len > self.len {
             return Err(InferenceError::InvalidRequest(format!(
@@ -156,13 +158,11 @@ impl Cache {
                 self.len
             )));
         }
-        if len == self.len {
-            return Ok(());
-        }
         for kv in &mut self.layers {
-            // A copy of its own: the kept rows go back into the buffer they are read from.
-            let keep =
-                |t: Tensor| -> Result<Tensor> { Ok(t.narrow(2, 0, len)?.contiguous()?.copy()?) };
+            if kv.current_seq_len() == len {
+                continue;
+            }
+            let keep = |t: Tensor| -> Result<Tensor> { Ok(t.narrow(2, 0, len)?.contiguous()?) };
             let kept = match (kv.k()?, kv.v()?) {
                 (Some(k), Some(v)) if len > 0 => Some((keep(k)?, keep(v)?)),
                 _ => None,
@@ -334,7 +334,6 @@ impl Llama {
     /// the sequence afresh, and a retried step gives what it gave the first time.
     pub fn run_layers(&self, hidden: &Tensor, pos: usize, cache: &mut Cache) -> Result<Tensor> {
         let (_, seq, _) = hidden.dims3()?;
-        cache.truncate(pos)?;
         if pos + seq > self.config.context_length {
             return Err(InferenceError::InvalidRequest(format!(
                 "positions {pos}..{} are past the model's context of {}",
@@ -342,6 +341,7 @@ impl Llama {
                 self.config.context_length
             )));
         }
+        cache.truncate(pos)?;
         let mask = match seq {
             1 => None,
             _ => Some(self.mask(seq, pos, hidden.device())?),

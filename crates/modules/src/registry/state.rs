@@ -165,7 +165,6 @@ impl Provider {
     }
 }
 
-/// A measurement as its two storage words.
 /// The layers `provider` serves of `model` as a shard; `None` for the whole model.
 pub fn load_shard(
     slots: &mut impl Slots,
@@ -178,6 +177,7 @@ pub fn load_shard(
     Ok((end > 0).then_some(start..end))
 }
 
+/// Records the layers `provider` serves of `model`; `None` serves the whole model again.
 pub fn store_shard(
     slots: &mut impl Slots,
     provider: Address,
@@ -190,6 +190,7 @@ pub fn store_shard(
     slots.store(shard_slot(provider, model), word)
 }
 
+/// A measurement as its two storage words.
 pub fn pack(m: &Measurement) -> [U256; 2] {
     let counts = Packed::default()
         .set(0, 32, m.jobs.into())
