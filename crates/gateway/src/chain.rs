@@ -15,6 +15,9 @@ use parking_lot::RwLock;
 pub struct Upstream {
     pub address: Address,
     pub api_url: String,
+    /// This gateway's own pipeline of the model's shards ([`crate::pipeline`]), not a
+    /// registered provider: its work is recorded shard by shard, not as the upstream's.
+    pub pipeline: bool,
 }
 
 /// A listed model and the providers that serve it now: whole, or a layer range of it each
@@ -123,6 +126,7 @@ impl ChainView {
                     None => offer.providers.push(Upstream {
                         address: provider.address,
                         api_url: provider.api_url.clone(),
+                        pipeline: false,
                     }),
                 }
             }

@@ -4,9 +4,10 @@
 //! [`aicoin_shard::Coordinator`], which replaces a dying shard mid-generation.
 //!
 //! The split models are served by the OpenAI handlers of [`aicoin_api`] on a loopback port
-//! that admits only requests this gateway signed, and that port is one more upstream of the
-//! model ([`Pipelines::upstream`], at [`ADDRESS`]): metering, routing, streaming and usage go
-//! the way they go for a provider. What each shard provider earns is its work, layer-tokens
+//! that admits only requests this gateway signed (for [`ADDRESS`]), and that port is one more
+//! upstream of the model ([`Pipelines::upstream`], under an address of the model's own, so
+//! each model has its own circuit breaker): metering, routing, streaming and usage go the way
+//! they go for a provider. What each shard provider earns is its work, layer-tokens
 //! (tokens × layers run), in whole tokens of the model: [`Pipelines::record_work`].
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
@@ -27,9 +28,14 @@ use crate::{
     usage::Served,
 };
 
-/// The address the pipelines' upstream goes by: no provider's, so its answers are never
-/// recorded as a provider's (each shard's work is, by [`Pipelines::record_work`]).
+/// The address requests to the pipelines are signed for: no provider's.
 pub const ADDRESS: Address = Address::ZERO;
+
+/// The address `model`'s pipeline goes by in routing: no key's, and each model's its own.
+pub fn address(model: &str) -> Address {
+    let hash = alloy_primitives::keccak256(format!("aicoin.gateway.pipeline.{model}"));
+    Address::from_slice(&hash[12..])
+}
 
 struct Pipeline {
     coordinator: Coordinator,
@@ -134,8 +140,9 @@ impl Pipelines {
     pub fn upstream(&self, model: &str) -> Option<Upstream> {
         let pipeline = self.pipelines.get(model)?;
         pipeline.coordinator.covered().then(|| Upstream {
-            address: ADDRESS,
+            address: address(model),
             api_url: self.url.clone(),
+            pipeline: true,
         })
     }
 
@@ -151,5 +158,18 @@ impl Pipelines {
                 *owed %= pipeline.layers;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_models_pipeline_routes_under_an_address_of_its_own() {
+        let (a, b) = (address("smollm2-135m-instruct"), address("qwen3-0.6b"));
+        assert_ne!(a, b, "one model's failures must not open another's breaker");
+        assert_ne!(a, ADDRESS);
+        assert_eq!(a, address("smollm2-135m-instruct"));
     }
 }

@@ -118,7 +118,11 @@ impl Forwarder {
         let upstream = flight.upstream.clone();
         let path = out.endpoint.path();
         let url = format!("{}{path}", upstream.api_url.trim_end_matches('/'));
-        let headers = match signed::sign(&self.key, upstream.address, "POST", path, &out.body) {
+        let to = match upstream.pipeline {
+            true => crate::pipeline::ADDRESS,
+            false => upstream.address,
+        };
+        let headers = match signed::sign(&self.key, to, "POST", path, &out.body) {
             Ok(headers) => headers,
             Err(e) => return Err((Failure::Retry(format!("cannot sign: {e}")), out)),
         };
@@ -204,7 +208,10 @@ impl Forwarder {
         self.routes.answered(flight.upstream.address);
         // Never more than was reserved (the provider's own count cannot inflate its revenue).
         let used = out.reservation.settle(used);
-        self.served.record(out.epoch, flight.upstream.address, used);
+        // A pipeline's shards have their work recorded for them.
+        if !flight.upstream.pipeline {
+            self.served.record(out.epoch, flight.upstream.address, used);
+        }
         let mut answer = (StatusCode::OK, body).into_response();
         answer.headers_mut().insert(
             header::CONTENT_TYPE,
@@ -284,7 +291,9 @@ impl Forwarder {
                 .usage
                 .unwrap_or(out.prompt_tokens + lines.content_chunks);
             let used = out.reservation.settle(used);
-            served.record(out.epoch, upstream.address, used);
+            if !upstream.pipeline {
+                served.record(out.epoch, upstream.address, used);
+            }
         });
         let body = Body::from_stream(futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
@@ -317,9 +326,9 @@ async fn read_limited(mut response: reqwest::Response, limit: usize, timeout: Du
 }
 
 fn name_provider(response: &mut Response, upstream: &Upstream) {
-    let name = match upstream.address {
-        crate::pipeline::ADDRESS => "pipeline".to_string(),
-        provider => provider.to_string(),
+    let name = match upstream.pipeline {
+        true => "pipeline".to_string(),
+        false => upstream.address.to_string(),
     };
     if let Ok(value) = HeaderValue::from_str(&name) {
         response.headers_mut().insert(PROVIDER_HEADER, value);

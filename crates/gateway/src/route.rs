@@ -152,6 +152,7 @@ mod tests {
         Upstream {
             address: Address::repeat_byte(byte),
             api_url: format!("http://127.0.0.1:{byte}"),
+            pipeline: false,
         }
     }
 
