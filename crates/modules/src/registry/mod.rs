@@ -225,6 +225,11 @@ fn register(call: &mut ModuleCall<'_>, c: IComputeRegistry::registerCall) -> Cal
     if status == Status::None {
         push_address(call, providers_slot(), sender)?;
     }
+    // A registration serves its models whole until `setShard` says otherwise, whatever a past
+    // registration of the same key recorded.
+    for model in &c.models {
+        state::store_shard(call, sender, model, None)?;
+    }
     let provider = Provider {
         address: sender,
         payout: c.payout,

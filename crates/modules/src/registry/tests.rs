@@ -284,6 +284,48 @@ fn a_provider_records_the_layers_it_serves_of_its_models_as_a_shard() {
     };
     success(chain.transact(p1, update(vec!["tiny".into()]).abi_encode(), U256::ZERO));
     assert_eq!(shard_of(&mut chain, p1), (0, 7));
+    // Leaving and registering again serves the model whole until it says otherwise.
+    success(chain.transact(p1, IComputeRegistry::leaveCall {}.abi_encode(), U256::ZERO));
+    assert_eq!(
+        shard_of(&mut chain, p1),
+        (0, 7),
+        "the record stays while it unbonds"
+    );
+}
+
+#[test]
+fn a_new_registration_serves_its_models_whole_until_it_sets_a_shard() {
+    let mut chain = Chain::new();
+    let [p1, ..] = providers();
+    success(chain.register(p1, AIC * U256::from(100u64), &["tiny"]));
+    let shard = IComputeRegistry::setShardCall {
+        model: "tiny".into(),
+        start: 3,
+        end: 9,
+    };
+    success(chain.transact(p1, shard.abi_encode(), U256::ZERO));
+    success(chain.transact(p1, IComputeRegistry::leaveCall {}.abi_encode(), U256::ZERO));
+    // The stake unbonds; withdraw it once the epochs have passed, then register again.
+    let mut withdrawn = false;
+    for _ in 0..(EPOCH * 8) {
+        chain.end_block(U256::ZERO);
+        let out = chain.transact(
+            p1,
+            IComputeRegistry::withdrawCall {}.abi_encode(),
+            U256::ZERO,
+        );
+        if matches!(out, ExecutionResult::Success { .. }) {
+            withdrawn = true;
+            break;
+        }
+    }
+    assert!(withdrawn, "the stake never unbonded");
+    success(chain.register(p1, AIC * U256::from(100u64), &["tiny"]));
+    let r = chain.view(IComputeRegistry::shardOfCall {
+        account: p1,
+        model: "tiny".into(),
+    });
+    assert_eq!((r.start, r.end), (0, 0));
 }
 
 #[test]
