@@ -48,6 +48,14 @@ fn out_of_range(name: &str, value: impl std::fmt::Display, range: &str) -> Infer
 }
 
 impl SamplingParams {
+    /// The likeliest token every time, nothing else changed: deterministic output.
+    pub fn greedy() -> Self {
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
+    }
+
     /// The OpenAI API's ranges.
     pub fn validate(&self) -> Result<()> {
         if !(0.0..=2.0).contains(&self.temperature) {

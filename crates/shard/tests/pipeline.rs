@@ -94,10 +94,7 @@ impl Pipeline {
 fn sequence(model: &Arc<TextModel>, max_tokens: usize) -> Sequence {
     let params = GenerateParams {
         max_tokens: Some(max_tokens),
-        sampling: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
+        sampling: SamplingParams::greedy(),
         ignore_eos: true,
         ..GenerateParams::default()
     };

@@ -57,10 +57,7 @@ fn generate(
     }])?)?;
     let params = GenerateParams {
         max_tokens: Some(tokens),
-        sampling: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
+        sampling: SamplingParams::greedy(),
         ignore_eos: true,
         ..GenerateParams::default()
     };

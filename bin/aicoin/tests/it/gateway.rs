@@ -192,6 +192,75 @@ async fn post(gateway: &str, key: &str, path: &str, body: Value) -> Answer {
     }
 }
 
+/// A validator at `dir` on `spec` running the gateway (on a free port), counting prompts with
+/// the models in `models`: the node, the gateway's `/v1` URL, and its sync URL for full nodes.
+pub(crate) async fn start_gateway(
+    home: &Path,
+    spec: &str,
+    dir: &Path,
+    models: &Path,
+) -> (NodeProcess, String, String) {
+    let sync_port = free_port().to_string();
+    let args = [
+        "node",
+        "--chain",
+        spec,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--rpc-port",
+        "0",
+        "--no-api",
+        "--block-interval",
+        "0.5",
+        "--sync-port",
+        &sync_port,
+        "--models-dir",
+        models.to_str().unwrap(),
+        "--gateway",
+        "--gateway-port",
+        "0",
+    ];
+    let node = NodeProcess::start(aicoin(home, &args)).await;
+    let gateway = node.banner_value("Gateway");
+    let gateway = gateway.split_whitespace().next().unwrap().to_string();
+    (node, gateway, format!("http://127.0.0.1:{sync_port}"))
+}
+
+/// A full node at `dir` on `spec`, synced from `bootnode`, serving the models in `models` as a
+/// provider (`--provide`) on a free port, with `extra` arguments.
+pub(crate) async fn start_provider(
+    home: &Path,
+    spec: &str,
+    dir: &Path,
+    bootnode: &str,
+    models: &Path,
+    extra: &[&str],
+) -> NodeProcess {
+    let api_port = free_port().to_string();
+    let mut args = vec![
+        "node",
+        "--chain",
+        spec,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--role",
+        "full",
+        "--bootnodes",
+        bootnode,
+        "--rpc-port",
+        "0",
+        "--api-port",
+        &api_port,
+        "--block-interval",
+        "0.5",
+        "--provide",
+        "--models-dir",
+        models.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    NodeProcess::start(aicoin(home, &args)).await
+}
+
 fn chat(stream: bool, max_tokens: u64) -> Value {
     json!({"model": "tiny", "messages": [{"role": "user", "content": QUESTION}],
         "max_tokens": max_tokens, "stream": stream, "ignore_eos": true, "temperature": 0})
@@ -223,64 +292,13 @@ async fn the_gateway_sells_routes_falls_back_and_splits_the_revenue() {
     let mut funded = providers.clone();
     funded.extend((0..3).map(|i| dev_key(i).address()));
     let spec = chain_spec(home.path(), validator, &funded, per_request);
-    let sync_port = free_port().to_string();
-    let (spec, models_arg) = (spec.to_str().unwrap(), models.to_str().unwrap());
-    let node = NodeProcess::start(aicoin(
-        home.path(),
-        &[
-            "node",
-            "--chain",
-            spec,
-            "--data-dir",
-            validator_dir.to_str().unwrap(),
-            "--rpc-port",
-            "0",
-            "--no-api",
-            "--block-interval",
-            "0.5",
-            "--sync-port",
-            &sync_port,
-            "--models-dir",
-            models_arg,
-            "--gateway",
-            "--gateway-port",
-            "0",
-        ],
-    ))
-    .await;
-    let gateway = node.banner_value("Gateway");
-    let gateway = gateway.split_whitespace().next().unwrap().to_string();
-    let bootnode = format!("http://127.0.0.1:{sync_port}");
+    let spec = spec.to_str().unwrap();
+    let (node, gateway, bootnode) = start_gateway(home.path(), spec, &validator_dir, &models).await;
     let root = home.path().to_path_buf();
     let start_provider = |dir: &Path| {
-        let root = root.clone();
-        let api_port = free_port().to_string();
-        let dir = dir.to_str().unwrap().to_string();
-        let args = [
-            "node",
-            "--chain",
-            spec,
-            "--data-dir",
-            &dir,
-            "--role",
-            "full",
-            "--bootnodes",
-            &bootnode,
-            "--rpc-port",
-            "0",
-            "--api-port",
-            &api_port,
-            "--block-interval",
-            "0.5",
-            "--provide",
-            "--models-dir",
-            models_arg,
-        ]
-        .map(str::to_string);
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            NodeProcess::start(aicoin(&root, &args)).await
-        }
+        let (root, dir, bootnode) = (root.clone(), dir.to_path_buf(), bootnode.clone());
+        let models = models.clone();
+        async move { start_provider(&root, spec, &dir, &bootnode, &models, &[]).await }
     };
     let mut provider_nodes = Vec::new();
     for dir in &provider_dirs {

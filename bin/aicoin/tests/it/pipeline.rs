@@ -19,10 +19,10 @@ use alloy_sol_types::SolCall;
 use serde_json::{Value, json};
 
 use crate::{
-    cluster::{eventually, free_port, one_cluster_at_a_time},
-    common::{NodeProcess, aicoin, dev_key},
+    cluster::{eventually, one_cluster_at_a_time},
+    common::dev_key,
     compute::registered,
-    gateway::{chain_spec, key_of, send},
+    gateway::{chain_spec, key_of, send, start_gateway, start_provider},
 };
 
 const TOKENS: usize = 64;
@@ -48,10 +48,7 @@ fn single_node_ids(model: &Path, id: &str) -> Vec<u32> {
         .unwrap();
     let params = GenerateParams {
         max_tokens: Some(TOKENS),
-        sampling: SamplingParams {
-            temperature: 0.0,
-            ..SamplingParams::default()
-        },
+        sampling: SamplingParams::greedy(),
         ignore_eos: true,
         ..GenerateParams::default()
     };
@@ -170,66 +167,12 @@ async fn through_a_dying_shard(home: &Path, models: &Path, model: &str, splits: 
     let mut funded = providers.clone();
     funded.push(dev_key(0).address());
     let spec = chain_spec(home, validator, &funded, 1_000);
-    let sync_port = free_port().to_string();
-    let (spec, models_arg) = (spec.to_str().unwrap(), models.to_str().unwrap());
+    let spec = spec.to_str().unwrap();
     let shard = |i: usize| format!("{model}:{}-{}", splits[i], splits[i + 1]);
-    let node = NodeProcess::start(aicoin(
-        home,
-        &[
-            "node",
-            "--chain",
-            spec,
-            "--data-dir",
-            validator_dir.to_str().unwrap(),
-            "--rpc-port",
-            "0",
-            "--no-api",
-            "--block-interval",
-            "0.5",
-            "--sync-port",
-            &sync_port,
-            "--models-dir",
-            models_arg,
-            "--gateway",
-            "--gateway-port",
-            "0",
-        ],
-    ))
-    .await;
-    let gateway = node.banner_value("Gateway");
-    let gateway = gateway.split_whitespace().next().unwrap().to_string();
-    let bootnode = format!("http://127.0.0.1:{sync_port}");
-    let root = home.to_path_buf();
+    let (node, gateway, bootnode) = start_gateway(home, spec, &validator_dir, models).await;
     let start_shard = |dir: &Path, shard: String| {
-        let root = root.clone();
-        let api_port = free_port().to_string();
-        let args = [
-            "node",
-            "--chain",
-            spec,
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--role",
-            "full",
-            "--bootnodes",
-            &bootnode,
-            "--rpc-port",
-            "0",
-            "--api-port",
-            &api_port,
-            "--block-interval",
-            "0.5",
-            "--provide",
-            "--models-dir",
-            models_arg,
-            "--shard",
-            &shard,
-        ]
-        .map(str::to_string);
-        async move {
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            NodeProcess::start(aicoin(&root, &args)).await
-        }
+        let (dir, bootnode) = (dir.to_path_buf(), bootnode.clone());
+        async move { start_provider(home, spec, &dir, &bootnode, models, &["--shard", &shard]).await }
     };
     let shards_offered = |n: usize| {
         let gateway = gateway.clone();

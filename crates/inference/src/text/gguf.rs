@@ -151,14 +151,33 @@ fn context_length_of(content: &gguf_file::Content) -> usize {
         .map_or(4096, |n| n as usize)
 }
 
+/// Why the file at `path` is not a model it could load.
+fn bad_model(path: &Path, reason: String) -> InferenceError {
+    InferenceError::BadModel {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+/// The GGUF file at `path`: its header, and the file to read its tensors from.
+fn open(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
+    let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
+    let content = gguf_file::Content::read(&mut std::io::BufReader::new(&mut file))
+        .map_err(|e| bad_model(path, format!("not a GGUF file: {e}")))?;
+    Ok((content, file))
+}
+
+/// Whether an architecture runs on our own forward ([`super::llama`]).
+fn on_our_forward(architecture: Architecture) -> bool {
+    matches!(
+        architecture,
+        Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 | Architecture::Qwen3
+    )
+}
+
 /// A GGUF file's prompter and context length, from its metadata alone.
 pub(super) fn prompter(path: &Path) -> Result<(Prompter, usize)> {
-    let mut file =
-        std::io::BufReader::new(std::fs::File::open(path).map_err(InferenceError::io(path))?);
-    let content = gguf_file::Content::read(&mut file).map_err(|e| InferenceError::BadModel {
-        path: path.to_path_buf(),
-        reason: format!("not a GGUF file: {e}"),
-    })?;
+    let (content, _) = open(path)?;
     let (prompter, _) = prompter_of(&content)?;
     Ok((prompter, context_length_of(&content)))
 }
@@ -170,26 +189,12 @@ pub(super) fn load(
     device: &Device,
     weights: WeightFormat,
 ) -> Result<TextModel> {
-    let bad = |reason: String| InferenceError::BadModel {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
-    let content =
-        gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
+    let (content, mut file) = open(path)?;
     // Only candle's CPU kernels lack the formats worth re-quantizing; our own forward has its
     // own Q4_1 kernel (`super::q4_1`), faster than candle's Q8_0.
     let on_our_forward = metadata_string(&content, "general.architecture")
         .and_then(|name| architecture(&name).ok())
-        .is_some_and(|arch| {
-            matches!(
-                arch,
-                Architecture::Llama
-                    | Architecture::Mistral
-                    | Architecture::Qwen2
-                    | Architecture::Qwen3
-            )
-        });
+        .is_some_and(on_our_forward);
     let slow = |info: &gguf_file::TensorInfo| match info.ggml_dtype {
         GgmlDType::Q5_0 | GgmlDType::Q5_1 => true,
         GgmlDType::Q4_1 => !on_our_forward,
@@ -202,7 +207,7 @@ pub(super) fn load(
         false => from_content(path, id, device, content, &mut file),
         true => {
             let (content, mut rewritten) = requantize(content, &mut file)
-                .map_err(|e| bad(format!("cannot re-quantize: {e}")))?;
+                .map_err(|e| bad_model(path, format!("cannot re-quantize: {e}")))?;
             from_content(path, id, device, content, &mut rewritten)
         }
     }
@@ -216,23 +221,17 @@ pub(super) fn load_split(
     device: &Device,
     layers: Arc<dyn super::RemoteLayers>,
 ) -> Result<TextModel> {
-    let bad = |reason: String| InferenceError::BadModel {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
-    let content =
-        gguf_file::Content::read(&mut file).map_err(|e| bad(format!("not a GGUF file: {e}")))?;
+    let (content, mut file) = open(path)?;
     let arch_name = metadata_string(&content, "general.architecture")
-        .ok_or_else(|| bad("no general.architecture".into()))?;
+        .ok_or_else(|| bad_model(path, "no general.architecture".into()))?;
     let architecture = architecture(&arch_name)?;
-    if !matches!(
-        architecture,
-        Architecture::Llama | Architecture::Mistral | Architecture::Qwen2 | Architecture::Qwen3
-    ) {
-        return Err(bad(format!(
-            "{arch_name} models run whole: only the llama and qwen families run split into shards"
-        )));
+    if !on_our_forward(architecture) {
+        return Err(bad_model(
+            path,
+            format!(
+                "{arch_name} models run whole: only the llama and qwen families run split into shards"
+            ),
+        ));
     }
     let (prompter, eos_id) = prompter_of(&content)?;
     let ends = super::llama::Llama::ends_from_gguf(&content, &mut file, device)?;

@@ -127,10 +127,7 @@ mod tests {
         let prompt = model.encode("the pipeline")?;
         let params = GenerateParams {
             max_tokens: Some(max_tokens),
-            sampling: SamplingParams {
-                temperature: 0.0,
-                ..SamplingParams::default()
-            },
+            sampling: SamplingParams::greedy(),
             ignore_eos: true,
             ..GenerateParams::default()
         };
