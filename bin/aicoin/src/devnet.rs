@@ -137,11 +137,7 @@ fn shard_ranges(
     else {
         bail!("--shards needs a text model");
     };
-    let mut file = std::fs::File::open(&model.path)
-        .wrap_err_with(|| format!("cannot read {}", model.path.display()))?;
-    let content = candle_core::quantized::gguf_file::Content::read(&mut file)
-        .map_err(|e| eyre::eyre!("--shards needs a GGUF model of the llama family: {e}"))?;
-    let layers = aicoin_inference::llama::Config::from_gguf(&content)
+    let layers = aicoin_inference::llama::Config::read(&model.path)
         .map_err(|e| eyre::eyre!("--shards needs a GGUF model of the llama family: {e}"))?
         .layers;
     if args.shards > layers {

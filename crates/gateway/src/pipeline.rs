@@ -50,14 +50,6 @@ pub struct Pipelines {
     remainders: Mutex<HashMap<(String, Address), u64>>,
 }
 
-/// The layer count and hidden width of a GGUF model of the llama family.
-fn shape(model: &LocalModel) -> Option<(usize, usize)> {
-    let mut file = std::fs::File::open(&model.path).ok()?;
-    let content = candle_core::quantized::gguf_file::Content::read(&mut file).ok()?;
-    let config = llama::Config::from_gguf(&content).ok()?;
-    Some((config.layers, config.hidden))
-}
-
 impl Pipelines {
     /// Loads the ends of every llama-family GGUF among `models` and serves them on a loopback
     /// port for `key`'s requests alone. Blocking: it reads the models.
@@ -69,10 +61,10 @@ impl Pipelines {
         let mut pipelines = HashMap::new();
         let mut served = Models::default();
         for local in models.iter().filter(|m| m.kind == ModelKind::Text) {
-            let Some((layers, width)) = shape(local) else {
+            let Ok(llama::Config { layers, hidden, .. }) = llama::Config::read(&local.path) else {
                 continue;
             };
-            let coordinator = Coordinator::new(&local.id, (layers, width), key.clone(), config)?;
+            let coordinator = Coordinator::new(&local.id, (layers, hidden), key.clone(), config)?;
             let split = TextModel::load_split(
                 &local.path,
                 &local.id,

@@ -73,10 +73,18 @@ pub enum NodeError {
     },
     #[error(transparent)]
     Api(#[from] aicoin_api::StartError),
-    #[error("cannot serve the shard {spec}: {reason}")]
-    Shard {
+    #[error(
+        "cannot serve the shard {spec}: no such model among the node's (see --model and --models-dir)"
+    )]
+    ShardModelMissing { spec: aicoin_shard::ShardSpec },
+    #[error(
+        "cannot serve the shard {spec}: another --shard names the same model, and a node serves one range of it"
+    )]
+    ShardTwice { spec: aicoin_shard::ShardSpec },
+    #[error("cannot serve the shard {spec}: {source}")]
+    ShardLoad {
         spec: aicoin_shard::ShardSpec,
-        reason: String,
+        source: aicoin_inference::InferenceError,
     },
     #[error(transparent)]
     Cluster(#[from] aicoin_cluster::ClusterError),
@@ -376,30 +384,25 @@ async fn load_shards(
     specs: &[aicoin_shard::ShardSpec],
     models: Vec<aicoin_inference::LocalModel>,
 ) -> Result<Vec<(String, Arc<aicoin_inference::llama::Llama>)>, NodeError> {
-    let mut loaded: Vec<(String, Arc<aicoin_inference::llama::Llama>)> = Vec::new();
+    use aicoin_inference::llama::Llama;
+    let mut loaded: Vec<(String, Arc<Llama>)> = Vec::new();
     for spec in specs {
         if loaded.iter().any(|(id, _)| *id == spec.model) {
-            return Err(NodeError::Shard {
-                spec: spec.clone(),
-                reason: "another --shard names the same model: a node serves one range of it"
-                    .into(),
-            });
+            return Err(NodeError::ShardTwice { spec: spec.clone() });
         }
         let Some(model) = models.iter().find(|m| m.id == spec.model) else {
-            return Err(NodeError::Shard {
-                spec: spec.clone(),
-                reason: "no such model among the node's (see --model and --models-dir)".into(),
-            });
+            return Err(NodeError::ShardModelMissing { spec: spec.clone() });
         };
-        let (path, owned) = (model.path.clone(), spec.clone());
-        let shard = tokio::task::spawn_blocking(move || aicoin_shard::load_shard(&path, &owned))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|loaded| loaded.map_err(|e| e.to_string()))
-            .map_err(|reason| NodeError::Shard {
-                spec: spec.clone(),
-                reason,
-            })?;
+        let (path, layers) = (model.path.clone(), spec.layers.clone());
+        let shard = tokio::task::spawn_blocking(move || {
+            Llama::layers_from_file(&path, &candle_core::Device::Cpu, layers).map(Arc::new)
+        })
+        .await
+        .unwrap_or_else(|e| Err(aicoin_inference::InferenceError::Crashed(e.to_string())))
+        .map_err(|source| NodeError::ShardLoad {
+            spec: spec.clone(),
+            source,
+        })?;
         tracing::info!(shard = %spec, "serving a pipeline shard");
         loaded.push((spec.model.clone(), shard));
     }

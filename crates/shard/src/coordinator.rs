@@ -349,9 +349,9 @@ impl Session {
         }
     }
 
-    /// Feeds `inputs` of steps `0..step` through `hops` (fresh), in order, and leaves the
-    /// first of them holding `inputs[step]`, the step to run next. On failure, the hop that
-    /// failed.
+    /// Feeds `inputs` of steps `0..step` through `hops` (fresh), in order, so their caches
+    /// hold what the replaced hop's held; step `step` itself goes on in [`Session::step`]. On
+    /// failure, the hop that failed.
     async fn replay(
         &mut self,
         hops: Range<usize>,

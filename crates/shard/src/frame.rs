@@ -35,16 +35,22 @@ pub enum FrameError {
     },
 }
 
+/// The bytes of a frame of these parts, written straight from `hidden` (a coordinator's step
+/// sends borrowed hidden states with no copy into a [`Frame`] first).
+pub fn encode(session: u64, start: u32, count: u32, hidden: &[f32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(HEADER + hidden.len() * 4);
+    bytes.extend_from_slice(&session.to_le_bytes());
+    bytes.extend_from_slice(&start.to_le_bytes());
+    bytes.extend_from_slice(&count.to_le_bytes());
+    for value in hidden {
+        bytes.extend_from_slice(&value.to_le_bytes());
+    }
+    bytes
+}
+
 impl Frame {
     pub fn encode(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(HEADER + self.hidden.len() * 4);
-        bytes.extend_from_slice(&self.session.to_le_bytes());
-        bytes.extend_from_slice(&self.start.to_le_bytes());
-        bytes.extend_from_slice(&self.count.to_le_bytes());
-        for value in &self.hidden {
-            bytes.extend_from_slice(&value.to_le_bytes());
-        }
-        bytes
+        encode(self.session, self.start, self.count, &self.hidden)
     }
 
     /// The frame in `bytes`, whose rows are `width` floats each.

@@ -21,7 +21,7 @@ pub mod server;
 
 pub use coordinator::{Coordinator, CoordinatorConfig};
 pub use route::Shard;
-pub use server::{ShardConfig, ShardServer, ShardSpec, load_shard};
+pub use server::{ShardConfig, ShardServer, ShardSpec};
 
 /// The largest frame either side accepts (a 128-token prefill chunk of an 8,192-wide model is
 /// 4 MiB).

@@ -142,16 +142,9 @@ impl Link {
         count: usize,
         deadline: Duration,
     ) -> Result<Vec<f32>, LinkError> {
-        let frame = Frame {
-            session: self.session,
-            start: start as u32,
-            count: count as u32,
-            hidden: hidden.to_vec(),
-        };
+        let bytes = crate::frame::encode(self.session, start as u32, count as u32, hidden);
         let exchange = async {
-            self.socket
-                .send(Message::Binary(frame.encode().into()))
-                .await?;
+            self.socket.send(Message::Binary(bytes.into())).await?;
             loop {
                 match self.socket.next().await {
                     None => return Err(LinkError::closed(None, "the connection ended")),

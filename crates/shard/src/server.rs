@@ -364,33 +364,6 @@ impl std::fmt::Display for ShardSpec {
     }
 }
 
-/// Loads the layers `spec` names from the GGUF file at `path`, and nothing else of the model.
-pub fn load_shard(
-    path: &std::path::Path,
-    spec: &ShardSpec,
-) -> aicoin_inference::Result<Arc<Llama>> {
-    use aicoin_inference::InferenceError;
-    let bad = |reason: String| InferenceError::BadModel {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let mut file = std::fs::File::open(path).map_err(|source| InferenceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let content = candle_core::quantized::gguf_file::Content::read(&mut file).map_err(|e| {
-        bad(format!(
-            "a shard is a GGUF file's layers, and this is none: {e}"
-        ))
-    })?;
-    Ok(Arc::new(Llama::from_gguf(
-        &content,
-        &mut file,
-        &Device::Cpu,
-        spec.layers.clone(),
-    )?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,14 +15,12 @@ use aicoin_shard::{
 };
 use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
-use candle_core::{Device, quantized::gguf_file};
+use candle_core::Device;
 
 const MODEL: &str = "tiny";
 
 fn shard_of(path: &Path, layers: Range<usize>) -> Arc<Llama> {
-    let mut file = std::fs::File::open(path).unwrap();
-    let content = gguf_file::Content::read(&mut file).unwrap();
-    Arc::new(Llama::from_gguf(&content, &mut file, &Device::Cpu, layers).unwrap())
+    Arc::new(Llama::layers_from_file(path, &Device::Cpu, layers).unwrap())
 }
 
 /// A provider serving one shard on loopback.

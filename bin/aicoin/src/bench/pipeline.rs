@@ -15,7 +15,7 @@ use aicoin_shard::{Coordinator, CoordinatorConfig, ShardConfig, local::LocalShar
 use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
 use clap::Args;
-use eyre::{WrapErr, bail, eyre};
+use eyre::{bail, eyre};
 
 use super::{median, ms};
 use crate::chat::LocalModelArgs;
@@ -96,15 +96,7 @@ pub fn run(args: PipelineArgs) -> eyre::Result<()> {
         .find(|m| m.kind == aicoin_inference::ModelKind::Text)
         .ok_or_else(|| eyre!("no text model: `aicoin model fetch smollm2`, or --model PATH"))?;
     let path = local.path.clone();
-    let read = || -> eyre::Result<_> {
-        let mut file = std::fs::File::open(&path)
-            .wrap_err_with(|| format!("cannot read {}", path.display()))?;
-        let content = candle_core::quantized::gguf_file::Content::read(&mut file)
-            .map_err(|e| eyre!("not a GGUF file: {e}"))?;
-        Ok((content, file))
-    };
-    let (content, _) = read()?;
-    let config = llama::Config::from_gguf(&content)?;
+    let config = llama::Config::read(&path)?;
     let n = config.layers;
     if args.shards > n {
         bail!("{} has {n} layers: at most that many shards", local.id);
@@ -112,16 +104,12 @@ pub fn run(args: PipelineArgs) -> eyre::Result<()> {
     let ranges: Vec<_> = (0..args.shards)
         .map(|i| n * i / args.shards..n * (i + 1) / args.shards)
         .collect();
-    let load = |range: std::ops::Range<usize>| -> eyre::Result<Arc<llama::Llama>> {
-        let (content, mut file) = read()?;
-        Ok(Arc::new(llama::Llama::from_gguf(
-            &content,
-            &mut file,
-            &candle_core::Device::Cpu,
-            range,
+    let device = candle_core::Device::Cpu;
+    let load = |range| -> eyre::Result<_> {
+        Ok(Arc::new(llama::Llama::layers_from_file(
+            &path, &device, range,
         )?))
     };
-    let device = candle_core::Device::Cpu;
     let whole = Arc::new(TextModel::load(
         &path,
         &local.id,

@@ -160,7 +160,7 @@ fn bad_model(path: &Path, reason: String) -> InferenceError {
 }
 
 /// The GGUF file at `path`: its header, and the file to read its tensors from.
-fn open(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
+pub(super) fn open(path: &Path) -> Result<(gguf_file::Content, std::fs::File)> {
     let mut file = std::fs::File::open(path).map_err(InferenceError::io(path))?;
     let content = gguf_file::Content::read(&mut std::io::BufReader::new(&mut file))
         .map_err(|e| bad_model(path, format!("not a GGUF file: {e}")))?;

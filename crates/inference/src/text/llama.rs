@@ -18,14 +18,14 @@
 //!   exactly what it would be alone;
 //! - Q·K·V and gate·up are one matmul each ([`Projections`]).
 
-use std::ops::Range;
+use std::{ops::Range, path::Path};
 
 use candle_core::{D, DType, Device, Tensor, quantized::gguf_file};
 use candle_nn::kv_cache::KvCache;
 
 use super::{
     attention::DecodeAttention,
-    gguf::metadata_string,
+    gguf::{metadata_string, open},
     matmul::{Embeddings, Matmul, Projections},
 };
 use crate::{InferenceError, Result};
@@ -50,6 +50,11 @@ pub struct Config {
 }
 
 impl Config {
+    /// The shape of the model in the GGUF file at `path`, from its header alone.
+    pub fn read(path: &Path) -> Result<Self> {
+        Self::from_gguf(&open(path)?.0)
+    }
+
     pub fn from_gguf(content: &gguf_file::Content) -> Result<Self> {
         let arch = metadata_string(content, "general.architecture")
             .ok_or_else(|| bad("no general.architecture"))?;
@@ -202,6 +207,14 @@ impl Llama {
         let config = Config::from_gguf(content)?;
         let ends = (range.start == 0, range.end == config.layers);
         Self::load(config, content, reader, device, range, ends)
+    }
+
+    /// Loads `range` of the layers of the model in the GGUF file at `path`, and neither its
+    /// embedding nor its head: what a pipeline shard runs (its coordinator embeds and samples).
+    pub fn layers_from_file(path: &Path, device: &Device, range: Range<usize>) -> Result<Self> {
+        let (content, mut file) = open(path)?;
+        let config = Config::from_gguf(&content)?;
+        Self::load(config, &content, &mut file, device, range, (false, false))
     }
 
     /// Loads the embedding and the head and no layer: what a pipeline's coordinator runs
