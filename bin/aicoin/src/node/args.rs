@@ -116,6 +116,11 @@ pub struct RpcArgs {
     /// one other nodes forward transactions to [default: the page's own origin; http://host:port].
     #[arg(long, env = "AICOIN_PUBLIC_RPC_URL")]
     pub public_rpc_url: Option<String>,
+    /// Reverse proxies in front of the RPC (nginx on this host: 127.0.0.1), comma-separated:
+    /// their requests count as the client named in X-Forwarded-For, and the per-client
+    /// connection cap does not apply to them [default: none].
+    #[arg(long, env = "AICOIN_RPC_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub rpc_trusted_proxies: Option<Vec<IpAddr>>,
 }
 
 impl RpcArgs {
@@ -132,6 +137,7 @@ impl RpcArgs {
         rpc_max_logs_range,
         rpc_max_logs,
         public_rpc_url,
+        rpc_trusted_proxies,
     );
 
     pub fn apply(&self, c: &mut NodeConfig) -> eyre::Result<()> {
@@ -162,6 +168,9 @@ impl RpcArgs {
             r.max_response_body_bytes = v
         }
         r.public_url = self.public_rpc_url.clone();
+        if let Some(proxies) = &self.rpc_trusted_proxies {
+            r.trusted_proxies = proxies.clone();
+        }
         if let Some(v) = self.rpc_max_logs_range {
             c.rpc_limits.max_logs_range = v
         }

@@ -312,6 +312,13 @@ mod tests {
                 c.rpc_limits.max_logs_range.to_string(),
             ),
             ("rpc-max-logs", c.rpc_limits.max_logs.to_string()),
+            (
+                "rpc-trusted-proxies",
+                match c.rpc.trusted_proxies.is_empty() {
+                    true => "none".to_string(),
+                    false => format!("{:?}", c.rpc.trusted_proxies),
+                },
+            ),
             ("txpool-max-txs", c.pool.max_txs.to_string()),
             ("txpool-max-bytes", c.pool.max_bytes.to_string()),
             ("txpool-max-queued", c.pool.max_queued.to_string()),

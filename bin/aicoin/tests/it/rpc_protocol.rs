@@ -235,3 +235,54 @@ async fn origins_and_request_rates_can_be_limited() {
     assert!(limited >= 10, "only {limited} of 20 limited: {r}");
     assert!(served >= 1);
 }
+
+/// A batch of `n` eth_chainId calls with `X-Forwarded-For: forwarded`: how many were refused
+/// with -32005.
+async fn limited_of(url: &str, forwarded: &str, n: usize) -> usize {
+    let batch: Vec<Value> = (0..n)
+        .map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "eth_chainId", "params": [] }))
+        .collect();
+    let answers: Value = Client::new()
+        .post(url)
+        .header("x-forwarded-for", forwarded)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let answers = answers.as_array().unwrap();
+    assert_eq!(answers.len(), n);
+    answers
+        .iter()
+        .filter(|a| a["error"]["code"] == -32005)
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate_limit() {
+    let tmp = tempdir();
+    let node = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.rpc.rate_limit = std::num::NonZeroU32::new(5);
+        c.rpc.trusted_proxies = vec!["127.0.0.1".parse().unwrap()];
+    })
+    .await;
+    // The proxy appends the client's address; what the client wrote before it proves nothing.
+    assert!(limited_of(&node.url, "203.0.113.7", 20).await >= 10);
+    assert_eq!(
+        limited_of(&node.url, "203.0.113.7, 198.51.100.1", 5).await,
+        0
+    );
+    assert!(limited_of(&node.url, "203.0.113.8, 203.0.113.7", 20).await >= 10);
+
+    // Without the proxy trusted, the header is the client's own word and changes nothing:
+    // every request is the peer's.
+    let tmp = tempdir();
+    let direct = DevNode::spawn(&data_dir(&tmp), |c| {
+        c.rpc.rate_limit = std::num::NonZeroU32::new(5);
+    })
+    .await;
+    assert!(limited_of(&direct.url, "203.0.113.7", 20).await >= 10);
+    assert!(limited_of(&direct.url, "198.51.100.1", 20).await >= 10);
+}

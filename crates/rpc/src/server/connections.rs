@@ -7,10 +7,11 @@
 //! When every slot is taken, a newcomer is still let in if some client holds more than its
 //! share: that client's oldest connection is closed to make room. So a few hosts holding idle
 //! WebSockets in every slot cannot lock everyone else out, as they could while the accept loop
-//! simply stopped at the cap.
+//! simply stopped at the cap. A trusted proxy is one peer for many clients: it has no cap of
+//! its own (the proxy limits each of its clients), only the total.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     future::Future,
     io,
     net::{IpAddr, Ipv6Addr},
@@ -51,6 +52,8 @@ pub fn client_of(ip: IpAddr) -> IpAddr {
 pub struct Connections {
     max: usize,
     max_per_client: usize,
+    /// Trusted proxies, whose share is every slot.
+    proxies: HashSet<IpAddr>,
     table: Mutex<Table>,
 }
 
@@ -71,10 +74,11 @@ pub struct Slot {
 }
 
 impl Connections {
-    pub fn new(max: u32, max_per_client: u32) -> Arc<Self> {
+    pub fn new(max: u32, max_per_client: u32, proxies: &[IpAddr]) -> Arc<Self> {
         Arc::new(Self {
             max: max as usize,
             max_per_client: max_per_client as usize,
+            proxies: proxies.iter().map(IpAddr::to_canonical).collect(),
             table: Mutex::default(),
         })
     }
@@ -86,7 +90,7 @@ impl Connections {
         let client = client_of(ip);
         let mut table = self.table.lock();
         let held = table.open.get(&client).map_or(0, Vec::len);
-        if held >= self.max_per_client {
+        if held >= self.max_per_client && !self.proxies.contains(&ip.to_canonical()) {
             return None;
         }
         if table.total >= self.max {
@@ -238,7 +242,7 @@ mod tests {
 
     #[test]
     fn each_client_gets_its_share_and_slots_come_back() {
-        let connections = Connections::new(100, 2);
+        let connections = Connections::new(100, 2, &[]);
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let first = connections.admit(a).unwrap();
         let _second = connections.admit(a).unwrap();
@@ -251,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_newcomer_gets_in_when_others_hold_more_than_their_share() {
-        let connections = Connections::new(8, 8);
+        let connections = Connections::new(8, 8, &[]);
         let (hog, newcomer) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let mut held: Vec<_> = (0..8).map(|_| connections.admit(hog).unwrap()).collect();
         let (_slot, _) = connections.admit(newcomer).unwrap();
@@ -281,8 +285,18 @@ mod tests {
     }
 
     #[test]
+    fn a_trusted_proxy_may_hold_every_slot() {
+        let connections = Connections::new(4, 1, &[ip("127.0.0.1")]);
+        let _held: Vec<_> = (0..4)
+            .map(|_| connections.admit(ip("127.0.0.1")).unwrap())
+            .collect();
+        assert!(connections.admit(ip("127.0.0.1")).is_none());
+        assert_eq!(connections.held(ip("127.0.0.1")), 4);
+    }
+
+    #[test]
     fn an_ipv6_64_is_one_client() {
-        let connections = Connections::new(100, 2);
+        let connections = Connections::new(100, 2, &[]);
         let _a = connections.admit(ip("2001:db8:1:2::1")).unwrap();
         let _b = connections.admit(ip("2001:db8:1:2:ffff::9")).unwrap();
         assert!(connections.admit(ip("2001:db8:1:2::77")).is_none());

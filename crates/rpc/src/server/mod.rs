@@ -7,12 +7,18 @@
 //! client (its IPv4 address or IPv6 /64), which the rate limit keys on, and so a full server
 //! still admits a newcomer by closing a connection of a client holding more than its share.
 
+mod client;
 mod connections;
 mod guard;
 mod http;
 mod metrics;
 
-use std::{net::SocketAddr, num::NonZeroU32, sync::Arc, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    num::NonZeroU32,
+    sync::Arc,
+    time::Duration,
+};
 
 use ::http::{HeaderValue, Method, header::CONTENT_TYPE};
 use jsonrpsee::{
@@ -25,7 +31,6 @@ use jsonrpsee::{
 };
 use tokio::net::TcpListener;
 use tower_http::{
-    add_extension::AddExtension,
     compression::{CompressionLayer, predicate::SizeAbove},
     cors::{AllowOrigin, Any, CorsLayer},
 };
@@ -46,7 +51,8 @@ use crate::{
     state::RpcState,
     txpool::{TxPoolApiServer, TxPoolRpc},
 };
-use connections::{Connections, Held, WS_PING_INTERVAL, client_of, with_idle_timeout};
+use client::StampClient;
+use connections::{Connections, Held, WS_PING_INTERVAL, with_idle_timeout};
 use guard::GuardLayer;
 use http::PageLayer;
 
@@ -75,6 +81,9 @@ pub struct RpcServerConfig {
     pub rate_limit: Option<NonZeroU32>,
     /// The URL the MetaMask page hands to wallets (behind a proxy, the public one).
     pub public_url: Option<String>,
+    /// Peers that are reverse proxies (nginx on this host, say): their requests count as the
+    /// client they name in `X-Forwarded-For`, and they may hold every connection.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for RpcServerConfig {
@@ -89,6 +98,7 @@ impl Default for RpcServerConfig {
             cors: CorsOrigins::Any,
             rate_limit: None,
             public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -248,7 +258,16 @@ pub async fn start(
         .to_service_builder();
 
     let (stop, handle) = stop_channel();
-    let connections = Connections::new(config.max_connections, config.max_connections_per_ip);
+    let connections = Connections::new(
+        config.max_connections,
+        config.max_connections_per_ip,
+        &config.trusted_proxies,
+    );
+    let trusted_proxies: Vec<IpAddr> = config
+        .trusted_proxies
+        .iter()
+        .map(IpAddr::to_canonical)
+        .collect();
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -274,7 +293,8 @@ pub async fn start(
                 continue;
             };
             let service = services.clone().build(methods.clone(), stop.clone());
-            let service = AddExtension::new(service, ClientIp(client_of(remote.ip())));
+            let proxy = trusted_proxies.contains(&remote.ip().to_canonical());
+            let service = StampClient::new(service, remote.ip(), proxy);
             let stopped = stop.clone().shutdown();
             // The slot lives in the socket: through a WebSocket upgrade, until it closes.
             let socket = Held::new(with_idle_timeout(socket), held);
