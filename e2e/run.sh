@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the end-to-end suites against a fresh `aicoin node --dev` serving SmolLM2 and MiniLM:
 # ethers v6, viem and the MetaMask page in headless Chromium (Node.js), web3.py and the openai
-# Python SDK (pytest), a Hardhat 3 project and the openai npm SDK (Node.js 22 from e2e/node22).
+# Python SDK (pytest), a Hardhat 3 project and the openai npm SDK (Node.js 22 from e2e/node22),
+# and last the deployment in deploy/ (systemd-analyze, then nginx with TLS in front of the node).
 # The paid-gateway suites (openai Python and npm) run against a second chain: an `aicoin devnet`
 # validator with `--gateway` in front of one provider serving both models.
 # Every suite runs; the script fails if any failed.
@@ -24,7 +25,8 @@ cleanup() { for p in "${node_pid:-}" "${pids[@]}"; do [ -n "$p" ] && kill "$p" 2
 trap cleanup EXIT
 
 "$bin" node --dev --data-dir "$work/data" --rpc-port 0 --block-interval 0.5 \
-  --models-dir "$AICOIN_MODELS_DIR" --api-port 0 >"$work/out" 2>"$work/log" &
+  --models-dir "$AICOIN_MODELS_DIR" --api-port 0 --rpc-trusted-proxies 127.0.0.1 \
+  >"$work/out" 2>"$work/log" &
 node_pid=$!
 # Readiness: the banner, printed once both servers are bound and the models loaded, ends with a
 # blank line.
@@ -77,6 +79,7 @@ suite "MetaMask page (Chromium)" bash -c "cd '$here' && node --test browser/*.te
 suite "web3.py and openai (Python)" "$here/.venv/bin/python" -m pytest -q "$here/python"
 suite "Hardhat 3" bash -c "cd '$here/hardhat' && PATH='$node22':\$PATH node --test test/*.test.js"
 suite "openai (npm)" bash -c "cd '$here/openai' && PATH='$node22':\$PATH node --test *.test.mjs"
+suite "deployment: systemd unit, nginx with TLS in front of the node" "$here/deploy/run.sh" "$url" "$api"
 
 if [ ${#failed[@]} -gt 0 ]; then
   echo "--- failed suites: ${failed[*]}"

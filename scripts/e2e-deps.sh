@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what the end-to-end suites need: Debian's chromium (the MetaMask page test), npm
+# Installs what the end-to-end suites need: Debian's chromium, nginx and systemd, npm
 # packages in e2e/, e2e/node22, e2e/hardhat and e2e/openai, and a Python venv in e2e/.venv from
 # e2e/requirements.txt. Idempotent: each step runs only when its stamp is missing or older than
 # its lock file, so a second run does nothing and takes well under a second.
@@ -23,13 +23,20 @@ npm_ci() {
   touch "$stamp"
 }
 
+# Debian packages: chromium (the MetaMask page test), nginx and systemd-analyze (the deployment
+# suite checks deploy/ with them), openssl (its certificates).
 chromium=${CHROMIUM:-/usr/bin/chromium}
-if [ ! -x "$chromium" ]; then
-  echo "== e2e deps: chromium (apt)"
+packages=()
+[ -x "$chromium" ] || packages+=(chromium)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || packages+=(nginx)
+command -v systemd-analyze >/dev/null || packages+=(systemd)
+command -v openssl >/dev/null || packages+=(openssl)
+if [ ${#packages[@]} -gt 0 ]; then
+  echo "== e2e deps: ${packages[*]} (apt)"
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${packages[@]}" >/dev/null
 fi
 
 npm_ci .          # ethers, viem, solc, playwright-core

@@ -1,6 +1,6 @@
 //! `aicoin import`, `export` and `chain-spec`: moving sealed blocks between data dirs as an RLP
 //! stream, one [`SealedBlock`] (`[header, seal, [transactions…]]`) after another, as geth's
-//! export streams its blocks. Import checks every seal against the authority set and
+//! export streams its blocks, and the chain spec a data dir holds or a new cluster starts from. Import checks every seal against the authority set and
 //! re-executes every block, so a file cannot smuggle in anything an authority did not seal or
 //! that does not execute to the sealed roots.
 
@@ -13,6 +13,7 @@ use std::{
 use aicoin_node::{Chain, unix_now};
 use aicoin_primitives::{ChainSpec, SealedBlock};
 use aicoin_storage::{Store, StoreError};
+use alloy_primitives::Address;
 use alloy_rlp::{Decodable, Encodable};
 use clap::Args;
 use eyre::{WrapErr, bail};
@@ -45,9 +46,23 @@ pub struct ExportArgs {
 }
 
 #[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
 pub struct ChainSpecArgs {
+    /// Print the spec this data dir's chain was created with.
     #[arg(long, env = "AICOIN_DATA_DIR")]
-    data_dir: PathBuf,
+    data_dir: Option<PathBuf>,
+    /// Print a new chain's spec naming these validators as its authorities (comma-separated
+    /// addresses, as `aicoin chain-spec --validator-address` prints them); the first holds the
+    /// genesis allocation and the treasury is the published one.
+    #[arg(long, value_delimiter = ',')]
+    authorities: Option<Vec<Address>>,
+    /// Create the validator key of this data dir if it has none, and print its address (the
+    /// address to name in `--authorities`).
+    #[arg(long, value_name = "DATA_DIR")]
+    validator_address: Option<PathBuf>,
+    /// The new chain's id (with --authorities).
+    #[arg(long, default_value_t = aicoin_primitives::AICOIN_CHAIN_ID, requires = "authorities")]
+    chain_id: u64,
 }
 
 fn open(data_dir: &Path, chain: Option<&PathBuf>) -> eyre::Result<(Store, ChainSpec)> {
@@ -135,7 +150,31 @@ pub fn export(args: ExportArgs) -> eyre::Result<()> {
 }
 
 pub fn chain_spec(args: ChainSpecArgs) -> eyre::Result<()> {
-    let (_, spec) = Store::open_existing(&args.data_dir)?;
+    if let Some(dir) = &args.validator_address {
+        std::fs::create_dir_all(dir)
+            .wrap_err_with(|| format!("cannot create {}", dir.display()))?;
+        let (key, _) = aicoin_node::load_or_create_validator_key(dir)?;
+        println!("{}", key.address());
+        return Ok(());
+    }
+    let spec = match (&args.data_dir, &args.authorities) {
+        (Some(dir), _) => Store::open_existing(dir)?.1,
+        (None, Some(authorities)) => {
+            let Some(&first) = authorities.first() else {
+                bail!("--authorities names no validator");
+            };
+            let mut unique = authorities.clone();
+            unique.sort();
+            unique.dedup();
+            if unique.len() != authorities.len() {
+                bail!("--authorities names a validator twice");
+            }
+            let mut spec = ChainSpec::local(args.chain_id, first, &[]);
+            spec.authorities = authorities.clone();
+            spec
+        }
+        (None, None) => bail!("give --data-dir, --authorities or --validator-address"),
+    };
     println!("{}", serde_json::to_string_pretty(&spec)?);
     Ok(())
 }

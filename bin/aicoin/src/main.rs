@@ -60,7 +60,7 @@ enum Command {
     Import(blocks::ImportArgs),
     /// Export blocks of a data dir to an RLP file.
     Export(blocks::ExportArgs),
-    /// Print the chain spec a data dir was created with (JSON).
+    /// Print a chain spec (JSON): a data dir's, or a new cluster's from its validators' addresses.
     ChainSpec(blocks::ChainSpecArgs),
     /// Measure block production, transaction ingest and RPC load.
     Bench(bench::BenchArgs),

@@ -181,6 +181,9 @@ pub struct NodeConfig {
     /// The node-to-node port. Cluster members always listen (on 9551 when unset); a standalone
     /// validator serves its blocks there to full nodes only when it is set.
     pub sync_port: Option<u16>,
+    /// The address the sync port binds, when not `host` (validators reach each other on a
+    /// public or private interface while the RPC stays on loopback behind a proxy).
+    pub sync_host: Option<IpAddr>,
     /// The URL other nodes reach this node's sync transport at, when it is not
     /// `http://host:sync-port` (NAT, a proxy, a load balancer).
     pub advertise_sync_url: Option<String>,
@@ -213,6 +216,11 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// The address the sync port binds.
+    pub fn sync_host(&self) -> IpAddr {
+        self.sync_host.unwrap_or(self.host)
+    }
+
     /// The embedded defaults, with data under `data_dir`.
     pub fn new(data_dir: PathBuf) -> Self {
         Self {
@@ -226,6 +234,7 @@ impl NodeConfig {
             dev: false,
             role: Role::default(),
             sync_port: None,
+            sync_host: None,
             advertise_sync_url: None,
             node_id: None,
             priority: 1,

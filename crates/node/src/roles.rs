@@ -47,7 +47,7 @@ impl Core {
 
     /// How other nodes reach this one, when it serves blocks on `sync_port`.
     fn member(&self, config: &NodeConfig, sync_port: u16) -> Member {
-        let sync_url = SocketAddr::new(config.host, sync_port);
+        let sync_url = SocketAddr::new(config.sync_host(), sync_port);
         Member {
             name: config
                 .node_id
@@ -79,7 +79,7 @@ pub(crate) async fn start_standalone(
 ) -> Result<Started, NodeError> {
     let mut started = Started::default();
     if let Some(port) = config.sync_port {
-        let addr = SocketAddr::new(config.host, port);
+        let addr = SocketAddr::new(config.sync_host(), port);
         let bound = aicoin_cluster::public::serve(
             core.ledger(None),
             core.sealer.key.address(),
@@ -118,7 +118,7 @@ pub(crate) async fn start_replicated(
             genesis: core.genesis_hash,
             validators: core.chain.spec().authorities.clone(),
             me: core.member(config, config.sync_port()),
-            listen: SocketAddr::new(config.host, config.sync_port()),
+            listen: SocketAddr::new(config.sync_host(), config.sync_port()),
             admin: Some(SocketAddr::new(
                 IpAddr::V4(Ipv4Addr::LOCALHOST),
                 config.admin_port(),

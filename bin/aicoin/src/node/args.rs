@@ -269,6 +269,10 @@ pub struct ClusterArgs {
     /// blocks there to full nodes (`--role full --bootnodes`) only when it is given.
     #[arg(long, env = "AICOIN_SYNC_PORT")]
     pub sync_port: Option<u16>,
+    /// Address the sync port binds, when not --host (a validator's RPC on 127.0.0.1 behind a
+    /// proxy, its sync port on the interface the other validators reach) [default: --host].
+    #[arg(long, env = "AICOIN_SYNC_HOST")]
+    pub sync_host: Option<IpAddr>,
     /// The URL other nodes reach this node's sync port at, when not http://host:sync-port
     /// (NAT, a proxy).
     #[arg(long, env = "AICOIN_ADVERTISE_SYNC_URL")]
@@ -295,6 +299,7 @@ impl ClusterArgs {
     fill_gaps!(
         role,
         sync_port,
+        sync_host,
         advertise_sync_url,
         node_id,
         priority,
@@ -308,6 +313,7 @@ impl ClusterArgs {
             c.role = v
         }
         c.sync_port = self.sync_port;
+        c.sync_host = self.sync_host;
         c.advertise_sync_url = self.advertise_sync_url.clone();
         c.node_id = self.node_id.clone();
         if let Some(v) = self.priority {

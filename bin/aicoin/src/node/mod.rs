@@ -269,6 +269,28 @@ mod tests {
             .collect()
     }
 
+    /// The config file deploy/ ships is one `aicoin node` reads, and it sets what its comments
+    /// say: RPC on loopback behind one trusted proxy, the sync port on every interface, two peers.
+    #[test]
+    fn the_deployment_config_file_is_read_as_documented() {
+        let text = include_str!("../../../../deploy/aicoin.toml");
+        let args: NodeArgs = toml::from_str(text).unwrap();
+        let mut c = NodeConfig::new(PathBuf::from("/unused"));
+        args.rpc.apply(&mut c).unwrap();
+        args.cluster.apply(&mut c).unwrap();
+        args.pool.apply(&mut c);
+        assert_eq!(c.host.to_string(), "127.0.0.1");
+        assert_eq!(c.rpc.trusted_proxies, vec![c.host]);
+        assert_eq!(c.rpc.rate_limit.map(|r| r.get()), Some(1000));
+        assert_eq!(c.sync_host().to_string(), "0.0.0.0");
+        assert_eq!(c.role.as_str(), "validator");
+        assert_eq!(c.peers.len(), 2);
+        assert_eq!(
+            args.chain.chain.as_deref(),
+            Some(std::path::Path::new("/etc/aicoin/chain.json"))
+        );
+    }
+
     /// Every default `--help` states is the value the node runs with when the flag is absent.
     #[test]
     fn help_defaults_are_the_config_defaults() {
@@ -350,6 +372,7 @@ mod tests {
             "data-dir",
             "miner-address",
             "admin-port",
+            "sync-host",
             "public-rpc-url",
             "metrics-port",
             "model",
