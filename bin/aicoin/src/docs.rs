@@ -52,6 +52,7 @@ async fn method_table() -> eyre::Result<String> {
         mining: true,
         signers,
         limits: RpcLimits::default(),
+        replicate: None,
     });
     let mut table = format!("{BEGIN}\n\n| What | Methods |\n|---|---|\n");
     for (label, part) in rpc_parts(state) {

@@ -18,6 +18,7 @@ mod producer;
 pub mod public;
 mod rejections;
 mod server;
+pub mod share;
 mod state_machine;
 pub mod types;
 
@@ -38,6 +39,7 @@ pub use admin::{ClusterStatus, MemberStatus};
 pub use consensus_thread::ConsensusThread;
 pub use fetch::{Fetcher, NodeStatus};
 pub use network::CallError;
+pub use share::{Hold, ShareError, ShareQueue, Sharer};
 pub use types::{ChainPoint, Member};
 
 /// Raft's view of the cluster, as [`ClusterHandle::changes`] reports it.
@@ -91,6 +93,14 @@ pub trait Ledger: Send + Sync + 'static {
     /// Builds and seals the next block on the head from the pending transactions (the leader),
     /// without storing it.
     fn build(&self) -> Result<Bytes, LedgerError>;
+    /// Pools transactions another validator admitted (EIP-2718 bytes), so they survive that
+    /// validator's crash: what became of each.
+    fn hold(&self, transactions: &[Bytes]) -> Vec<Hold> {
+        transactions
+            .iter()
+            .map(|_| Hold::Refused("this node pools no transactions".into()))
+            .collect()
+    }
     /// The protocol upgrade governance scheduled that this node is older than, if any.
     fn pending_upgrade(&self) -> Option<PendingUpgrade> {
         None
@@ -126,7 +136,7 @@ pub enum ClusterError {
 }
 
 /// How a validator joins its cluster.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ClusterConfig {
     /// Where `raft.redb` lives (the node's data dir).
     pub data_dir: PathBuf,
@@ -149,6 +159,9 @@ pub struct ClusterConfig {
     pub block_interval: Duration,
     /// Where blocks are built and committed ones imported.
     pub consensus: ConsensusThread,
+    /// Transactions this node admitted, to be held by another validator before they are
+    /// acknowledged (see [`share`]).
+    pub share: Option<ShareQueue>,
 }
 
 /// What the transport, the admin API and the producer share.
@@ -162,22 +175,6 @@ pub struct Shared {
     rejections: rejections::Rejections,
     /// Large request bodies being read (see [`body::MAX_LARGE_BODIES`]).
     large_bodies: Arc<tokio::sync::Semaphore>,
-}
-
-/// Asks a validator, over the signed transport, how it describes itself now: its answer is
-/// signed by its key, so a URL in it is the validator's own, not whatever an unauthenticated
-/// `GET /status` at its address returned.
-#[derive(Debug, Clone)]
-pub struct MemberAsker {
-    caller: Caller,
-}
-
-impl MemberAsker {
-    pub async fn ask(&self, address: Address, sync_url: &str) -> Result<Member, CallError> {
-        self.caller
-            .call(address, sync_url, "member", &(), Duration::from_secs(3))
-            .await
-    }
 }
 
 /// A running cluster member.
@@ -297,6 +294,13 @@ pub async fn start(
         config.block_interval,
         shutdown_rx.clone(),
     ))];
+    if let Some(queue) = config.share {
+        tasks.push(tokio::spawn(share::run(
+            shared.clone(),
+            queue,
+            shutdown_rx.clone(),
+        )));
+    }
     tasks.push(tokio::spawn(trust_the_membership(
         raft.metrics(),
         shared.auth.clone(),
@@ -411,13 +415,6 @@ impl ClusterHandle {
     pub fn is_leader(&self) -> bool {
         self.leader()
             .is_some_and(|(leader, _)| leader == self.shared.auth.address())
-    }
-
-    /// Asks validators how they describe themselves, over the signed transport.
-    pub fn members(&self) -> MemberAsker {
-        MemberAsker {
-            caller: self.shared.caller.clone(),
-        }
     }
 
     /// Fires whenever raft's view changes (leader, term, applied entries).

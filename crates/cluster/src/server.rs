@@ -1,5 +1,5 @@
-//! The server half of the node-to-node transport, on `--sync-port`: raft's RPCs and forwarded
-//! admin requests (signed, from validators only; every refusal is logged), beside the public,
+//! The server half of the node-to-node transport, on `--sync-port`: raft's RPCs, transactions
+//! other validators admitted (to hold before they acknowledge them) and forwarded admin requests (signed, from validators only; every refusal is logged), beside the public,
 //! read-only endpoints of [`crate::public`]. A request's headers are checked before its body is
 //! read, and each endpoint reads at most its own limit.
 
@@ -16,8 +16,10 @@ use axum::{
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
 
+use alloy_primitives::Bytes;
+
 use crate::{
-    Shared,
+    Hold, Shared,
     admin::{self, AdminRequest},
     body::{SMALL_BODY_BYTES, SYNC_TIMEOUTS, max_request_bytes},
     public,
@@ -101,8 +103,7 @@ async fn raft_rpc(
         "vote" => answer(&body, |r| raft.vote(r)).await,
         "snapshot" => answer(&body, |r| raft.install_snapshot(r)).await,
         "admin" => answer(&body, |r: AdminRequest| admin::execute(&shared, r, true)).await,
-        // How this node describes itself now (its RPC URL may have moved since it joined).
-        "member" => answer(&body, |()| async { shared.me.clone() }).await,
+        "txs" => answer(&body, |raws: Vec<Bytes>| hold(&shared, raws)).await,
         _ => Err(error(
             StatusCode::NOT_FOUND,
             format!("no endpoint {endpoint}"),
@@ -123,6 +124,16 @@ async fn raft_rpc(
         }
     }
     (StatusCode::OK, headers, reply).into_response()
+}
+
+/// Pools what another validator admitted, off the async workers (each transaction's signature
+/// is recovered and its sender's account read).
+async fn hold(shared: &Arc<Shared>, raws: Vec<Bytes>) -> Vec<Hold> {
+    let ledger = shared.ledger.clone();
+    let count = raws.len();
+    tokio::task::spawn_blocking(move || ledger.hold(&raws))
+        .await
+        .unwrap_or_else(|e| vec![Hold::Refused(format!("pooling failed: {e}")); count])
 }
 
 /// Decodes the request, runs it, and encodes what it returned.

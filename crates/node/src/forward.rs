@@ -1,84 +1,207 @@
-//! Transaction forwarding: a node that does not produce (a follower, a full node) sends every
-//! transaction its pool accepts on to the node that does, over that node's public JSON-RPC. The
-//! transaction also stays in this node's pool until a block includes it, and the whole pool is
-//! sent again whenever the producer changes (a failover), so an acknowledged transaction is not
-//! lost with a leader.
+//! Where a transaction goes before the node that admitted it acknowledges it, and again when the
+//! producer changes, so that no single crash loses an acknowledged transaction:
+//!
+//! - a cluster member shares it with the other validators over the signed transport
+//!   ([`aicoin_cluster::share`]) and answers once another validator holds it; when another
+//!   validator becomes leader, it offers the new leader its whole pool (what the old leader
+//!   held, and shared, is then in a follower's pool and reaches the new one);
+//! - a full node forwards it to the producer's JSON-RPC and answers with the producer's answer
+//!   (the producer, a cluster member, holds it on two validators before answering); when the
+//!   producer changes, it resends its pool there.
 
 use std::{sync::Arc, time::Duration};
 
+use aicoin_cluster::Sharer;
+use aicoin_rpc::{Replicate, ReplicateError};
 use aicoin_txpool::TxPool;
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::B256;
-use tokio::sync::{broadcast::error::RecvError, watch};
+use alloy_primitives::{Address, Bytes};
+use futures::future::BoxFuture;
+use tokio::sync::watch;
 
-/// Where transactions go now: the producer's JSON-RPC URL, or `None` when this node produces
-/// (or no producer is known).
-pub type Target = watch::Receiver<Option<String>>;
+/// A cluster member's [`Replicate`]: another validator holds it.
+#[derive(Debug, Clone)]
+pub struct ShareWithValidators(pub Sharer);
 
-pub async fn run(pool: Arc<TxPool>, mut target: Target, mut shutdown: watch::Receiver<bool>) {
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap_or_default();
-    let mut arrivals = pool.subscribe();
+impl Replicate for ShareWithValidators {
+    fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>> {
+        let sharer = self.0.clone();
+        Box::pin(async move { Ok(sharer.share(raw).await?) })
+    }
+}
+
+/// The pool's transactions, as sent.
+fn pooled(pool: &TxPool) -> Vec<Bytes> {
+    let content = pool.content();
+    content
+        .pending
+        .values()
+        .chain(content.queued.values())
+        .flat_map(|by_nonce| by_nonce.values())
+        .map(|tx| tx.tx.inner().encoded_2718().into())
+        .collect()
+}
+
+/// Offers the pool to the other validators whenever another validator becomes leader.
+pub async fn offer_pool_to_new_leaders(
+    pool: Arc<TxPool>,
+    sharer: Sharer,
+    mut changes: watch::Receiver<aicoin_cluster::Metrics>,
+    me: Address,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut leader = None;
     loop {
-        tokio::select! {
-            arrived = arrivals.recv() => match arrived {
-                Ok(hash) => {
-                    let url = target.borrow().clone();
-                    if let Some(url) = url {
-                        send(&http, &pool, &url, hash).await;
-                    }
+        let now = changes.borrow_and_update().current_leader;
+        if now != leader {
+            leader = now;
+            if now.is_some_and(|l| l != me) {
+                let txs = pooled(&pool);
+                if !txs.is_empty() {
+                    tracing::info!(count = txs.len(), leader = ?now, "offering the pool to the new leader");
                 }
-                Err(RecvError::Lagged(_)) => resend_all(&http, &pool, &target).await,
-                Err(RecvError::Closed) => return,
-            },
-            changed = target.changed() => {
-                if changed.is_err() {
-                    return;
+                for raw in txs {
+                    sharer.offer(raw).await;
                 }
-                resend_all(&http, &pool, &target).await;
             }
+        }
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
             _ = shutdown.changed() => return,
         }
     }
 }
 
-async fn resend_all(http: &reqwest::Client, pool: &TxPool, target: &Target) {
-    let Some(url) = target.borrow().clone() else {
-        return;
-    };
-    let content = pool.content();
-    let hashes: Vec<B256> = content
-        .pending
-        .values()
-        .chain(content.queued.values())
-        .flat_map(|by_nonce| by_nonce.values().map(|tx| tx.hash))
-        .collect();
-    if !hashes.is_empty() {
-        tracing::info!(count = hashes.len(), %url, "forwarding the pool to the new producer");
+/// Where a full node's transactions go: the producer's JSON-RPC URL, or `None` while none is
+/// known.
+pub type Target = watch::Receiver<Option<String>>;
+
+/// A full node's [`Replicate`]: the producer's own answer to `eth_sendRawTransaction`.
+#[derive(Debug, Clone)]
+pub struct ForwardToProducer {
+    http: reqwest::Client,
+    target: Target,
+}
+
+/// Why the producer does not hold a forwarded transaction.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("no producer is known yet")]
+    NoProducer,
+    #[error("the producer at {url} cannot be reached: {source}")]
+    Unreachable { url: String, source: reqwest::Error },
+    #[error("the producer at {url} refused it: {message}")]
+    Refused { url: String, message: String },
+}
+
+impl ForwardToProducer {
+    pub fn new(target: Target) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self { http, target }
     }
-    for hash in hashes {
-        send(http, pool, &url, hash).await;
+
+    async fn forward(&self, raw: &Bytes) -> Result<(), ForwardError> {
+        let url = self
+            .target
+            .borrow()
+            .clone()
+            .ok_or(ForwardError::NoProducer)?;
+        let request = serde_json::json!({
+            "jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw],
+        });
+        let unreachable = |source| ForwardError::Unreachable {
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .post(&url)
+            .json(&request)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let answer: serde_json::Value = response.json().await.map_err(unreachable)?;
+        match answer.get("error") {
+            None => Ok(()),
+            // Held there already: sent before, or by another node.
+            Some(error) if error["message"] == "already known" => Ok(()),
+            Some(error) => Err(ForwardError::Refused {
+                url,
+                message: error["message"]
+                    .as_str()
+                    .unwrap_or("no message")
+                    .to_string(),
+            }),
+        }
+    }
+
+    /// Resends the pool to the producer whenever it changes.
+    pub async fn resend_on_change(self, pool: Arc<TxPool>, mut shutdown: watch::Receiver<bool>) {
+        let mut target = self.target.clone();
+        loop {
+            tokio::select! {
+                changed = target.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+            }
+            let txs = pooled(&pool);
+            if !txs.is_empty() {
+                tracing::info!(count = txs.len(), "forwarding the pool to the new producer");
+            }
+            for raw in txs {
+                if let Err(e) = self.forward(&raw).await {
+                    tracing::debug!(error = %e, "producer did not take a resent transaction");
+                }
+            }
+        }
     }
 }
 
-async fn send(http: &reqwest::Client, pool: &TxPool, url: &str, hash: B256) {
-    let Some(tx) = pool.get(&hash) else {
-        return;
-    };
-    let raw = alloy_primitives::hex::encode_prefixed(tx.tx.inner().encoded_2718());
-    let request = serde_json::json!({
-        "jsonrpc": "2.0", "id": 1, "method": "eth_sendRawTransaction", "params": [raw],
-    });
-    match http.post(url).json(&request).send().await {
-        Ok(response) => {
-            let answer: serde_json::Value = response.json().await.unwrap_or_default();
-            if let Some(error) = answer.get("error") {
-                // "already known" and nonce races are expected when re-sending.
-                tracing::debug!(%hash, %url, %error, "producer refused a forwarded transaction");
-            }
+impl Replicate for ForwardToProducer {
+    fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>> {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.forward(&raw).await?) })
+    }
+}
+
+/// How this node's transactions reach beyond it: made before the RPC server (which submits
+/// through it), then handed to the role that runs it.
+#[derive(Debug)]
+pub(crate) enum Forwarding {
+    /// A validator alone: its pool is the only one.
+    Alone,
+    Cluster {
+        sharer: Sharer,
+        queue: aicoin_cluster::ShareQueue,
+    },
+    Full {
+        forward: ForwardToProducer,
+        target: watch::Sender<Option<String>>,
+    },
+}
+
+impl Forwarding {
+    pub fn for_role(config: &crate::NodeConfig) -> Self {
+        if config.role == crate::Role::Full {
+            let (target, target_rx) = watch::channel(None);
+            let forward = ForwardToProducer::new(target_rx);
+            return Self::Full { forward, target };
         }
-        Err(e) => tracing::warn!(%hash, %url, error = %e, "cannot forward a transaction"),
+        if config.replicated() {
+            let (sharer, queue) = aicoin_cluster::share::channel();
+            return Self::Cluster { sharer, queue };
+        }
+        Self::Alone
+    }
+
+    /// What the RPC server submits through.
+    pub fn replicate(&self) -> Option<Arc<dyn Replicate>> {
+        match self {
+            Self::Alone => None,
+            Self::Cluster { sharer, .. } => Some(Arc::new(ShareWithValidators(sharer.clone()))),
+            Self::Full { forward, .. } => Some(Arc::new(forward.clone())),
+        }
     }
 }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use aicoin_cluster::{ChainPoint, Ledger, LedgerError};
-use aicoin_primitives::SealedBlock;
-use aicoin_txpool::TxPool;
+use aicoin_cluster::{ChainPoint, Hold, Ledger, LedgerError};
+use aicoin_primitives::{DEFAULT_GAS_LIMIT, SealedBlock};
+use aicoin_txpool::{PoolError, SenderState, TxPool};
 use alloy_primitives::Bytes;
 use alloy_rlp::{Decodable, Encodable};
 
@@ -22,7 +22,46 @@ pub struct ChainLedger {
     pub sealer: Option<Sealer>,
 }
 
+impl ChainLedger {
+    /// Checks and pools one transaction another validator admitted, against this node's head.
+    fn hold_one(&self, raw: &[u8]) -> Result<(), String> {
+        let gas_limit = self
+            .sealer
+            .as_ref()
+            .map_or(DEFAULT_GAS_LIMIT, |s| s.gas_limit);
+        let chain_id = self.chain.spec().chain_id;
+        let tx = aicoin_execution::decode_and_validate(raw, chain_id, gas_limit)
+            .map_err(|e| e.to_string())?;
+        let sender = {
+            let reader = self.chain.store().reader().map_err(|e| e.to_string())?;
+            let head = reader.head_number().map_err(|e| e.to_string())?;
+            let state = reader.state_at(head).map_err(|e| e.to_string())?;
+            state
+                .account(&tx.signer())
+                .map_err(|e| e.to_string())?
+                .map_or_else(SenderState::default, |a| SenderState {
+                    nonce: a.nonce,
+                    balance: a.balance,
+                })
+        };
+        match self.pool.add(tx, sender) {
+            Ok(_) | Err(PoolError::AlreadyKnown) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 impl Ledger for ChainLedger {
+    fn hold(&self, transactions: &[Bytes]) -> Vec<Hold> {
+        transactions
+            .iter()
+            .map(|raw| match self.hold_one(raw) {
+                Ok(()) => Hold::Held,
+                Err(reason) => Hold::Refused(reason),
+            })
+            .collect()
+    }
+
     fn pending_upgrade(&self) -> Option<aicoin_cluster::PendingUpgrade> {
         crate::upgrade::pending_upgrade(self.chain.store()).map(|u| {
             aicoin_cluster::PendingUpgrade {

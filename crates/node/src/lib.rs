@@ -231,6 +231,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         .provide
         .as_ref()
         .map(|_| compute::provider_access(store.clone(), identity.key.address()));
+    let forwarding = forward::Forwarding::for_role(&config);
     let rpc_state = RpcState {
         store,
         pool: pool.clone(),
@@ -241,6 +242,7 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
         mining: config.role != Role::Full,
         signers: identity.dev_accounts.clone(),
         limits: config.rpc_limits.clone(),
+        replicate: forwarding.replicate(),
     };
     let rpc_addr = serve_rpc(&config, rpc_state, &metrics, &mut services).await?;
     let metrics_addr = serve_metrics(&config, &metrics, &services).await?;
@@ -264,10 +266,16 @@ pub async fn spawn(config: NodeConfig) -> Result<NodeHandle, NodeError> {
             .unwrap_or_else(|| format!("http://{rpc_addr}")),
         consensus: aicoin_cluster::ConsensusThread::start().map_err(NodeError::ConsensusThread)?,
     };
-    let started = match config.role {
-        Role::Full => roles::start_full(&config, &core, &mut services),
-        _ if config.replicated() => roles::start_replicated(&config, &core, &mut services).await?,
-        _ => roles::start_standalone(&config, &core, &mut services).await?,
+    let started = match forwarding {
+        forward::Forwarding::Full { forward, target } => {
+            roles::start_full(&config, &core, &mut services, forward, target)
+        }
+        forward::Forwarding::Cluster { sharer, queue } => {
+            roles::start_replicated(&config, &core, &mut services, sharer, queue).await?
+        }
+        forward::Forwarding::Alone => {
+            roles::start_standalone(&config, &core, &mut services).await?
+        }
     };
     if config.role != Role::Full && config.probe.enabled {
         compute::start_prober(&config, &core, &mut services);

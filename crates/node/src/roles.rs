@@ -11,7 +11,7 @@ use std::{
 
 use aicoin_cluster::{ClusterConfig, ClusterHandle, ConsensusThread, Fetcher, Member};
 use aicoin_txpool::TxPool;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::B256;
 use tokio::sync::watch;
 
 use crate::{
@@ -110,6 +110,8 @@ pub(crate) async fn start_replicated(
     config: &NodeConfig,
     core: &Core,
     services: &mut Services,
+    sharer: aicoin_cluster::Sharer,
+    share_queue: aicoin_cluster::ShareQueue,
 ) -> Result<Started, NodeError> {
     let cluster = aicoin_cluster::start(
         ClusterConfig {
@@ -131,21 +133,16 @@ pub(crate) async fn start_replicated(
             bootstrap: config.bootstraps_cluster(),
             block_interval: config.block_interval,
             consensus: core.consensus.clone(),
+            share: Some(share_queue),
         },
         core.ledger(Some(core.sealer.clone())),
     )
     .await?;
-    let (target, target_rx) = watch::channel(None);
-    services.spawn(forward::run(
+    services.spawn(forward::offer_pool_to_new_leaders(
         core.pool.clone(),
-        target_rx,
-        services.shutdown(),
-    ));
-    services.spawn(follow_leader(
+        sharer,
         cluster.changes(),
-        cluster.members(),
         core.sealer.key.address(),
-        target,
         services.shutdown(),
     ));
     Ok(Started {
@@ -155,14 +152,15 @@ pub(crate) async fn start_replicated(
 }
 
 /// A full node: follows its bootnodes' chain and forwards transactions to their producer.
-pub(crate) fn start_full(config: &NodeConfig, core: &Core, services: &mut Services) -> Started {
+pub(crate) fn start_full(
+    config: &NodeConfig,
+    core: &Core,
+    services: &mut Services,
+    forward: forward::ForwardToProducer,
+    target: watch::Sender<Option<String>>,
+) -> Started {
     let fetcher = Fetcher::new();
-    let (target, target_rx) = watch::channel(None);
-    services.spawn(forward::run(
-        core.pool.clone(),
-        target_rx,
-        services.shutdown(),
-    ));
+    services.spawn(forward.resend_on_change(core.pool.clone(), services.shutdown()));
     services.spawn(producer_rpc_of_bootnode(
         fetcher.clone(),
         config.bootnodes.clone(),
@@ -176,55 +174,6 @@ pub(crate) fn start_full(config: &NodeConfig, core: &Core, services: &mut Servic
         services.shutdown(),
     ));
     Started::default()
-}
-
-/// Keeps `target` at the leader's JSON-RPC URL while another node leads (`None` while this one
-/// does or none is known). The URL is asked of the leader itself, over the signed transport:
-/// the membership records where a validator's RPC was when it joined, which a restart may have
-/// changed, and an unauthenticated `/status` could name anyone's.
-async fn follow_leader(
-    mut changes: watch::Receiver<aicoin_cluster::Metrics>,
-    members: aicoin_cluster::MemberAsker,
-    me: Address,
-    target: watch::Sender<Option<String>>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut current: Option<Address> = None;
-    loop {
-        let leader = {
-            let metrics = changes.borrow_and_update();
-            metrics
-                .current_leader
-                .filter(|leader| *leader != me)
-                .and_then(|leader| {
-                    let membership = metrics.membership_config.membership();
-                    membership
-                        .get_node(&leader)
-                        .map(|m| (leader, m.sync_url.clone()))
-                })
-        };
-        if leader.as_ref().map(|(a, _)| *a) != current {
-            current = leader.as_ref().map(|(a, _)| *a);
-            let url = match &leader {
-                Some((address, sync_url)) => match members.ask(*address, sync_url).await {
-                    Ok(member) => Some(member.rpc_url),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot ask the leader for its RPC URL");
-                        current = None;
-                        None
-                    }
-                },
-                None => None,
-            };
-            let _ = target.send(url);
-        }
-        tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
-            // Retry a leader that did not answer.
-            _ = tokio::time::sleep(Duration::from_secs(1)), if current.is_none() && leader.is_some() => {}
-            _ = shutdown.changed() => return,
-        }
-    }
 }
 
 /// Points `target` at the JSON-RPC URL of the first bootnode that answers.

@@ -39,6 +39,11 @@ pub enum RpcError {
     LimitExceeded(String),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error(
+        "the transaction is pooled here, but no other validator confirmed holding it ({0}); \
+         resend it (its nonce makes that safe)"
+    )]
+    NotReplicated(String),
 }
 
 impl From<StoreError> for RpcError {
@@ -108,7 +113,8 @@ impl From<RpcError> for ErrorObjectOwned {
             | RpcError::Pool(_)
             | RpcError::Call(_)
             | RpcError::UnknownAccount(_)
-            | RpcError::FilterNotFound => CALL_EXECUTION_FAILED_CODE,
+            | RpcError::FilterNotFound
+            | RpcError::NotReplicated(_) => CALL_EXECUTION_FAILED_CODE,
         };
         ErrorObjectOwned::owned(code, message, None::<()>)
     }

@@ -22,4 +22,4 @@ pub use server::{
     ClientIp, CorsOrigins, NetworkInfo, RpcMetrics, RpcServer, RpcServerConfig, render_page,
     rpc_module, rpc_parts, start,
 };
-pub use state::{RpcLimits, RpcState};
+pub use state::{Replicate, ReplicateError, RpcLimits, RpcState};

@@ -6,12 +6,13 @@ use std::{sync::Arc, time::Duration};
 use aicoin_execution::{CallEnv, StateDb, TraceBudget, block_env, decode_and_validate};
 use aicoin_primitives::{ChainSpec, NewBlock};
 use aicoin_storage::{Reader, Store};
-use aicoin_txpool::{SenderState, TxPool};
+use aicoin_txpool::{PoolError, SenderState, TxPool};
 use alloy_consensus::{Header, TxEnvelope, transaction::Recovered};
 use alloy_eips::BlockId;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, Bytes};
 use alloy_rpc_types_eth::state::EvmOverrides;
 use alloy_signer_local::PrivateKeySigner;
+use futures::future::BoxFuture;
 use tokio::sync::broadcast;
 
 use crate::{
@@ -72,6 +73,26 @@ pub struct RpcState {
     /// `--dev`, none otherwise.
     pub signers: Vec<PrivateKeySigner>,
     pub limits: RpcLimits,
+    /// Where a transaction goes before it is acknowledged, when this node's pool alone could
+    /// lose it (a cluster member: another validator; a full node: the producer). `None` for a
+    /// validator alone, whose pool is the only one.
+    pub replicate: Option<Arc<dyn Replicate>>,
+}
+
+/// Makes a transaction this node admitted durable beyond it before `eth_sendRawTransaction`
+/// answers with its hash.
+pub trait Replicate: Send + Sync + 'static {
+    /// Resolves once `raw` is held elsewhere; the error says why it is not.
+    fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>>;
+}
+
+/// Why a transaction is not held beyond this node, as the one who asked explained it.
+pub type ReplicateError = Box<dyn std::error::Error + Send + Sync>;
+
+impl std::fmt::Debug for dyn Replicate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Replicate")
+    }
 }
 
 impl RpcState {
@@ -117,6 +138,27 @@ impl RpcState {
     pub fn submit_raw(&self, raw: &[u8]) -> RpcResult<B256> {
         let tx = decode_and_validate(raw, self.chain_id(), self.block_gas_limit)?;
         self.submit(tx)
+    }
+
+    /// Pools `raw` and returns its hash once the transaction is held where a crash of this node
+    /// cannot lose it.
+    pub async fn submit_and_replicate(&self, raw: Bytes) -> RpcResult<B256> {
+        let Some(replicate) = &self.replicate else {
+            return self.submit_raw(&raw);
+        };
+        let tx = decode_and_validate(&raw, self.chain_id(), self.block_gas_limit)?;
+        let hash = *tx.tx_hash();
+        match self.submit(tx) {
+            // Pooled here by an earlier try that was never confirmed held elsewhere: a resend is
+            // how the client asks again.
+            Ok(_) | Err(RpcError::Pool(PoolError::AlreadyKnown)) => {}
+            Err(e) => return Err(e),
+        }
+        replicate
+            .replicate(raw)
+            .await
+            .map_err(|e| RpcError::NotReplicated(e.to_string()))?;
+        Ok(hash)
     }
 
     /// Pools an already checked transaction.

@@ -113,7 +113,7 @@ pub struct RpcArgs {
     #[arg(long, env = "AICOIN_RPC_MAX_LOGS")]
     pub rpc_max_logs: Option<usize>,
     /// This node's public RPC URL: the one the MetaMask page at GET / hands to wallets, and the
-    /// one other nodes forward transactions to [default: the page's own origin; http://host:port].
+    /// one full nodes forward transactions to [default: the page's own origin; http://host:port].
     #[arg(long, env = "AICOIN_PUBLIC_RPC_URL")]
     pub public_rpc_url: Option<String>,
     /// Reverse proxies in front of the RPC (nginx on this host: 127.0.0.1), comma-separated:

@@ -30,14 +30,9 @@ use serde_json::Value;
 pub const BIN: &str = env!("CARGO_BIN_EXE_aicoin");
 pub const DEADLINE: Duration = Duration::from_secs(60);
 
-/// Key of dev account `i` (`test … junk`, m/44'/60'/0'/0/i).
+/// Key of dev account `i` (`test … junk`, m/44'/60'/0'/0/i), one of the ten prefunded.
 pub fn dev_key(i: usize) -> PrivateKeySigner {
-    const KEYS: [&str; 3] = [
-        "ac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-        "59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-        "5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    ];
-    KEYS[i].parse().unwrap()
+    aicoin_primitives::dev::dev_signers().unwrap()[i].clone()
 }
 
 /// A JSON-RPC client of a running node, with the calls tests make.

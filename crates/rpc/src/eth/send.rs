@@ -18,11 +18,11 @@ use crate::error::{RpcError, RpcResult};
 
 #[rpc(server, namespace = "eth")]
 pub trait EthSendApi {
-    #[method(name = "sendRawTransaction", blocking)]
-    fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
+    #[method(name = "sendRawTransaction")]
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256>;
 
-    #[method(name = "sendTransaction", blocking)]
-    fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256>;
+    #[method(name = "sendTransaction")]
+    async fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256>;
 
     #[method(name = "signTransaction", blocking)]
     fn sign_transaction(&self, request: TransactionRequest) -> RpcResult<Bytes>;
@@ -99,14 +99,22 @@ impl EthRpc {
     }
 }
 
+#[jsonrpsee::core::async_trait]
 impl EthSendApiServer for EthRpc {
-    fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
-        self.state.submit_raw(&raw)
+    /// Checked and pooled on the calling worker (a signature recovery and an account read, a few
+    /// tens of microseconds: cheaper than a trip through the blocking pool), then held elsewhere
+    /// before the hash is returned.
+    async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
+        self.state.submit_and_replicate(raw).await
     }
 
-    fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256> {
-        let raw = self.sign_request(request)?;
-        self.state.submit_raw(&raw)
+    async fn send_transaction(&self, request: TransactionRequest) -> RpcResult<B256> {
+        // Filling the request may estimate gas: an EVM run, so off the async workers.
+        let this = self.clone();
+        let raw = tokio::task::spawn_blocking(move || this.sign_request(request))
+            .await
+            .map_err(|e| RpcError::Internal(format!("signing failed: {e}")))??;
+        self.state.submit_and_replicate(raw).await
     }
 
     fn sign_transaction(&self, request: TransactionRequest) -> RpcResult<Bytes> {

@@ -1,5 +1,5 @@
-//! Followers forward users' transactions only to the leader's own JSON-RPC URL, which they ask
-//! the leader for over the signed transport. Here whoever answers at each validator's sync
+//! Followers pass users' transactions to the other validators only over the signed transport,
+//! never to a URL anyone could name. Here whoever answers at each validator's sync
 //! address rewrites its public, unsigned `GET /status` to name an attacker's RPC; transfers sent
 //! to the followers are still mined, and the attacker never sees one.
 

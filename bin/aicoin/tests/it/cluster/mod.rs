@@ -3,6 +3,7 @@
 //! This module holds what those tests share: starting validators as themselves, and checks on
 //! leaders, chains and receipts.
 
+mod acknowledged;
 mod deployment;
 mod failover;
 mod forwarding;

@@ -1,12 +1,13 @@
 //! A network partition between validators: HTTP proxies in front of every node's sync port drop
 //! every raft message to or from the leader, cutting it off from the other two (JSON-RPC and the
 //! public block reads are not cut). The cut-off minority commits nothing, so it shows no new
-//! block; the majority elects a leader and goes on; once healed, all three converge on one chain
-//! and the transaction the cut-off node acknowledged during the partition is mined.
+//! block, and acknowledges no transaction (no other validator can confirm holding it); the
+//! majority elects a leader and goes on; once healed, all three converge on one chain and the
+//! transaction the cut-off node pooled during the partition is mined.
 
 use std::sync::{Arc, Mutex};
 
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 use axum::{
     extract::{Request, State},
     response::Response,
@@ -14,9 +15,9 @@ use axum::{
 
 use super::{
     agreed_leader, assert_all_receipted, assert_same_chain, one_cluster_at_a_time, pass_through,
-    prepare, reach, send_transfers, serve, start, transfers,
+    prepare, reach, serve, start, transfers,
 };
-use crate::common::{NodeProcess, tempdir};
+use crate::common::{NodeProcess, dev_key, tempdir, transfer};
 
 /// Who is cut off from whom: every proxy consults it on each request.
 #[derive(Clone, Default)]
@@ -100,8 +101,24 @@ async fn a_cut_off_leader_commits_nothing_and_rejoins_without_a_fork() {
     let cut_at = nodes[1].block_number().await;
     reach(&nodes[1], cut_at + 3).await;
     let frozen = nodes[0].block_number().await;
-    // A transfer sent to the cut-off node is accepted but cannot be mined there.
-    let stranded: Vec<B256> = send_transfers(&nodes[0], 0, 1, Address::repeat_byte(0x79)).await;
+    // A transfer sent to the cut-off node is pooled there, but not acknowledged: no other
+    // validator can confirm holding it, so the client is told to resend it.
+    let raw = transfer(
+        &dev_key(0),
+        nodes[0].nonce(dev_key(0).address()).await,
+        Address::repeat_byte(0x79),
+        U256::from(1),
+    );
+    let refused = nodes[0]
+        .send_raw(&raw)
+        .await
+        .expect_err("acknowledged by a cut-off node");
+    assert_eq!(refused.code(), -32000);
+    assert!(
+        refused.message().contains("no other validator confirmed"),
+        "{refused:?}"
+    );
+    let stranded: Vec<B256> = vec![alloy_primitives::keccak256(&raw)];
     receipted.extend(transfers(&nodes[2], 1, 3).await);
     let majority_head = nodes[1].block_number().await;
     reach(&nodes[2], majority_head + 2).await;
@@ -120,7 +137,7 @@ async fn a_cut_off_leader_commits_nothing_and_rejoins_without_a_fork() {
     assert_same_chain(&[&nodes[0], &nodes[1], &nodes[2]]).await;
 
     // Heal: the old leader learns of the newer term, follows, and catches up; the transfer it
-    // held is forwarded to the new leader and mined.
+    // pooled is offered to the new leader and mined.
     partition.heal();
     let target = nodes[1].block_number().await;
     reach(&nodes[0], target).await;
