@@ -255,11 +255,13 @@ impl NodeConfig {
 
     /// A `--dev` node on a free port, for tests and local development.
     pub fn dev(data_dir: PathBuf) -> Self {
-        Self {
+        let mut config = Self {
             dev: true,
             rpc_port: 0,
             ..Self::new(data_dir)
-        }
+        };
+        config.rpc.rate_limit = None;
+        config
     }
 
     /// Refuses settings that cannot work, with a message naming the flag.

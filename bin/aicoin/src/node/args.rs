@@ -88,7 +88,8 @@ pub struct RpcArgs {
     /// Origins browsers may call the RPC from: `*` or a comma-separated list [default: *].
     #[arg(long, env = "AICOIN_RPC_CORS")]
     pub rpc_cors: Option<String>,
-    /// Requests per second one client address may make; 0 for no limit [default: 0].
+    /// Requests per second one client address may make (each call of a batch counts); 0 for no
+    /// limit. A --dev chain has none unless given [default: 1000].
     #[arg(long, env = "AICOIN_RPC_RATE_LIMIT")]
     pub rpc_rate_limit: Option<u32>,
     /// Most simultaneous RPC connections [default: 500].
@@ -151,7 +152,9 @@ impl RpcArgs {
         if let Some(origins) = &self.rpc_cors {
             r.cors = parse_cors(origins)?;
         }
-        r.rate_limit = self.rpc_rate_limit.and_then(NonZeroU32::new);
+        if let Some(v) = self.rpc_rate_limit {
+            r.rate_limit = NonZeroU32::new(v)
+        }
         if let Some(v) = self.rpc_max_connections {
             r.max_connections = v
         }

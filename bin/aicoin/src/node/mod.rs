@@ -126,6 +126,11 @@ impl NodeArgs {
         c.chain_id = chain_id;
         c.chain_spec = chain_spec;
         c.dev = a.dev;
+        if a.dev {
+            // A development chain is its developer's: their test suites may call it as fast as
+            // they like.
+            c.rpc.rate_limit = None;
+        }
         a.chain.apply(&mut c)?;
         a.rpc.apply(&mut c)?;
         a.pool.apply(&mut c);
@@ -288,6 +293,31 @@ mod tests {
         assert_eq!(
             args.chain.chain.as_deref(),
             Some(std::path::Path::new("/etc/aicoin/chain.json"))
+        );
+    }
+
+    fn parse(args: &[&str]) -> NodeConfig {
+        use clap::FromArgMatches;
+        let command = NodeArgs::augment_args(clap::Command::new("node").no_binary_name(true));
+        let matches = command.try_get_matches_from(args).unwrap();
+        let args = NodeArgs::from_arg_matches(&matches).unwrap();
+        args.into_config().unwrap()
+    }
+
+    /// A public node limits each client unless told otherwise; a development chain does not
+    /// (its developer's test suites call it as fast as they like) unless given a limit.
+    #[test]
+    fn the_rate_limit_is_on_except_on_a_dev_chain() {
+        let rate = |args: &[&str]| parse(args).rpc.rate_limit.map(|r| r.get());
+        assert_eq!(rate(&["--data-dir", "/unused"]), Some(1000));
+        assert_eq!(
+            rate(&["--data-dir", "/unused", "--rpc-rate-limit", "0"]),
+            None
+        );
+        assert_eq!(rate(&["--data-dir", "/unused", "--dev"]), None);
+        assert_eq!(
+            rate(&["--dev", "--data-dir", "/unused", "--rpc-rate-limit", "50"]),
+            Some(50)
         );
     }
 

@@ -66,6 +66,11 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
+/// Requests per second one client may make by default: far above what a dApp's page or a
+/// wallet sends (tens), far below what one host could otherwise take from everyone (this node
+/// answers some 90,000 simple reads a second).
+pub const DEFAULT_RATE_LIMIT: u32 = 1000;
+
 /// Server settings and limits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcServerConfig {
@@ -96,7 +101,7 @@ impl Default for RpcServerConfig {
             max_batch_len: 100,
             max_subscriptions_per_connection: 1024,
             cors: CorsOrigins::Any,
-            rate_limit: None,
+            rate_limit: NonZeroU32::new(DEFAULT_RATE_LIMIT),
             public_url: None,
             trusted_proxies: Vec::new(),
         }
