@@ -14,10 +14,16 @@ pub const MAX_REPLY_BYTES: usize = 1 << 20;
 /// The sync port's connections: one that sends nothing for 11 minutes closes (hyper reads
 /// while a handler runs, so this must outlast the longest: a forwarded `cluster add` or a
 /// snapshot install, 10 minutes each), and a peer that takes nothing of an answer for 60 s (the
-/// time a follower allows for a batch of blocks) loses it.
-pub const SYNC_TIMEOUTS: aicoin_http::Timeouts = aicoin_http::Timeouts {
-    read: std::time::Duration::from_secs(660),
-    write: std::time::Duration::from_secs(60),
+/// time a follower allows for a batch of blocks) loses it. Since a silent connection is held that
+/// long, connections are capped: 64 per client (a validator keeps a few open to each peer, a
+/// full node one), 1,024 in all, a newcomer admitted while some client holds more than its share.
+pub const SYNC_LIMITS: aicoin_http::Limits = aicoin_http::Limits {
+    timeouts: aicoin_http::Timeouts {
+        read: std::time::Duration::from_secs(660),
+        write: std::time::Duration::from_secs(60),
+    },
+    max_connections: 1024,
+    max_per_client: 64,
 };
 
 /// Requests with bodies up to this size (declared by `Content-Length`) are read at once;

@@ -24,7 +24,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::{
     Ledger,
-    body::SYNC_TIMEOUTS,
+    body::SYNC_LIMITS,
     fetch::{MAX_BLOCKS_PER_REQUEST, MAX_BYTES_PER_REQUEST, NodeStatus},
     types::{self, Member},
 };
@@ -72,7 +72,7 @@ pub async fn serve(
         genesis,
         raft: None,
     };
-    aicoin_http::listen_with_timeouts("sync", addr, router(source), SYNC_TIMEOUTS, shutdown).await
+    aicoin_http::listen_with_limits("sync", addr, router(source), SYNC_LIMITS, shutdown).await
 }
 
 fn internal(e: impl std::fmt::Display) -> Response {

@@ -21,7 +21,7 @@ use alloy_primitives::Bytes;
 use crate::{
     Hold, Shared,
     admin::{self, AdminRequest},
-    body::{SMALL_BODY_BYTES, SYNC_TIMEOUTS, max_request_bytes},
+    body::{SMALL_BODY_BYTES, SYNC_LIMITS, max_request_bytes},
     public,
 };
 
@@ -43,7 +43,7 @@ pub async fn serve(
         .layer(DefaultBodyLimit::disable())
         .with_state(shared)
         .merge(public::router(source));
-    aicoin_http::listen_with_timeouts("node-to-node", addr, app, SYNC_TIMEOUTS, shutdown).await
+    aicoin_http::listen_with_limits("node-to-node", addr, app, SYNC_LIMITS, shutdown).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

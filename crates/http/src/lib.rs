@@ -3,9 +3,13 @@
 //! address available to handlers (`ConnectInfo<SocketAddr>`), Nagle's algorithm off (a streamed
 //! answer's small chunks go out at once, not after the peer's delayed ACK: measured, it added
 //! about 50 ms to each answer through the gateway), and a failure logged under the server's
-//! name. [`operator_only`] keeps browsers away from an operator's localhost API.
+//! name. [`operator_only`] keeps browsers away from an operator's localhost API. A server facing
+//! strangers is served under [`Limits`]: timeouts on a silent or stalled peer and a fair share
+//! of the connections per client ([`connections`]).
 
-use std::{future::Future, net::SocketAddr, pin::Pin, time::Duration};
+pub mod connections;
+
+use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -31,6 +35,8 @@ pub fn serve(
 ) -> JoinHandle<()> {
     serve_connections(name, TimeoutListener::new(listener, None), app, shutdown)
 }
+
+use connections::{Connections, Held};
 
 /// The one serving loop: `listener`'s connections, each client's address handed to handlers.
 fn serve_connections(
@@ -62,30 +68,56 @@ pub struct Timeouts {
     pub write: Duration,
 }
 
-/// Accepted connections, with Nagle's algorithm off and [`Timeouts`] where given.
+/// What a server facing strangers allows each connection: [`Timeouts`], and connection caps, in
+/// all and per client (an IPv4 address or an IPv6 /64), shared fairly as
+/// [`connections::Connections`] does, so that a slowloris holding its connections open with a
+/// byte now and then runs into its own share, not everyone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub timeouts: Timeouts,
+    pub max_connections: u32,
+    pub max_per_client: u32,
+}
+
+/// Accepted connections, with Nagle's algorithm off, and [`Limits`] where given.
 struct TimeoutListener {
     inner: TcpListener,
     timeouts: Option<Timeouts>,
+    connections: Arc<Connections>,
 }
 
 impl TimeoutListener {
-    fn new(inner: TcpListener, timeouts: Option<Timeouts>) -> Self {
-        Self { inner, timeouts }
+    fn new(inner: TcpListener, limits: Option<Limits>) -> Self {
+        let connections = match limits {
+            Some(l) => Connections::new(l.max_connections, l.max_per_client, &[]),
+            None => Connections::new(u32::MAX, u32::MAX, &[]),
+        };
+        Self {
+            inner,
+            timeouts: limits.map(|l| l.timeouts),
+            connections,
+        }
     }
 }
 
 impl axum::serve::Listener for TimeoutListener {
-    type Io = Pin<Box<TimeoutStream<TcpStream>>>;
+    type Io = Held<Pin<Box<TimeoutStream<TcpStream>>>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        // axum's own accept, which logs and retries its errors.
-        let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
-        let _ = tcp.set_nodelay(true);
-        let mut io = TimeoutStream::new(tcp);
-        io.set_read_timeout(self.timeouts.map(|t| t.read));
-        io.set_write_timeout(self.timeouts.map(|t| t.write));
-        (Box::pin(io), addr)
+        loop {
+            // axum's own accept, which logs and retries its errors.
+            let (tcp, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+            let Some(slot) = self.connections.admit(addr.ip()) else {
+                tracing::debug!(%addr, "refused a connection: its client holds its share");
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let mut io = TimeoutStream::new(tcp);
+            io.set_read_timeout(self.timeouts.map(|t| t.read));
+            io.set_write_timeout(self.timeouts.map(|t| t.write));
+            return (Held::new(Box::pin(io), slot), addr);
+        }
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -93,12 +125,12 @@ impl axum::serve::Listener for TimeoutListener {
     }
 }
 
-/// [`listen`], with every connection under `timeouts`.
-pub async fn listen_with_timeouts(
+/// [`listen`], with every connection under `limits`.
+pub async fn listen_with_limits(
     name: &'static str,
     addr: SocketAddr,
     app: Router,
-    timeouts: Timeouts,
+    limits: Limits,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
@@ -108,7 +140,7 @@ pub async fn listen_with_timeouts(
     };
     serve_connections(
         name,
-        TimeoutListener::new(listener, Some(timeouts)),
+        TimeoutListener::new(listener, Some(limits)),
         app,
         stop,
     );
@@ -190,11 +222,15 @@ mod tests {
             read: Duration::from_millis(300),
             write: Duration::from_millis(300),
         };
+        let limits = Limits {
+            timeouts,
+            max_connections: 16,
+            max_per_client: 16,
+        };
         let (_stop, stop) = watch::channel(false);
-        let addr =
-            listen_with_timeouts("test", "127.0.0.1:0".parse().unwrap(), app, timeouts, stop)
-                .await
-                .unwrap();
+        let addr = listen_with_limits("test", "127.0.0.1:0".parse().unwrap(), app, limits, stop)
+            .await
+            .unwrap();
         // Half a request, then nothing: the server hangs up rather than wait for the rest.
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
@@ -214,6 +250,68 @@ mod tests {
             answer.starts_with("HTTP/1.1 200") && answer.ends_with("hi"),
             "{answer}"
         );
+    }
+
+    /// A keep-alive connection from `from` (a loopback address of its own) that asked for `/`:
+    /// its answer, or `None` when the server closed it unanswered.
+    async fn ask(addr: SocketAddr, from: &str) -> (TcpStream, Option<String>) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(format!("{from}:0").parse().unwrap()).unwrap();
+        let mut tcp = socket.connect(addr).await.unwrap();
+        let answered = async {
+            tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .ok()?;
+            let mut buf = [0u8; 256];
+            let n = tcp.read(&mut buf).await.ok().filter(|n| *n > 0)?;
+            Some(String::from_utf8_lossy(&buf[..n]).into_owned())
+        }
+        .await;
+        (tcp, answered)
+    }
+
+    /// Whether the server has closed `tcp`.
+    async fn closed(tcp: &mut TcpStream) -> bool {
+        let _ = tcp.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+        let mut buf = [0u8; 256];
+        matches!(tcp.read(&mut buf).await, Ok(0) | Err(_))
+    }
+
+    #[tokio::test]
+    async fn one_client_holding_connections_open_cannot_take_everyones() {
+        let app = Router::new().route("/", get(|| async { "hi" }));
+        let limits = Limits {
+            timeouts: Timeouts {
+                read: Duration::from_secs(600),
+                write: Duration::from_secs(600),
+            },
+            max_connections: 6,
+            max_per_client: 4,
+        };
+        let (_stop, stop) = watch::channel(false);
+        let addr = listen_with_limits("test", "127.0.0.1:0".parse().unwrap(), app, limits, stop)
+            .await
+            .unwrap();
+        // A slowloris from 127.0.0.2 keeps its connections open: it gets its share, no more.
+        let mut held = Vec::new();
+        for _ in 0..4 {
+            let (tcp, answer) = ask(addr, "127.0.0.2").await;
+            assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+            held.push(tcp);
+        }
+        assert_eq!(ask(addr, "127.0.0.2").await.1, None, "a fifth was let in");
+        // Others fill the rest; once every slot is taken, a newcomer still gets in, closing the
+        // oldest connection of the client holding the most.
+        let (_b1, b) = ask(addr, "127.0.0.3").await;
+        let (_b2, c) = ask(addr, "127.0.0.3").await;
+        assert!(b.is_some() && c.is_some());
+        let (_d, newcomer) = ask(addr, "127.0.0.4").await;
+        assert!(newcomer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+        assert!(
+            closed(&mut held[0]).await,
+            "the hog's oldest connection is still open"
+        );
+        assert!(!closed(&mut held[1]).await);
     }
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {

@@ -86,12 +86,14 @@ async fn ten_leader_kills_lose_no_acknowledged_transaction() {
     let tmp = tempdir();
     let home = tmp.path();
     let (_, mut slots) = prepare(home, 3, 3);
-    // Fixed RPC ports, so a restarted validator is where the senders look for it.
+    // Fixed RPC ports, so a restarted validator is where the senders look for it; no rate
+    // limit, as the check at the end reads thousands of receipts at once.
     let mut urls = Vec::new();
     for slot in &mut slots {
         let port = free_port();
         let at = slot.args.iter().position(|a| a == "--rpc-port").unwrap();
         slot.args[at + 1] = port.to_string();
+        slot.args.extend(["--rpc-rate-limit".into(), "0".into()]);
         urls.push(format!("http://127.0.0.1:{port}"));
     }
     let mut nodes: Vec<Option<NodeProcess>> = Vec::new();
