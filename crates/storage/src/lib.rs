@@ -111,10 +111,32 @@ const META_FORMAT: &str = "format";
 /// The storage layout this version writes: 2 keeps the seal beside the header (aicoin 0.6).
 const FORMAT: u8 = 2;
 
+/// The first write failure that leaves the database unwritable until it is reopened: after a
+/// failed I/O (a full disk, say) redb refuses every write with `PreviousIo`. A node that sees
+/// one must say so (its health check) and stop, for its supervisor to restart it once the cause
+/// is gone; the last committed block is intact (a commit is all or nothing).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Failure(std::sync::Arc<std::sync::OnceLock<String>>);
+
+impl Failure {
+    /// `error`, noted first if it is such a failure.
+    pub(crate) fn note(&self, error: StoreError) -> StoreError {
+        let unwritable = matches!(
+            &error,
+            StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo)
+        );
+        if unwritable && self.0.set(error.to_string()).is_ok() {
+            tracing::error!(%error, "the chain database can no longer be written");
+        }
+        error
+    }
+}
+
 /// The chain database. Cheap to clone; readers run concurrently with the one writer.
 #[derive(Clone)]
 pub struct Store {
     db: std::sync::Arc<Database>,
+    failure: Failure,
 }
 
 impl std::fmt::Debug for Store {
@@ -136,6 +158,7 @@ impl Store {
         let db = Database::create(&path).map_err(|e| in_use(e, dir))?;
         let store = Self {
             db: std::sync::Arc::new(db),
+            failure: Failure::default(),
         };
         let (genesis, state) = genesis_block(spec);
         let genesis_hash = genesis.hash_slow();
@@ -175,7 +198,11 @@ impl Store {
                 });
             }
             None => {
-                let mut writer = BlockWriter { txn, number: 0 };
+                let mut writer = BlockWriter {
+                    txn,
+                    number: 0,
+                    failure: store.failure.clone(),
+                };
                 let root = writer.apply_state(&state)?;
                 if root != genesis.state_root {
                     return Err(StoreError::Trie(format!(
@@ -234,9 +261,18 @@ impl Store {
         })
     }
 
+    /// Why the database can no longer be written, once a write failed that way (see
+    /// [`Failure`]); `None` while it is healthy.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.0.get().map(String::as_str)
+    }
+
     /// Starts writing block `number`, which must follow the current head.
     pub fn begin_block(&self, number: u64) -> Result<BlockWriter, StoreError> {
-        let txn = self.db.begin_write()?;
+        let txn = self
+            .db
+            .begin_write()
+            .map_err(|e| self.failure.note(e.into()))?;
         let head = {
             let headers = txn.open_table(HEADERS)?;
             let last = headers.last()?;
@@ -249,7 +285,11 @@ impl Store {
                 got: number,
             });
         }
-        Ok(BlockWriter { txn, number })
+        Ok(BlockWriter {
+            txn,
+            number,
+            failure: self.failure.clone(),
+        })
     }
 }
 

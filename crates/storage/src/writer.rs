@@ -24,6 +24,7 @@ use crate::{
 pub struct BlockWriter {
     pub(crate) txn: WriteTransaction,
     pub(crate) number: u64,
+    pub(crate) failure: crate::Failure,
 }
 
 impl BlockWriter {
@@ -183,8 +184,8 @@ impl BlockWriter {
 
     /// Makes the block durable and visible to readers.
     pub fn commit(self) -> Result<(), StoreError> {
-        self.txn.commit()?;
-        Ok(())
+        let failure = self.failure;
+        self.txn.commit().map_err(|e| failure.note(e.into()))
     }
 }
 

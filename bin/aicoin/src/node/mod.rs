@@ -1,5 +1,6 @@
 //! `aicoin node`: flags (each also an `AICOIN_*` variable and a key of the `--config` TOML file),
-//! the start-up banner, and running until Ctrl-C or SIGTERM. With models fetched (or `--model`)
+//! the start-up banner, and running until Ctrl-C or SIGTERM, or until the chain database can no
+//! longer be written (then exiting non-zero, for a supervisor to restart it). With models fetched (or `--model`)
 //! the node also serves the OpenAI-compatible inference API.
 //!
 //! Precedence: command line, then environment, then the config file, then the embedded default.
@@ -170,10 +171,22 @@ pub async fn run(args: NodeArgs) -> eyre::Result<()> {
     let gas_limit = config.gas_limit;
     let node = aicoin_node::spawn(config).await?;
     print_banner(&node, interval, gas_limit);
-    wait_for_shutdown_signal().await?;
+    let failed = tokio::select! {
+        signal = wait_for_shutdown_signal() => {
+            signal?;
+            None
+        }
+        why = node.storage_failed() => Some(why),
+    };
     tracing::info!("shutting down");
     node.stop().await;
-    Ok(())
+    match failed {
+        None => Ok(()),
+        Some(why) => bail!(
+            "the chain database can no longer be written ({why}); stopped, so that a supervisor \
+             restarts the node once the disk has room again (every committed block is kept)"
+        ),
+    }
 }
 
 fn print_banner(node: &aicoin_node::NodeHandle, interval: Duration, gas_limit: u64) {

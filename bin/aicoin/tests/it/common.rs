@@ -186,6 +186,24 @@ impl NodeProcess {
         assert!(status.success(), "node exited with {status}");
     }
 
+    /// Waits for the node to exit on its own; its exit status and everything it wrote to stderr.
+    pub async fn exited(mut self) -> (std::process::ExitStatus, String) {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                // The stderr reader ends with the process; give it the last lines.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let text = self.stderr.lock().unwrap().join("\n");
+                return (status, text);
+            }
+            assert!(
+                started.elapsed() < DEADLINE,
+                "the node did not exit within {DEADLINE:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the node writes `needle` to stderr; returns all it wrote so far.
     pub async fn wait_for_stderr(&self, needle: &str) -> String {
         let started = Instant::now();

@@ -9,6 +9,7 @@ mod cluster;
 mod common;
 mod compute;
 mod config;
+mod disk;
 mod docs;
 mod gateway;
 mod governance;

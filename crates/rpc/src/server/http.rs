@@ -1,5 +1,6 @@
 //! What the RPC port serves besides JSON-RPC: the "Add AICoin to MetaMask" page at `GET /` and
-//! `GET /aicoin.html`, and `GET /health`. Everything else (POSTs, WebSocket upgrades) goes on
+//! `GET /aicoin.html`, and `GET /health` (503 once the chain database can no longer be
+//! written). Everything else (POSTs, WebSocket upgrades) goes on
 //! to jsonrpsee.
 
 use std::{
@@ -9,6 +10,7 @@ use std::{
     task::{Context, Poll},
 };
 
+use aicoin_storage::Store;
 use http::{HeaderValue, Method, StatusCode, header};
 use jsonrpsee::server::{HttpBody, HttpResponse, ws::is_upgrade_request};
 use serde_json::json;
@@ -41,12 +43,14 @@ pub fn render_page(info: &NetworkInfo) -> String {
 #[derive(Debug, Clone)]
 pub struct PageLayer {
     page: Arc<str>,
+    store: Store,
 }
 
 impl PageLayer {
-    pub fn new(info: &NetworkInfo) -> Self {
+    pub fn new(info: &NetworkInfo, store: Store) -> Self {
         Self {
             page: render_page(info).into(),
+            store,
         }
     }
 }
@@ -58,6 +62,7 @@ impl<S> Layer<S> for PageLayer {
         PageService {
             inner,
             page: self.page.clone(),
+            store: self.store.clone(),
         }
     }
 }
@@ -66,6 +71,20 @@ impl<S> Layer<S> for PageLayer {
 pub struct PageService<S> {
     inner: S,
     page: Arc<str>,
+    store: Store,
+}
+
+/// `{"status":"ok"}`, or 503 with why the chain database can no longer be written.
+fn health(store: &Store) -> HttpResponse {
+    match store.failure() {
+        None => response("application/json", json!({"status": "ok"}).to_string()),
+        Some(error) => {
+            let body = json!({"status": "error", "error": error}).to_string();
+            let mut response = response("application/json", body);
+            *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+            response
+        }
+    }
 }
 
 fn response(content_type: &'static str, body: String) -> HttpResponse {
@@ -96,10 +115,7 @@ where
                 "/" | "/aicoin.html" => {
                     Some(response("text/html; charset=utf-8", self.page.to_string()))
                 }
-                "/health" => Some(response(
-                    "application/json",
-                    json!({"status": "ok"}).to_string(),
-                )),
+                "/health" => Some(health(&self.store)),
                 _ => None,
             };
             if let Some(served) = served {

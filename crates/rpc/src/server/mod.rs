@@ -252,10 +252,13 @@ pub async fn start(
     let http_middleware = tower::ServiceBuilder::new()
         .layer(cors(&config.cors))
         .layer(compression())
-        .layer(PageLayer::new(&NetworkInfo {
-            chain_id: state.chain_id(),
-            public_rpc_url: config.public_url.clone(),
-        }));
+        .layer(PageLayer::new(
+            &NetworkInfo {
+                chain_id: state.chain_id(),
+                public_rpc_url: config.public_url.clone(),
+            },
+            state.store.clone(),
+        ));
     let services = Server::builder()
         .set_config(server_config)
         .set_http_middleware(http_middleware)
