@@ -23,4 +23,5 @@ mod rpc_limits;
 mod rpc_load;
 mod rpc_protocol;
 mod subscriptions;
+mod txpool;
 mod wallet;
