@@ -69,6 +69,15 @@ impl Config {
         };
         let heads = int("attention.head_count")?;
         let hidden = int("embedding_length")?;
+        let kv_heads = int("attention.head_count_kv").unwrap_or(heads);
+        // A file is anyone's: shapes that would divide by zero or split heads unevenly are
+        // refused here, not met as a panic in the forward (found by fuzzing the header).
+        if heads == 0 || kv_heads == 0 || heads % kv_heads != 0 || hidden == 0 {
+            return Err(bad(&format!(
+                "{heads} attention heads, {kv_heads} key/value heads and width {hidden} \
+                 are not a model's shape"
+            )));
+        }
         let vocab = content
             .metadata
             .get("tokenizer.ggml.tokens")
@@ -78,7 +87,7 @@ impl Config {
             layers: int("block_count")?,
             hidden,
             heads,
-            kv_heads: int("attention.head_count_kv").unwrap_or(heads),
+            kv_heads,
             // Qwen3's heads are wider than hidden / heads, and say so in key_length.
             head_dim: int("attention.key_length")
                 .or_else(|_| int("rope.dimension_count"))
