@@ -107,16 +107,29 @@ impl Sharer {
     }
 }
 
-/// The other voters, and the leader when another validator leads.
-fn recipients(metrics: &Metrics, me: Address) -> (Vec<(Address, String)>, Option<Address>) {
+/// Who a batch goes to.
+struct Recipients {
+    /// The other voters, with their sync URLs.
+    peers: Vec<(Address, String)>,
+    /// The leader, when another validator leads.
+    leader: Option<Address>,
+    /// This node is the only voter: nobody else can hold anything, or lose it.
+    alone: bool,
+}
+
+fn recipients(metrics: &Metrics, me: Address) -> Recipients {
     let membership = metrics.membership_config.membership();
-    let peers = membership
-        .voter_ids()
-        .filter(|id| *id != me)
-        .filter_map(|id| Some((id, membership.get_node(&id)?.sync_url.clone())))
+    let voters: Vec<Address> = membership.voter_ids().collect();
+    let peers = voters
+        .iter()
+        .filter(|id| **id != me)
+        .filter_map(|id| Some((*id, membership.get_node(id)?.sync_url.clone())))
         .collect();
-    let leader = metrics.current_leader.filter(|leader| *leader != me);
-    (peers, leader)
+    Recipients {
+        peers,
+        leader: metrics.current_leader.filter(|leader| *leader != me),
+        alone: voters == [me],
+    }
 }
 
 /// Batches the queue's jobs and sends them, until shutdown.
@@ -138,40 +151,46 @@ pub(crate) async fn run(
             },
             _ = stop.changed() => return,
         };
-        let mut bytes = first.raw.len();
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-            match queue.0.try_recv() {
-                Ok(job) => {
-                    bytes += job.raw.len();
-                    batch.push(job);
-                }
-                Err(_) => break,
+        let mut bytes = 0;
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            // Its client gave up waiting (and was told to resend): not worth the peers' work.
+            if !job.reply.as_ref().is_some_and(|r| r.is_closed()) {
+                bytes += job.raw.len();
+                batch.push(job);
+            }
+            if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
+                next = queue.0.try_recv().ok();
             }
         }
-        let (peers, leader) = recipients(&shared.raft.metrics().borrow(), me);
+        if batch.is_empty() {
+            continue;
+        }
+        let to = recipients(&shared.raft.metrics().borrow(), me);
         let caller = shared.caller.clone();
         tokio::spawn(async move {
-            send(&caller, batch, peers, leader).await;
+            send(&caller, batch, to).await;
             drop(permit);
         });
     }
 }
 
 /// Sends one batch to every peer and answers each job as soon as its outcome is settled.
-async fn send(
-    caller: &Caller,
-    batch: Vec<Job>,
-    peers: Vec<(Address, String)>,
-    leader: Option<Address>,
-) {
+async fn send(caller: &Caller, batch: Vec<Job>, to: Recipients) {
     let (raws, replies): (Vec<Bytes>, Vec<_>) = batch.into_iter().map(|j| (j.raw, j.reply)).unzip();
-    let mut outcomes = Outcomes::new(replies, leader);
+    let mut outcomes = Outcomes::new(replies, to.leader);
     // A cluster of one: nobody else to hold it, and nobody else whose crash could lose it.
-    if peers.is_empty() {
+    if to.alone {
         outcomes.settle_all(|_| Ok(()));
         return;
     }
+    // No membership yet (the cluster is forming, or this node is still joining it).
+    if to.peers.is_empty() {
+        outcomes.settle_all(|_| Err(ShareError::NotHeld("the cluster has not formed yet".into())));
+        return;
+    }
+    let peers = to.peers;
     let raws = &raws;
     let mut calls: FuturesUnordered<_> = peers
         .iter()

@@ -9,13 +9,13 @@
 //!   (the producer, a cluster member, holds it on two validators before answering); when the
 //!   producer changes, it resends its pool there.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use aicoin_cluster::Sharer;
+use aicoin_cluster::{ShareError, Sharer};
 use aicoin_rpc::{Replicate, ReplicateError};
 use aicoin_txpool::TxPool;
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, Bytes};
+use alloy_primitives::{Address, B256, Bytes};
 use futures::future::BoxFuture;
 use tokio::sync::watch;
 
@@ -26,23 +26,42 @@ pub struct ShareWithValidators(pub Sharer);
 impl Replicate for ShareWithValidators {
     fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>> {
         let sharer = self.0.clone();
-        Box::pin(async move { Ok(sharer.share(raw).await?) })
+        Box::pin(async move {
+            sharer.share(raw).await.map_err(|e| match e {
+                ShareError::Refused { .. } => ReplicateError::Refused(e.to_string()),
+                other => ReplicateError::NotHeld(other.to_string()),
+            })
+        })
     }
 }
 
-/// The pool's transactions, as sent.
-fn pooled(pool: &TxPool) -> Vec<Bytes> {
+/// The pool's transactions at least `age` old that are not in `offered` (then added to it),
+/// as sent. With an age, only pending ones: queued ones wait for their nonce gap, not a leader.
+fn pooled(pool: &TxPool, age: Duration, offered: &mut HashSet<B256>) -> Vec<Bytes> {
     let content = pool.content();
+    let queued = content.queued.values().filter(|_| age.is_zero());
     content
         .pending
         .values()
-        .chain(content.queued.values())
+        .chain(queued)
         .flat_map(|by_nonce| by_nonce.values())
+        .filter(|tx| tx.age() >= age && offered.insert(tx.hash))
         .map(|tx| tx.tx.inner().encoded_2718().into())
         .collect()
 }
 
-/// Offers the pool to the other validators whenever another validator becomes leader.
+/// The pool's transactions, as sent.
+fn whole_pool(pool: &TxPool) -> Vec<Bytes> {
+    pooled(pool, Duration::ZERO, &mut HashSet::new())
+}
+
+/// A pending transaction still in the pool this long after it arrived may be one the leader
+/// never got (it was confirmed by a follower while the leader did not answer): it is offered
+/// again, once per leader.
+const STALE: Duration = Duration::from_secs(10);
+
+/// Offers the pool to the other validators whenever another validator becomes leader, and,
+/// while it leads, each pending transaction that has waited [`STALE`] without being mined.
 pub async fn offer_pool_to_new_leaders(
     pool: Arc<TxPool>,
     sharer: Sharer,
@@ -51,12 +70,17 @@ pub async fn offer_pool_to_new_leaders(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut leader = None;
+    // What this leader was offered, so a transaction is offered to it once.
+    let mut offered: HashSet<B256> = HashSet::new();
+    let mut stale_check = tokio::time::interval(STALE / 2);
     loop {
         let now = changes.borrow_and_update().current_leader;
+        let another = now.is_some_and(|l| l != me);
         if now != leader {
             leader = now;
-            if now.is_some_and(|l| l != me) {
-                let txs = pooled(&pool);
+            offered.clear();
+            if another {
+                let txs = pooled(&pool, Duration::ZERO, &mut offered);
                 if !txs.is_empty() {
                     tracing::info!(count = txs.len(), leader = ?now, "offering the pool to the new leader");
                 }
@@ -64,9 +88,21 @@ pub async fn offer_pool_to_new_leaders(
                     sharer.offer(raw).await;
                 }
             }
+        } else if another {
+            let stale = pooled(&pool, STALE, &mut offered);
+            if !stale.is_empty() {
+                tracing::info!(
+                    count = stale.len(),
+                    "offering unmined transactions to the leader again"
+                );
+            }
+            for raw in stale {
+                sharer.offer(raw).await;
+            }
         }
         tokio::select! {
             changed = changes.changed() => if changed.is_err() { return },
+            _ = stale_check.tick() => {}
             _ = shutdown.changed() => return,
         }
     }
@@ -146,7 +182,7 @@ impl ForwardToProducer {
                 changed = target.changed() => if changed.is_err() { return },
                 _ = shutdown.changed() => return,
             }
-            let txs = pooled(&pool);
+            let txs = whole_pool(&pool);
             if !txs.is_empty() {
                 tracing::info!(count = txs.len(), "forwarding the pool to the new producer");
             }
@@ -162,7 +198,12 @@ impl ForwardToProducer {
 impl Replicate for ForwardToProducer {
     fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>> {
         let this = self.clone();
-        Box::pin(async move { Ok(this.forward(&raw).await?) })
+        Box::pin(async move {
+            this.forward(&raw).await.map_err(|e| match e {
+                ForwardError::Refused { .. } => ReplicateError::Refused(e.to_string()),
+                other => ReplicateError::NotHeld(other.to_string()),
+            })
+        })
     }
 }
 

@@ -40,10 +40,12 @@ pub enum RpcError {
     #[error("internal error: {0}")]
     Internal(String),
     #[error(
-        "the transaction is pooled here, but no other validator confirmed holding it ({0}); \
-         resend it (its nonce makes that safe)"
+        "the transaction is pooled here, but not yet held where a crash of this node cannot \
+         lose it ({0}); resend it (its nonce makes that safe)"
     )]
     NotReplicated(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl From<StoreError> for RpcError {
@@ -114,7 +116,8 @@ impl From<RpcError> for ErrorObjectOwned {
             | RpcError::Call(_)
             | RpcError::UnknownAccount(_)
             | RpcError::FilterNotFound
-            | RpcError::NotReplicated(_) => CALL_EXECUTION_FAILED_CODE,
+            | RpcError::NotReplicated(_)
+            | RpcError::Refused(_) => CALL_EXECUTION_FAILED_CODE,
         };
         ErrorObjectOwned::owned(code, message, None::<()>)
     }

@@ -86,8 +86,17 @@ pub trait Replicate: Send + Sync + 'static {
     fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>>;
 }
 
-/// Why a transaction is not held beyond this node, as the one who asked explained it.
-pub type ReplicateError = Box<dyn std::error::Error + Send + Sync>;
+/// Why a transaction is not held beyond this node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicateError {
+    /// Whoever decides what is mined (the leader, the producer) refused it for good (a nonce it
+    /// already has, say): a resend would be refused again.
+    #[error("{0}")]
+    Refused(String),
+    /// Not confirmed held elsewhere (a peer unreachable or slow): a resend may succeed.
+    #[error("{0}")]
+    NotHeld(String),
+}
 
 impl std::fmt::Debug for dyn Replicate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -142,23 +151,41 @@ impl RpcState {
 
     /// Pools `raw` and returns its hash once the transaction is held where a crash of this node
     /// cannot lose it.
-    pub async fn submit_and_replicate(&self, raw: Bytes) -> RpcResult<B256> {
+    pub async fn submit_and_replicate(self: &Arc<Self>, raw: Bytes) -> RpcResult<B256> {
+        let state = self.clone();
+        let checked = raw.clone();
+        // A signature recovery and an account read: off the async workers, which also run the
+        // cluster's heartbeats.
+        let pooled = tokio::task::spawn_blocking(move || {
+            let tx = decode_and_validate(&checked, state.chain_id(), state.block_gas_limit)?;
+            let hash = *tx.tx_hash();
+            match state.submit(tx) {
+                Ok(_) => Ok((hash, true)),
+                // Pooled here by an earlier try that was never confirmed held elsewhere: a
+                // resend is how the client asks again.
+                Err(RpcError::Pool(PoolError::AlreadyKnown)) if state.replicate.is_some() => {
+                    Ok((hash, false))
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .await
+        .map_err(|e| RpcError::Internal(format!("pooling the transaction failed: {e}")))?;
+        let (hash, added_here) = pooled?;
         let Some(replicate) = &self.replicate else {
-            return self.submit_raw(&raw);
+            return Ok(hash);
         };
-        let tx = decode_and_validate(&raw, self.chain_id(), self.block_gas_limit)?;
-        let hash = *tx.tx_hash();
-        match self.submit(tx) {
-            // Pooled here by an earlier try that was never confirmed held elsewhere: a resend is
-            // how the client asks again.
-            Ok(_) | Err(RpcError::Pool(PoolError::AlreadyKnown)) => {}
-            Err(e) => return Err(e),
+        match replicate.replicate(raw).await {
+            Ok(()) => Ok(hash),
+            Err(ReplicateError::Refused(reason)) => {
+                // It will not be mined: not kept here either, unless an earlier try put it here.
+                if added_here {
+                    self.pool.remove(&[hash]);
+                }
+                Err(RpcError::Refused(reason))
+            }
+            Err(ReplicateError::NotHeld(reason)) => Err(RpcError::NotReplicated(reason)),
         }
-        replicate
-            .replicate(raw)
-            .await
-            .map_err(|e| RpcError::NotReplicated(e.to_string()))?;
-        Ok(hash)
     }
 
     /// Pools an already checked transaction.

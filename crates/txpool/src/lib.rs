@@ -49,6 +49,11 @@ pub struct PooledTx {
 }
 
 impl PooledTx {
+    /// How long it has been in the pool.
+    pub fn age(&self) -> std::time::Duration {
+        self.added.elapsed()
+    }
+
     pub fn sender(&self) -> Address {
         self.tx.signer()
     }

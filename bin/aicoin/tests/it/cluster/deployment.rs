@@ -105,6 +105,9 @@ async fn three_validators_from_the_deployment_config_and_a_spec_of_their_keys() 
 
     // The first authority holds the genesis allocation: it pays through the third validator,
     // which forwards to whoever leads, and every validator agrees on the balance to the wei.
+    // Once the cluster has formed (its first block), a transaction is acknowledged only when
+    // another validator holds it too.
+    reach(&nodes[2], 1).await;
     let to = Address::repeat_byte(0x42);
     let value = U256::from(1_234_567_890_123u64);
     let hash = nodes[2]
