@@ -176,7 +176,9 @@ pub(crate) fn start_full(
     Started::default()
 }
 
-/// Points `target` at the JSON-RPC URL of the first bootnode that answers.
+/// Keeps `target` at the JSON-RPC URL of the first bootnode that answers, asking again every
+/// few seconds: when that bootnode dies, or names another producer, transactions go to the next
+/// one's (and the pool is resent there), instead of to a dead URL for good.
 async fn producer_rpc_of_bootnode(
     fetcher: Fetcher,
     bootnodes: Vec<String>,
@@ -184,16 +186,30 @@ async fn producer_rpc_of_bootnode(
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
+        let mut producer = None;
         for bootnode in &bootnodes {
             if let Ok(status) = fetcher.status(bootnode).await {
-                let _ = target.send(Some(status.member.rpc_url));
-                // The forwarder stops when `target` is dropped.
-                let _ = shutdown.wait_for(|stop| *stop).await;
-                return;
+                producer = Some(status.member.rpc_url);
+                break;
             }
         }
+        // Only a change wakes the forwarder (which resends the pool); none answering keeps the
+        // last known producer, which may be back by the next look.
+        if let Some(url) = producer {
+            target.send_if_modified(|current| {
+                let changed = current.as_deref() != Some(url.as_str());
+                if changed {
+                    *current = Some(url);
+                }
+                changed
+            });
+        }
+        let pause = match target.borrow().is_some() {
+            true => Duration::from_secs(5),
+            false => Duration::from_secs(1),
+        };
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = shutdown.changed() => return,
         }
     }
