@@ -6,9 +6,8 @@
 use std::sync::{Arc, LazyLock};
 
 use aicoin_primitives::{ChainSpec, dev::dev_signers};
-use aicoin_rpc::{RpcLimits, RpcState, rpc_module};
+use aicoin_rpc::{RpcState, rpc_module};
 use aicoin_storage::Store;
-use aicoin_txpool::{PoolConfig, TxPool};
 use alloy_primitives::Address;
 use libfuzzer_sys::fuzz_target;
 
@@ -28,18 +27,7 @@ static FIXTURE: LazyLock<Fixture> = LazyLock::new(|| {
     let dev: Vec<Address> = signers.iter().map(|s| s.address()).collect();
     let spec = Arc::new(ChainSpec::local(2108, Address::repeat_byte(1), &dev));
     let store = Store::open(dir.path(), &spec).expect("a fresh chain database");
-    let state = Arc::new(RpcState {
-        store,
-        pool: Arc::new(TxPool::new(PoolConfig::default())),
-        spec,
-        new_blocks: tokio::sync::broadcast::channel(1).0,
-        coinbase: Address::ZERO,
-        block_gas_limit: 30_000_000,
-        mining: true,
-        signers,
-        limits: RpcLimits::default(),
-        replicate: None,
-    });
+    let state = Arc::new(RpcState::detached(store, spec, signers));
     // The filters' upkeep task is spawned as the module is built.
     let module = {
         let _entered = runtime.enter();

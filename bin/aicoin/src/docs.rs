@@ -4,9 +4,8 @@
 use std::{path::PathBuf, sync::Arc};
 
 use aicoin_primitives::{ChainSpec, dev::dev_signers};
-use aicoin_rpc::{RpcLimits, RpcState, rpc_parts};
+use aicoin_rpc::{RpcState, rpc_parts};
 use aicoin_storage::Store;
-use aicoin_txpool::{PoolConfig, TxPool};
 use alloy_primitives::Address;
 use clap::{Args, Subcommand};
 use eyre::{WrapErr, bail};
@@ -42,18 +41,7 @@ async fn method_table() -> eyre::Result<String> {
     let dev: Vec<Address> = signers.iter().map(|s| s.address()).collect();
     let spec = Arc::new(ChainSpec::local(2108, Address::repeat_byte(1), &dev));
     let store = Store::open(dir.path(), &spec)?;
-    let state = Arc::new(RpcState {
-        store,
-        pool: Arc::new(TxPool::new(PoolConfig::default())),
-        spec,
-        new_blocks: tokio::sync::broadcast::channel(1).0,
-        coinbase: Address::ZERO,
-        block_gas_limit: 30_000_000,
-        mining: true,
-        signers,
-        limits: RpcLimits::default(),
-        replicate: None,
-    });
+    let state = Arc::new(RpcState::detached(store, spec, signers));
     let mut table = format!("{BEGIN}\n\n| What | Methods |\n|---|---|\n");
     for (label, part) in rpc_parts(state) {
         let mut names: Vec<&str> = part.method_names().collect();

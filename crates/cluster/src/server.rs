@@ -1,10 +1,12 @@
 //! The server half of the node-to-node transport, on `--sync-port`: raft's RPCs, transactions
-//! other validators admitted (to hold before they acknowledge them) and forwarded admin requests (signed, from validators only; every refusal is logged), beside the public,
+//! other validators admitted (to hold before they acknowledge them) and forwarded admin
+//! requests (signed, from validators only; every refusal is logged), beside the public,
 //! read-only endpoints of [`crate::public`]. A request's headers are checked before its body is
 //! read, and each endpoint reads at most its own limit.
 
 use std::{net::SocketAddr, sync::Arc};
 
+use alloy_primitives::Bytes;
 use axum::{
     Router,
     body::Body,
@@ -15,8 +17,6 @@ use axum::{
 };
 use serde::{Serialize, de::DeserializeOwned};
 use tokio::sync::watch;
-
-use alloy_primitives::Bytes;
 
 use crate::{
     Hold, Shared,

@@ -26,6 +26,8 @@ use tokio::{
 };
 use tokio_io_timeout::TimeoutStream;
 
+use connections::{Connections, Held};
+
 /// Serves `app` on the bound `listener` until `shutdown` resolves, in a task of its own.
 pub fn serve(
     name: &'static str,
@@ -35,8 +37,6 @@ pub fn serve(
 ) -> JoinHandle<()> {
     serve_connections(name, TimeoutListener::new(listener, None), app, shutdown)
 }
-
-use connections::{Connections, Held};
 
 /// The one serving loop: `listener`'s connections, each client's address handed to handlers.
 fn serve_connections(

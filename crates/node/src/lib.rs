@@ -195,7 +195,6 @@ impl NodeHandle {
             .or_else(|| self.cluster().map(ClusterHandle::sync_addr))
     }
 
-    /// Stops producing, finishes the block in progress, and closes the RPC server.
     /// Resolves, with why, once the chain database can no longer be written (a full disk, say):
     /// the node cannot go on, and its caller should stop it and exit non-zero so that a
     /// supervisor restarts it once the cause is gone. `GET /health` says so meanwhile.
@@ -209,6 +208,7 @@ impl NodeHandle {
         }
     }
 
+    /// Stops producing, finishes the block in progress, and closes the RPC server.
     pub async fn stop(self) {
         let cluster = self.started.cluster;
         self.services

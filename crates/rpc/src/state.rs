@@ -105,6 +105,24 @@ impl std::fmt::Debug for dyn Replicate {
 }
 
 impl RpcState {
+    /// A state over `store` with no node behind it: a pool of its own, no block announcements,
+    /// the default limits and a 30M block gas limit; what the method table in the docs and the
+    /// RPC fuzz target serve from.
+    pub fn detached(store: Store, spec: Arc<ChainSpec>, signers: Vec<PrivateKeySigner>) -> Self {
+        Self {
+            store,
+            pool: Arc::new(TxPool::new(aicoin_txpool::PoolConfig::default())),
+            spec,
+            new_blocks: broadcast::channel(1).0,
+            coinbase: Address::ZERO,
+            block_gas_limit: aicoin_primitives::DEFAULT_GAS_LIMIT,
+            mining: true,
+            signers,
+            limits: RpcLimits::default(),
+            replicate: None,
+        }
+    }
+
     pub fn chain_id(&self) -> u64 {
         self.spec.chain_id
     }
@@ -141,12 +159,6 @@ impl RpcState {
         })?;
         let env = block_env(self.chain_id(), header);
         Ok(CallEnv::replay(StateDb::at(reader, parent)?, env))
-    }
-
-    /// Decodes, checks and pools a signed transaction.
-    pub fn submit_raw(&self, raw: &[u8]) -> RpcResult<B256> {
-        let tx = decode_and_validate(raw, self.chain_id(), self.block_gas_limit)?;
-        self.submit(tx)
     }
 
     /// Pools `raw` and returns its hash once the transaction is held where a crash of this node

@@ -35,6 +35,13 @@ pub fn dev_key(i: usize) -> PrivateKeySigner {
     aicoin_primitives::dev::dev_signers().unwrap()[i].clone()
 }
 
+/// A JSON-RPC quantity (`"0x1f"`) as a number.
+pub fn quantity(value: &Value) -> u64 {
+    serde_json::from_value::<U256>(value.clone())
+        .unwrap_or_else(|e| panic!("{value} is not a quantity: {e}"))
+        .to()
+}
+
 /// A JSON-RPC client of a running node, with the calls tests make.
 pub struct Rpc {
     pub url: String,
@@ -237,7 +244,7 @@ impl NodeProcess {
 
 impl Rpc {
     /// A client of `url`, once the node answers there.
-    async fn ready(url: String) -> Self {
+    pub async fn ready(url: String) -> Self {
         let client = HttpClientBuilder::default().build(&url).unwrap();
         let rpc = Self { url, client };
         rpc.wait_until(|| async {

@@ -128,9 +128,10 @@ async fn a_full_disk_makes_the_node_unhealthy_and_exit_and_it_recovers_when_free
             .map(|h| &h["result"])
             .filter(|b| b.is_object())
         {
-            let number = block["number"].as_str().unwrap().trim_start_matches("0x");
-            let number = u64::from_str_radix(number, 16).unwrap();
-            seen = Some((number, block["hash"].as_str().unwrap().parse().unwrap()));
+            seen = Some((
+                quantity(&block["number"]),
+                block["hash"].as_str().unwrap().parse().unwrap(),
+            ));
         }
         let to = Address::from_word(alloy_primitives::keccak256(nonce.to_be_bytes()));
         let raw = transfer(&sender, nonce, to, U256::from(1));

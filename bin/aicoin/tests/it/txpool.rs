@@ -21,27 +21,19 @@ const ATTACKERS: usize = 64;
 /// Keeps every attacker key's share of the pool topped up: each round, each key sends its next
 /// `PER_SENDER` nonces in one batch. Counts the transactions the pool took.
 async fn flood(url: String, stop: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) {
+    let rpc = Rpc::ready(url).await;
     let http = reqwest::Client::new();
     let keys: Vec<PrivateKeySigner> = (0..ATTACKERS).map(|_| PrivateKeySigner::random()).collect();
     while !stop.load(Ordering::SeqCst) {
         for key in &keys {
-            let nonce: Value = http
-                .post(&url)
-                .json(
-                    &json!({"jsonrpc": "2.0", "id": 1, "method": "eth_getTransactionCount",
-                    "params": [key.address(), "latest"]}),
+            // From the last block, not the pool: what blocks drained is sent again at once.
+            let count: Value = rpc
+                .ok(
+                    "eth_getTransactionCount",
+                    vec![key.address().to_string().into(), "latest".into()],
                 )
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let nonce = u64::from_str_radix(
-                nonce["result"].as_str().unwrap().trim_start_matches("0x"),
-                16,
-            )
-            .unwrap();
+                .await;
+            let nonce = quantity(&count);
             let batch: Vec<Value> = (0..PER_SENDER as u64)
                 .map(|i| {
                     let raw = transfer(key, nonce + i, key.address(), U256::ZERO);
@@ -49,7 +41,7 @@ async fn flood(url: String, stop: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) {
                 })
                 .collect();
             let answers: Value = http
-                .post(&url)
+                .post(&rpc.url)
                 .json(&batch)
                 .send()
                 .await
@@ -70,10 +62,7 @@ async fn flood(url: String, stop: Arc<AtomicBool>, accepted: Arc<AtomicUsize>) {
 
 async fn pooled(node: &Rpc) -> usize {
     let status: Value = node.ok("txpool_status", vec![]).await;
-    let count = |field: &str| {
-        usize::from_str_radix(status[field].as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
-    };
-    count("pending") + count("queued")
+    (quantity(&status["pending"]) + quantity(&status["queued"])) as usize
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

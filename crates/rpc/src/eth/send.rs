@@ -101,9 +101,8 @@ impl EthRpc {
 
 #[jsonrpsee::core::async_trait]
 impl EthSendApiServer for EthRpc {
-    /// Checked and pooled on the calling worker (a signature recovery and an account read, a few
-    /// tens of microseconds: cheaper than a trip through the blocking pool), then held elsewhere
-    /// before the hash is returned.
+    /// Checked and pooled, then held where a crash of this node cannot lose it, before the hash
+    /// is returned (see [`crate::RpcState::submit_and_replicate`]).
     async fn send_raw_transaction(&self, raw: Bytes) -> RpcResult<B256> {
         self.state.submit_and_replicate(raw).await
     }

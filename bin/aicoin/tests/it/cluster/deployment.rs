@@ -8,8 +8,8 @@ use std::path::Path;
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 
-use super::{free_port, one_cluster_at_a_time, reach, validator_key};
-use crate::common::{NodeProcess, aicoin, tempdir, transfer};
+use super::{free_port, member_args, one_cluster_at_a_time, reach, validator_key};
+use crate::common::{NodeProcess, aicoin, quantity, tempdir, transfer};
 
 fn stdout_of(home: &Path, args: &[&str]) -> String {
     let out = aicoin(home, args).output().unwrap();
@@ -51,17 +51,11 @@ async fn three_validators_from_the_deployment_config_and_a_spec_of_their_keys() 
     let ports: Vec<[u16; 4]> = (0..3)
         .map(|_| [free_port(), free_port(), free_port(), free_port()])
         .collect();
+    let rpc_ports: Vec<u16> = ports.iter().map(|p| p[0]).collect();
+    let sync_ports: Vec<u16> = ports.iter().map(|p| p[1]).collect();
     let mut nodes = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         let [rpc, sync, admin, metrics] = ports[i];
-        let peers: Vec<_> = (0..3)
-            .filter(|j| *j != i)
-            .map(|j| {
-                serde_json::json!({"node_id": format!("node-{}", j + 1), "host": "127.0.0.1",
-                    "sync_port": ports[j][1], "rpc_port": ports[j][0], "role": "validator",
-                    "priority": j + 1})
-            })
-            .collect();
         let args: Vec<String> = [
             "node",
             "--config",
@@ -83,28 +77,22 @@ async fn three_validators_from_the_deployment_config_and_a_spec_of_their_keys() 
             format!("http://127.0.0.1:{rpc}"),
             "--sync-host".into(),
             "127.0.0.1".into(),
-            "--sync-port".into(),
-            sync.to_string(),
             "--advertise-sync-url".into(),
             format!("http://127.0.0.1:{sync}"),
             "--admin-port".into(),
             admin.to_string(),
             "--metrics-port".into(),
             metrics.to_string(),
-            "--node-id".into(),
-            format!("node-{}", i + 1),
-            "--priority".into(),
-            (i + 1).to_string(),
-            "--peers".into(),
-            serde_json::to_string(&peers).unwrap(),
         ])
+        .chain(member_args(i, &sync_ports, &rpc_ports, 3))
         .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         nodes.push(NodeProcess::start(aicoin(home, &args)).await);
     }
 
     // The first authority holds the genesis allocation: it pays through the third validator,
-    // which forwards to whoever leads, and every validator agrees on the balance to the wei.
+    // which shares the transfer with the others, and every validator agrees on the balance to
+    // the wei.
     // Once the cluster has formed (its first block), a transaction is acknowledged only when
     // another validator holds it too.
     reach(&nodes[2], 1).await;
@@ -116,14 +104,7 @@ async fn three_validators_from_the_deployment_config_and_a_spec_of_their_keys() 
         .expect("transfer accepted");
     let receipt = nodes[2].receipt(hash).await;
     assert_eq!(receipt["status"], "0x1");
-    let mined = u64::from_str_radix(
-        receipt["blockNumber"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x"),
-        16,
-    )
-    .unwrap();
+    let mined = quantity(&receipt["blockNumber"]);
     for node in &nodes {
         reach(node, mined).await;
         assert_eq!(node.balance(to, "latest").await, value);

@@ -83,6 +83,35 @@ pub(crate) fn validator_key(data_dir: &Path) -> PrivateKeySigner {
         .unwrap()
 }
 
+/// Validator `i`'s place among the first `members` of a cluster on 127.0.0.1 whose sync ports
+/// are `sync_ports` and RPC ports `rpc_ports` (0 where unknown): its sync port, node id,
+/// priority `i + 1`, and the other members as `--peers`.
+pub(crate) fn member_args(
+    i: usize,
+    sync_ports: &[u16],
+    rpc_ports: &[u16],
+    members: usize,
+) -> Vec<String> {
+    let peers: Vec<Value> = (0..members)
+        .filter(|j| *j != i)
+        .map(|j| {
+            serde_json::json!({"node_id": format!("node-{}", j + 1), "host": "127.0.0.1",
+                "sync_port": sync_ports[j], "rpc_port": rpc_ports[j], "role": "validator",
+                "priority": j + 1})
+        })
+        .collect();
+    vec![
+        "--sync-port".into(),
+        sync_ports[i].to_string(),
+        "--node-id".into(),
+        format!("node-{}", i + 1),
+        "--priority".into(),
+        (i + 1).to_string(),
+        "--peers".into(),
+        serde_json::to_string(&peers).unwrap(),
+    ]
+}
+
 /// A devnet of `validators` authorities (`aicoin devnet --prepare`), of which the first `members`
 /// form the initial cluster (each lists the others as `--peers`); validator `i` has priority
 /// `i + 1`. Returns the chain spec and every validator's slot.
@@ -111,17 +140,10 @@ fn prepare(home: &Path, validators: usize, members: usize) -> (PathBuf, Vec<Slot
     let ports: Vec<(u16, u16)> = (0..validators)
         .map(|_| (free_port(), free_port()))
         .collect();
+    let sync_ports: Vec<u16> = ports.iter().map(|p| p.0).collect();
     let slots = (0..validators)
         .map(|i| {
             let data_dir = dir.join(format!("node-{}", i + 1));
-            let peers: Vec<Value> = (0..members)
-                .filter(|j| *j != i)
-                .map(|j| {
-                    serde_json::json!({"node_id": format!("node-{}", j + 1), "host": "127.0.0.1",
-                        "sync_port": ports[j].0, "rpc_port": 0, "role": "validator",
-                        "priority": j + 1})
-                })
-                .collect();
             let args = [
                 "node",
                 "--chain",
@@ -138,18 +160,8 @@ fn prepare(home: &Path, validators: usize, members: usize) -> (PathBuf, Vec<Slot
             ]
             .iter()
             .map(|s| s.to_string())
-            .chain([
-                "--sync-port".into(),
-                ports[i].0.to_string(),
-                "--admin-port".into(),
-                ports[i].1.to_string(),
-                "--node-id".into(),
-                format!("node-{}", i + 1),
-                "--priority".into(),
-                (i + 1).to_string(),
-                "--peers".into(),
-                serde_json::to_string(&peers).unwrap(),
-            ])
+            .chain(["--admin-port".into(), ports[i].1.to_string()])
+            .chain(member_args(i, &sync_ports, &vec![0; validators], members))
             .collect();
             Slot {
                 address: validator_key(&data_dir).address(),
