@@ -55,6 +55,8 @@ pub struct NodeProcess {
     pub stdout: Vec<String>,
     /// Every line it has written to stderr so far (each also echoed to the test's stderr).
     stderr: Arc<Mutex<Vec<String>>>,
+    /// The thread collecting `stderr`; it ends at the process's end of output.
+    stderr_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::ops::Deref for NodeProcess {
@@ -138,7 +140,7 @@ impl NodeProcess {
         let stderr = child.stderr.take().unwrap();
         let stderr_lines = Arc::new(Mutex::new(Vec::new()));
         let collected = stderr_lines.clone();
-        std::thread::spawn(move || {
+        let stderr_reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 eprintln!("[node] {line}");
                 collected.lock().unwrap().push(line);
@@ -174,6 +176,7 @@ impl NodeProcess {
             rpc: Rpc::ready(url).await,
             stdout: lines,
             stderr: stderr_lines,
+            stderr_reader: Some(stderr_reader),
         }
     }
 
@@ -198,8 +201,10 @@ impl NodeProcess {
         let started = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                // The stderr reader ends with the process; give it the last lines.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Every line read: the reader ends at the exited process's end of output.
+                if let Some(reader) = self.stderr_reader.take() {
+                    reader.join().unwrap();
+                }
                 let text = self.stderr.lock().unwrap().join("\n");
                 return (status, text);
             }
