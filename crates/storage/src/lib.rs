@@ -132,11 +132,24 @@ impl Failure {
     }
 }
 
+/// The snapshot of the newest commit that readers share until the next commit replaces it.
+#[derive(Clone, Default)]
+pub(crate) struct Latest(std::sync::Arc<parking_lot::Mutex<Option<Reader>>>);
+
+impl Latest {
+    /// Forgets the shared snapshot: called after every commit, so the next reader sees it and
+    /// no snapshot outlives a block (a snapshot keeps the pages it reads from being reused).
+    pub(crate) fn forget(&self) {
+        self.0.lock().take();
+    }
+}
+
 /// The chain database. Cheap to clone; readers run concurrently with the one writer.
 #[derive(Clone)]
 pub struct Store {
     db: std::sync::Arc<Database>,
     failure: Failure,
+    latest: Latest,
 }
 
 impl std::fmt::Debug for Store {
@@ -159,6 +172,7 @@ impl Store {
         let store = Self {
             db: std::sync::Arc::new(db),
             failure: Failure::default(),
+            latest: Latest::default(),
         };
         let (genesis, state) = genesis_block(spec);
         let genesis_hash = genesis.hash_slow();
@@ -202,6 +216,7 @@ impl Store {
                     txn,
                     number: 0,
                     failure: store.failure.clone(),
+                    latest: store.latest.clone(),
                 };
                 let root = writer.apply_state(&state)?;
                 if root != genesis.state_root {
@@ -254,11 +269,17 @@ impl Store {
         Ok((Self::open(dir, &spec)?, spec))
     }
 
-    /// A consistent read snapshot.
+    /// A consistent read snapshot of the newest commit. Readers asked for between two commits
+    /// share one snapshot, opened by the first of them (the lock is held while it opens, so a
+    /// commit's invalidation cannot be lost to a snapshot opened before it).
     pub fn reader(&self) -> Result<Reader, StoreError> {
-        Ok(Reader {
-            txn: self.db.begin_read()?,
-        })
+        let mut latest = self.latest.0.lock();
+        if let Some(reader) = &*latest {
+            return Ok(reader.clone());
+        }
+        let reader = Reader::open(self.db.begin_read()?)?;
+        *latest = Some(reader.clone());
+        Ok(reader)
     }
 
     /// Why the database can no longer be written, once a write failed that way (see
@@ -289,6 +310,7 @@ impl Store {
             txn,
             number,
             failure: self.failure.clone(),
+            latest: self.latest.clone(),
         })
     }
 }

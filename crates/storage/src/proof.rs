@@ -34,8 +34,8 @@ pub struct StorageProof {
 impl Reader {
     /// Proofs of `address` and its `slots` in the head's state.
     pub fn proof(&self, address: Address, slots: &[B256]) -> Result<AccountProof, StoreError> {
-        let accounts = self.txn.open_table(ACCOUNTS)?;
-        let account_trie = self.txn.open_table(ACCOUNT_TRIE)?;
+        let accounts = self.txn().open_table(ACCOUNTS)?;
+        let account_trie = self.txn().open_table(ACCOUNT_TRIE)?;
         let hashed = keccak256(address);
         let account = accounts
             .get(hashed.0)?
@@ -59,8 +59,8 @@ impl Reader {
                 })
                 .collect(),
             Some(_) => {
-                let leaves = self.txn.open_table(STORAGE)?;
-                let branches = self.txn.open_table(STORAGE_TRIE)?;
+                let leaves = self.txn().open_table(STORAGE)?;
+                let branches = self.txn().open_table(STORAGE_TRIE)?;
                 let mut source = StorageTrie {
                     account: hashed.0,
                     leaves: &leaves,

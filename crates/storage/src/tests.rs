@@ -1,4 +1,4 @@
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
 use aicoin_primitives::{ChainSpec, Seal};
 use alloy_primitives::{Address, B256, U256};
@@ -435,4 +435,31 @@ fn blocks_keep_their_seal_beside_the_header() {
     let block = reader.sealed_block(1).unwrap().unwrap();
     assert_eq!(block.seal, Seal::ZERO);
     assert_eq!(block.header, reader.header(1).unwrap().unwrap());
+}
+
+/// Readers opened between two commits share one snapshot; each commit is seen by the next
+/// reader at once, from any clone of the store and any thread, while readers opened before it
+/// keep their view.
+#[test]
+fn the_next_reader_after_a_commit_sees_it_and_older_readers_keep_their_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), &spec()).unwrap();
+    let a = Address::repeat_byte(1);
+    let balance = |reader: &Reader| {
+        let head = reader.head_number().unwrap();
+        let account = reader.state_at(head).unwrap().account(&a).unwrap();
+        (head, account.map(|acc| acc.balance))
+    };
+    let before = store.reader().unwrap();
+    assert!(Arc::ptr_eq(&before.0, &store.reader().unwrap().0));
+    for n in 1..=3u64 {
+        let changes = StateChanges {
+            accounts: vec![transfer(a, n)],
+            code: vec![],
+        };
+        commit(&store.clone(), n, &changes);
+        let seen = std::thread::scope(|s| s.spawn(|| balance(&store.reader().unwrap())).join());
+        assert_eq!(seen.unwrap(), (n, Some(U256::from(n))));
+    }
+    assert_eq!(balance(&before), (0, None));
 }

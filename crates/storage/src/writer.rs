@@ -25,6 +25,7 @@ pub struct BlockWriter {
     pub(crate) txn: WriteTransaction,
     pub(crate) number: u64,
     pub(crate) failure: crate::Failure,
+    pub(crate) latest: crate::Latest,
 }
 
 impl BlockWriter {
@@ -184,8 +185,10 @@ impl BlockWriter {
 
     /// Makes the block durable and visible to readers.
     pub fn commit(self) -> Result<(), StoreError> {
-        let failure = self.failure;
-        self.txn.commit().map_err(|e| failure.note(e.into()))
+        let (failure, latest) = (self.failure, self.latest);
+        self.txn.commit().map_err(|e| failure.note(e.into()))?;
+        latest.forget();
+        Ok(())
     }
 }
 
