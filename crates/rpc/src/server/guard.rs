@@ -94,11 +94,8 @@ impl Shared {
         })
     }
 
-    fn method_label<'a>(&self, method: &'a str) -> &'a str {
-        match self.known.contains(method) {
-            true => method,
-            false => "unknown",
-        }
+    fn method_label(&self, method: &str) -> &'static str {
+        self.known.get(method).copied().unwrap_or("unknown")
     }
 }
 
@@ -123,10 +120,10 @@ where
     ) -> impl Future<Output = Self::MethodResponse> + Send + 'a {
         let (inner, shared) = (self.inner.clone(), self.shared.clone());
         async move {
-            let method = shared.method_label(request.method_name()).to_string();
+            let method = shared.method_label(request.method_name());
             if let Err(error) = shared.admit(&request) {
                 if let Some(m) = &shared.metrics {
-                    m.record(&method, Outcome::RateLimited, None);
+                    m.record(method, Outcome::RateLimited, None);
                 }
                 return MethodResponse::error(request.id, error);
             }
@@ -137,7 +134,7 @@ where
                     true => Outcome::Ok,
                     false => Outcome::Error,
                 };
-                m.record(&method, outcome, Some(started.elapsed().as_secs_f64()));
+                m.record(method, outcome, Some(started.elapsed().as_secs_f64()));
             }
             response
         }

@@ -34,13 +34,13 @@ impl EncodeLabelValue for Outcome {
 struct CallLabels {
     /// The method name when the server knows it, `unknown` otherwise (so arbitrary names sent
     /// by clients cannot grow the label set).
-    method: String,
+    method: &'static str,
     outcome: Outcome,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
-    method: String,
+    method: &'static str,
 }
 
 /// Handles to the RPC metrics; clones share them.
@@ -76,13 +76,9 @@ impl RpcMetrics {
         metrics
     }
 
-    pub(crate) fn record(&self, method: &str, outcome: Outcome, seconds: Option<f64>) {
-        let method = method.to_string();
+    pub(crate) fn record(&self, method: &'static str, outcome: Outcome, seconds: Option<f64>) {
         self.calls
-            .get_or_create(&CallLabels {
-                method: method.clone(),
-                outcome,
-            })
+            .get_or_create(&CallLabels { method, outcome })
             .inc();
         if let Some(seconds) = seconds {
             self.latency
