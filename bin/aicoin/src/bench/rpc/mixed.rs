@@ -1,18 +1,16 @@
-//! JSON-RPC read load: a mix of the reads dApps make most (block number, balances, nonces,
-//! blocks, receipts, `eth_call`, logs, code, gas estimates) from many concurrent clients, each on
-//! its own keep-alive connection. Reports errors, requests/s and latency percentiles, and the
-//! server's resident memory after a warm-up round and after each measured round, so growth
-//! shows. Works against any node whose dev accounts are funded (`aicoin node --dev`, anvil).
+//! The mixed read load: the reads dApps make most (block number, balances, nonces, blocks,
+//! receipts, `eth_call`, logs, code, gas estimates) in equal parts from many concurrent clients,
+//! each on its own keep-alive HTTP connection, one request at a time.
 
 use std::time::{Duration, Instant};
 
+use super::Round;
 use aicoin_primitives::{AIC, dev::dev_signers};
 use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U64, U256, hex};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue, sol};
-use clap::Args;
 use jsonrpsee::{
     core::{client::ClientT, params::ArrayParams},
     http_client::{HttpClient, HttpClientBuilder},
@@ -25,35 +23,15 @@ sol! {
     function balanceOf(address owner) returns (uint256);
 }
 
-#[derive(Debug, Args)]
-pub struct RpcLoadArgs {
-    /// Node to load; without it an in-process `--dev` node is started (its memory then includes
-    /// the load generator's).
-    #[arg(long)]
-    rpc_url: Option<String>,
-    /// Process id of the node, to report its resident memory (Linux /proc).
-    #[arg(long)]
-    pid: Option<u32>,
-    /// Requests per measured round.
-    #[arg(long, default_value_t = 100_000)]
-    requests: usize,
-    /// Concurrent clients, each with its own connection.
-    #[arg(long, default_value_t = 32)]
-    clients: usize,
-    /// Measured rounds after the warm-up round.
-    #[arg(long, default_value_t = 2)]
-    rounds: usize,
-}
-
 /// What the reads target: a token with holders and a transfer's receipt and logs.
-struct Fixture {
+pub(super) struct Fixture {
     token: Address,
     holders: Vec<Address>,
     receipt_hash: B256,
     from_block: u64,
 }
 
-fn sign(
+pub(super) fn sign(
     key: &PrivateKeySigner,
     chain_id: u64,
     nonce: u64,
@@ -76,7 +54,7 @@ fn sign(
         .into()
 }
 
-async fn receipt(client: &HttpClient, hash: B256) -> eyre::Result<Value> {
+pub(super) async fn receipt(client: &HttpClient, hash: B256) -> eyre::Result<Value> {
     let started = Instant::now();
     loop {
         let r: Value = client
@@ -94,7 +72,7 @@ async fn receipt(client: &HttpClient, hash: B256) -> eyre::Result<Value> {
 }
 
 /// Deploys a token and makes a few transfers, so calls, receipts and logs have something real.
-async fn fixture(client: &HttpClient) -> eyre::Result<Fixture> {
+pub(super) async fn fixture(client: &HttpClient) -> eyre::Result<Fixture> {
     let key = dev_signers()?.remove(0);
     let chain_id: U64 = client.request("eth_chainId", rpc_params![]).await?;
     let gas_price: U256 = client.request("eth_gasPrice", rpc_params![]).await?;
@@ -168,14 +146,8 @@ fn request(f: &Fixture, i: usize) -> (&'static str, ArrayParams) {
     }
 }
 
-struct Round {
-    elapsed: Duration,
-    latencies: Vec<Duration>,
-    errors: usize,
-    first_error: Option<String>,
-}
-
-async fn round(
+/// One round of `requests` mixed reads from `clients` connections.
+pub(super) async fn round(
     url: &str,
     f: &std::sync::Arc<Fixture>,
     requests: usize,
@@ -206,10 +178,8 @@ async fn round(
         });
     }
     let mut out = Round {
-        elapsed: Duration::ZERO,
         latencies: Vec::with_capacity(requests),
-        errors: 0,
-        first_error: None,
+        ..Round::default()
     };
     while let Some(done) = tasks.join_next().await {
         let (latencies, errors, first_error) = done?;
@@ -220,67 +190,4 @@ async fn round(
     out.elapsed = started.elapsed();
     out.latencies.sort_unstable();
     Ok(out)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
-}
-
-pub async fn run(args: RpcLoadArgs) -> eyre::Result<()> {
-    eyre::ensure!(
-        args.clients > 0 && args.requests >= args.clients,
-        "need at least one request per client"
-    );
-    let (url, node, _dir) = match args.rpc_url.clone() {
-        Some(url) => (url, None, None),
-        None => {
-            let dir = tempfile::tempdir()?;
-            let mut config = aicoin_node::NodeConfig::dev(dir.path().join("data"));
-            config.block_interval = Duration::from_millis(500);
-            let node = aicoin_node::spawn(config).await?;
-            (node.rpc_url(), Some(node), Some(dir))
-        }
-    };
-    let pid = args.pid.or(node.as_ref().map(|_| std::process::id()));
-    let client = HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(60))
-        .build(&url)?;
-    let f = std::sync::Arc::new(fixture(&client).await?);
-    println!(
-        "rpc load: {} mixed reads per round from {} clients against {url}",
-        args.requests, args.clients
-    );
-
-    // Warm-up: caches, connection pools and allocator arenas reach their working size.
-    let warm = round(&url, &f, args.requests, args.clients).await?;
-    let rss = |label: &str| {
-        if let Some(kib) = pid.and_then(|pid| super::proc_status_kib(pid, "VmRSS")) {
-            println!("  RSS {label}: {:.1} MiB", kib as f64 / 1024.0);
-        }
-    };
-    println!("  warm-up: {} errors", warm.errors);
-    rss("after warm-up");
-    let mut total_errors = warm.errors;
-    for r in 1..=args.rounds {
-        let result = round(&url, &f, args.requests, args.clients).await?;
-        total_errors += result.errors;
-        println!(
-            "  round {r}: {:>8.0} req/s  p50 {:.2} ms  p99 {:.2} ms  errors {}{}",
-            result.latencies.len() as f64 / result.elapsed.as_secs_f64(),
-            percentile(&result.latencies, 0.50),
-            percentile(&result.latencies, 0.99),
-            result.errors,
-            result
-                .first_error
-                .map(|e| format!(" (first: {e})"))
-                .unwrap_or_default(),
-        );
-        rss(&format!("after round {r}"));
-    }
-    if let Some(node) = node {
-        node.stop().await;
-    }
-    eyre::ensure!(total_errors == 0, "{total_errors} requests failed");
-    Ok(())
 }
