@@ -126,7 +126,49 @@ async fn thirty_two_clients_of_mixed_reads_get_no_errors() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(
-        stdout.contains("round 1:") && stdout.contains("errors 0"),
+        stdout.contains("aicoin round 1") && stdout.contains("errors 0"),
         "{stdout}"
     );
+}
+
+/// The pipelined WebSocket workloads against two nodes side by side, as against anvil: every
+/// balance read answered, every transfer accepted and mined (the run fails on any error answer
+/// and waits for each sender's nonce), and a ratio printed.
+#[tokio::test]
+async fn pipelined_balance_reads_and_transfers_against_a_node_and_a_peer_all_succeed() {
+    let tmp = tempdir();
+    let node = NodeProcess::dev(&tmp.path().join("a"), &[]).await;
+    let peer = NodeProcess::dev(&tmp.path().join("b"), &[]).await;
+    for (workload, requests) in [("balance", "5000"), ("submit", "600")] {
+        let output = aicoin(
+            tmp.path(),
+            &[
+                "bench",
+                "rpc",
+                "--workload",
+                workload,
+                "--rpc-url",
+                &node.url,
+                "--peer-url",
+                &peer.url,
+                "--requests",
+                requests,
+                "--senders",
+                "50",
+                "--rounds",
+                "1",
+            ],
+        )
+        .output()
+        .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{workload} run failed: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        for line in ["aicoin round 1", "peer   round 1", "aicoin/peer"] {
+            assert!(stdout.contains(line), "{workload}: no {line:?} in {stdout}");
+        }
+    }
 }
