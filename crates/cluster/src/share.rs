@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 use alloy_primitives::{Address, Bytes};
 use futures::{StreamExt, stream::FuturesUnordered};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot, watch};
 
 use crate::{Metrics, Shared, network::Caller};
 
@@ -24,6 +24,9 @@ pub const SHARE_TIMEOUT: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// Transactions waiting to be sent; a full queue makes submitters wait (backpressure).
 const QUEUE: usize = 16_384;
+/// Their bytes, waiting or on the wire, in KiB (each rounded up): with [`QUEUE`] this bounds
+/// what sharing holds whatever the transactions' sizes (16,384 of 128 KiB would be 2 GiB).
+const QUEUE_KIB: u32 = 32 << 10;
 /// A batch closes at this many transactions or bytes (the last may cross it by one transaction
 /// of at most 128 KiB: hex-encoded, a batch stays under the endpoint's 1 MiB).
 const MAX_BATCH: usize = 1024;
@@ -59,6 +62,8 @@ type Reply = Option<oneshot::Sender<Result<(), ShareError>>>;
 struct Job {
     raw: Bytes,
     reply: Reply,
+    /// Its share of [`QUEUE_KIB`], given back when the job is done with.
+    room: OwnedSemaphorePermit,
 }
 
 /// Hands transactions to the cluster's sharing task. Made before the cluster starts (the RPC
@@ -66,6 +71,7 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Sharer {
     jobs: mpsc::Sender<Job>,
+    room: Arc<Semaphore>,
 }
 
 /// The receiving end of a [`Sharer`], given to [`crate::start`].
@@ -80,19 +86,16 @@ impl std::fmt::Debug for Job {
 
 pub fn channel() -> (Sharer, ShareQueue) {
     let (jobs, queue) = mpsc::channel(QUEUE);
-    (Sharer { jobs }, ShareQueue(queue))
+    let room = Arc::new(Semaphore::new(QUEUE_KIB as usize));
+    (Sharer { jobs, room }, ShareQueue(queue))
 }
 
 impl Sharer {
     /// Returns once another validator holds `raw` (see the module docs for whose word counts).
     pub async fn share(&self, raw: Bytes) -> Result<(), ShareError> {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
-            raw,
-            reply: Some(reply),
-        };
         let waited = tokio::time::timeout(SHARE_TIMEOUT, async {
-            self.jobs.send(job).await.map_err(|_| ShareError::Stopped)?;
+            self.enqueue(raw, Some(reply)).await?;
             answer.await.map_err(|_| ShareError::Stopped)?
         });
         waited
@@ -103,7 +106,16 @@ impl Sharer {
     /// Sends `raw` to the other validators with nobody waiting on the outcome (a pool resent to
     /// a new leader); waits only for room in the queue.
     pub async fn offer(&self, raw: Bytes) {
-        let _ = self.jobs.send(Job { raw, reply: None }).await;
+        let _ = self.enqueue(raw, None).await;
+    }
+
+    /// Queues `raw` once there is room for its bytes and a place in the queue.
+    async fn enqueue(&self, raw: Bytes, reply: Reply) -> Result<(), ShareError> {
+        let kib = u32::try_from(raw.len().div_ceil(1024)).map_or(QUEUE_KIB, |k| k.min(QUEUE_KIB));
+        let room =
+            (self.room.clone().acquire_many_owned(kib).await).map_err(|_| ShareError::Stopped)?;
+        let job = Job { raw, reply, room };
+        self.jobs.send(job).await.map_err(|_| ShareError::Stopped)
     }
 }
 
@@ -178,7 +190,12 @@ pub(crate) async fn run(
 
 /// Sends one batch to every peer and answers each job as soon as its outcome is settled.
 async fn send(caller: &Caller, batch: Vec<Job>, to: Recipients) {
-    let (raws, replies): (Vec<Bytes>, Vec<_>) = batch.into_iter().map(|j| (j.raw, j.reply)).unzip();
+    let (mut raws, mut replies, mut _room) = (Vec::new(), Vec::new(), Vec::new());
+    for job in batch {
+        raws.push(job.raw);
+        replies.push(job.reply);
+        _room.push(job.room);
+    }
     let mut outcomes = Outcomes::new(replies, to.leader);
     // A cluster of one: nobody else to hold it, and nobody else whose crash could lose it.
     if to.alone {
@@ -328,6 +345,27 @@ mod tests {
 
     const LEADER: Address = Address::repeat_byte(1);
     const FOLLOWER: Address = Address::repeat_byte(2);
+
+    /// The queue holds at most [`QUEUE_KIB`] of transactions, far fewer than [`QUEUE`] when they
+    /// are large: the next waits until a queued one is done with.
+    #[tokio::test]
+    async fn large_transactions_wait_for_room_in_bytes_not_only_in_count() {
+        use futures::FutureExt;
+        let (sharer, mut queue) = channel();
+        let large = Bytes::from(vec![0u8; 128 << 10]);
+        let fit = (QUEUE_KIB / 128) as usize;
+        for _ in 0..fit {
+            sharer.offer(large.clone()).await;
+        }
+        assert!(fit < QUEUE);
+        assert_eq!(
+            sharer.offer(large.clone()).now_or_never(),
+            None,
+            "queued over the budget"
+        );
+        drop(queue.0.recv().await);
+        assert_eq!(sharer.offer(large.clone()).now_or_never(), Some(()));
+    }
 
     #[test]
     fn the_leaders_word_settles_while_it_answers() {
