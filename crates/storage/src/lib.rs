@@ -140,7 +140,9 @@ impl Latest {
     /// Forgets the shared snapshot: called after every commit, so the next reader sees it and
     /// no snapshot outlives a block (a snapshot keeps the pages it reads from being reused).
     pub(crate) fn forget(&self) {
-        self.0.lock().take();
+        let old = self.0.lock().take();
+        // Ending its read transaction takes redb's own lock: not while readers wait on ours.
+        drop(old);
     }
 }
 

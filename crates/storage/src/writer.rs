@@ -186,9 +186,10 @@ impl BlockWriter {
     /// Makes the block durable and visible to readers.
     pub fn commit(self) -> Result<(), StoreError> {
         let (failure, latest) = (self.failure, self.latest);
-        self.txn.commit().map_err(|e| failure.note(e.into()))?;
+        let committed = self.txn.commit();
+        // Even a failed commit may have published its header before the error (a failed flush).
         latest.forget();
-        Ok(())
+        committed.map_err(|e| failure.note(e.into()))
     }
 }
 

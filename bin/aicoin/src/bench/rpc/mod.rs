@@ -229,8 +229,8 @@ pub async fn run(args: RpcLoadArgs) -> eyre::Result<()> {
         "need at least one request per client and one in flight"
     );
     eyre::ensure!(
-        args.workload != Workload::Submit || args.requests() >= args.senders,
-        "a submit round needs at least one transfer per sender"
+        args.workload != Workload::Submit || (args.senders > 0 && args.requests() >= args.senders),
+        "a submit round needs senders, and at least one transfer per sender"
     );
     let (url, node, _dir) = match args.rpc_url.clone() {
         Some(url) => (url, None, None),

@@ -60,16 +60,26 @@ async fn drive(url: &str, frames: &[String], in_flight: usize) -> eyre::Result<R
     let (mut sent, mut answered) = (0, 0);
     let started = Instant::now();
     while answered < frames.len() {
-        while sent < frames.len() && sent - answered < in_flight {
-            sink.feed(Message::text(frames[sent].as_str())).await?;
-            sent_at[sent] = Some(Instant::now());
-            sent += 1;
-        }
-        sink.flush().await?;
+        let write = async {
+            while sent < frames.len() && sent - answered < in_flight {
+                sink.feed(Message::text(frames[sent].as_str())).await?;
+                sent_at[sent] = Some(Instant::now());
+                sent += 1;
+            }
+            sink.flush().await
+        };
+        // Written while nothing is read: a server that stops reading must not hang the bench.
+        tokio::time::timeout(Duration::from_secs(60), write)
+            .await
+            .map_err(|_| eyre::eyre!("could not write requests for 60 s"))??;
         // Take every answer already here before writing again.
         let mut next = tokio::time::timeout(Duration::from_secs(60), answers.next())
             .await
             .map_err(|_| eyre::eyre!("no answer within 60 s ({answered} of {sent} answered)"))?;
+        eyre::ensure!(
+            next.is_some(),
+            "the server closed the connection ({answered} of {sent} answered)"
+        );
         while let Some(message) = next {
             let text = match message? {
                 Message::Text(text) => text,
