@@ -22,11 +22,12 @@ use crate::{Metrics, Shared, network::Caller};
 pub const SHARE_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long one batch may take at one peer.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
-/// Transactions waiting to be sent; a full queue makes submitters wait (backpressure).
+/// Transactions waiting to be sent, per lane (clients' and offers'); a full lane makes its
+/// senders wait (backpressure).
 const QUEUE: usize = 16_384;
-/// Their bytes, waiting or on the wire, in KiB (each rounded up): with [`QUEUE`] this bounds
-/// what sharing holds whatever the transactions' sizes (16,384 of 128 KiB would be 2 GiB).
-const QUEUE_KIB: u32 = 32 << 10;
+/// Their bytes, waiting or on the wire, in KiB (each rounded up), per lane: with [`QUEUE`] this
+/// bounds what sharing holds whatever the transactions' sizes (16,384 of 128 KiB would be 2 GiB).
+const QUEUE_KIB: u32 = 16 << 10;
 /// A batch closes at this many transactions or bytes (the last may cross it by one transaction
 /// of at most 128 KiB: hex-encoded, a batch stays under the endpoint's 1 MiB).
 const MAX_BATCH: usize = 1024;
@@ -62,21 +63,44 @@ type Reply = Option<oneshot::Sender<Result<(), ShareError>>>;
 struct Job {
     raw: Bytes,
     reply: Reply,
-    /// Its share of [`QUEUE_KIB`], given back when the job is done with.
+    /// Its share of its lane's [`QUEUE_KIB`], given back when the job is done with.
     room: OwnedSemaphorePermit,
 }
 
 /// Hands transactions to the cluster's sharing task. Made before the cluster starts (the RPC
 /// server, which submits, starts first); jobs wait in the queue until it runs.
+///
+/// Clients' transactions and offers (a pool resent to a new leader, thousands at once just when
+/// clients resend what a failover cost them) queue in lanes of their own, and batches take from
+/// the clients' first: offers never keep a client waiting for room.
 #[derive(Debug, Clone)]
 pub struct Sharer {
+    clients: Lane,
+    offers: Lane,
+}
+
+#[derive(Debug, Clone)]
+struct Lane {
     jobs: mpsc::Sender<Job>,
     room: Arc<Semaphore>,
 }
 
 /// The receiving end of a [`Sharer`], given to [`crate::start`].
 #[derive(Debug)]
-pub struct ShareQueue(mpsc::Receiver<Job>);
+pub struct ShareQueue {
+    clients: mpsc::Receiver<Job>,
+    offers: mpsc::Receiver<Job>,
+}
+
+impl ShareQueue {
+    /// The next job already queued, clients' first.
+    fn try_next(&mut self) -> Option<Job> {
+        self.clients
+            .try_recv()
+            .or_else(|_| self.offers.try_recv())
+            .ok()
+    }
+}
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,9 +109,17 @@ impl std::fmt::Debug for Job {
 }
 
 pub fn channel() -> (Sharer, ShareQueue) {
-    let (jobs, queue) = mpsc::channel(QUEUE);
-    let room = Arc::new(Semaphore::new(QUEUE_KIB as usize));
-    (Sharer { jobs, room }, ShareQueue(queue))
+    let lane = || {
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let room = Arc::new(Semaphore::new(QUEUE_KIB as usize));
+        (Lane { jobs, room }, queue)
+    };
+    let ((clients, from_clients), (offers, from_offers)) = (lane(), lane());
+    let queue = ShareQueue {
+        clients: from_clients,
+        offers: from_offers,
+    };
+    (Sharer { clients, offers }, queue)
 }
 
 impl Sharer {
@@ -95,7 +127,7 @@ impl Sharer {
     pub async fn share(&self, raw: Bytes) -> Result<(), ShareError> {
         let (reply, answer) = oneshot::channel();
         let waited = tokio::time::timeout(SHARE_TIMEOUT, async {
-            self.enqueue(raw, Some(reply)).await?;
+            self.clients.enqueue(raw, Some(reply)).await?;
             answer.await.map_err(|_| ShareError::Stopped)?
         });
         waited
@@ -104,11 +136,13 @@ impl Sharer {
     }
 
     /// Sends `raw` to the other validators with nobody waiting on the outcome (a pool resent to
-    /// a new leader); waits only for room in the queue.
+    /// a new leader); waits only for room in the offers' lane.
     pub async fn offer(&self, raw: Bytes) {
-        let _ = self.enqueue(raw, None).await;
+        let _ = self.offers.enqueue(raw, None).await;
     }
+}
 
+impl Lane {
     /// Queues `raw` once there is room for its bytes and a place in the queue.
     async fn enqueue(&self, raw: Bytes, reply: Reply) -> Result<(), ShareError> {
         let kib = u32::try_from(raw.len().div_ceil(1024)).map_or(QUEUE_KIB, |k| k.min(QUEUE_KIB));
@@ -157,7 +191,12 @@ pub(crate) async fn run(
             return;
         };
         let first = tokio::select! {
-            job = queue.0.recv() => match job {
+            biased;
+            job = queue.clients.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            job = queue.offers.recv() => match job {
                 Some(job) => job,
                 None => return,
             },
@@ -173,7 +212,7 @@ pub(crate) async fn run(
                 batch.push(job);
             }
             if batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
-                next = queue.0.try_recv().ok();
+                next = queue.try_next();
             }
         }
         if batch.is_empty() {
@@ -363,8 +402,32 @@ mod tests {
             None,
             "queued over the budget"
         );
-        drop(queue.0.recv().await);
+        drop(queue.offers.recv().await);
         assert_eq!(sharer.offer(large.clone()).now_or_never(), Some(()));
+    }
+
+    /// A new leader offered a whole pool leaves clients' transactions room of their own, and
+    /// batches take clients' first.
+    #[tokio::test]
+    async fn offers_never_take_the_room_of_clients_transactions() {
+        use futures::FutureExt;
+        let (sharer, mut queue) = channel();
+        let small = Bytes::from_static(&[1; 100]);
+        for _ in 0..QUEUE {
+            sharer.offer(small.clone()).await;
+        }
+        let more = sharer.offer(small.clone()).now_or_never();
+        assert_eq!(more, None, "the offers' lane is full");
+        let client = Bytes::from_static(&[2; 100]);
+        // Unconstrained: after 16,384 sends tokio's cooperative budget would hold it back.
+        let queued =
+            tokio::task::unconstrained(sharer.clients.enqueue(client.clone(), None)).now_or_never();
+        assert!(
+            matches!(queued, Some(Ok(()))),
+            "a client waited behind offers"
+        );
+        assert_eq!(queue.try_next().map(|job| job.raw), Some(client));
+        assert_eq!(queue.try_next().map(|job| job.raw), Some(small));
     }
 
     #[test]
