@@ -11,7 +11,7 @@ use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U64, U256};
 use clap::Args;
-use jsonrpsee::{core::client::ClientT, http_client::HttpClientBuilder, rpc_params};
+use jsonrpsee::{core::client::ClientT, rpc_params};
 
 #[derive(Debug, Args)]
 pub struct IngestArgs {
@@ -44,9 +44,7 @@ pub async fn run(args: IngestArgs) -> eyre::Result<()> {
             (node.rpc_url(), Some(node), Some(dir))
         }
     };
-    let client = HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(60))
-        .build(&url)?;
+    let client = super::http_client(&url)?;
     let chain_id: U64 = client.request("eth_chainId", rpc_params![]).await?;
     let gas_price: U256 = client.request("eth_gasPrice", rpc_params![]).await?;
     let signers = dev_signers()?;
@@ -106,21 +104,8 @@ pub async fn run(args: IngestArgs) -> eyre::Result<()> {
     let submitted = started.elapsed();
 
     // Mined when every sender's latest nonce reached the end of its stream.
-    for (address, target, _) in &streams {
-        loop {
-            let nonce: U64 = client
-                .request("eth_getTransactionCount", rpc_params![address, "latest"])
-                .await?;
-            if nonce.to::<u64>() >= *target {
-                break;
-            }
-            eyre::ensure!(
-                started.elapsed() < Duration::from_secs(600),
-                "transactions not mined within 10 minutes"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    let ends = streams.iter().map(|(address, end, _)| (*address, *end));
+    super::wait_until_mined(&client, ends).await?;
     let mined = started.elapsed();
     println!(
         "  submit:          {:>8.0} tx/s ({total} in {:.2} s)",

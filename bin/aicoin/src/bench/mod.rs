@@ -18,9 +18,15 @@ mod pipeline;
 mod rpc;
 mod sync;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use alloy_primitives::{Address, U64};
 use clap::{Args, Subcommand};
+use jsonrpsee::{
+    core::client::ClientT,
+    http_client::{HttpClient, HttpClientBuilder},
+    rpc_params,
+};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -71,6 +77,38 @@ pub async fn run(args: BenchArgs) -> eyre::Result<()> {
         BenchCommand::Gateway(a) => gateway::run(a).await,
         BenchCommand::Pipeline(a) => tokio::task::spawn_blocking(move || pipeline::run(a)).await?,
     }
+}
+
+/// A JSON-RPC client for a node under load: a generous timeout, since a loaded node is slow.
+fn http_client(url: &str) -> eyre::Result<HttpClient> {
+    Ok(HttpClientBuilder::default()
+        .request_timeout(Duration::from_secs(60))
+        .build(url)?)
+}
+
+/// Waits until each account's mined nonce reaches its target, asking about one account at a
+/// time (so the waiting does not load the node it measures); at most 10 minutes.
+async fn wait_until_mined(
+    client: &HttpClient,
+    targets: impl IntoIterator<Item = (Address, u64)>,
+) -> eyre::Result<()> {
+    let started = Instant::now();
+    for (account, target) in targets {
+        loop {
+            let nonce: U64 = client
+                .request("eth_getTransactionCount", rpc_params![account, "latest"])
+                .await?;
+            if nonce.to::<u64>() >= target {
+                break;
+            }
+            eyre::ensure!(
+                started.elapsed() < Duration::from_secs(600),
+                "transactions not mined within 10 minutes"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Ok(())
 }
 
 /// Median of `values` (upper median for even counts).

@@ -97,16 +97,28 @@ async fn blocks_keep_their_interval_under_heavy_read_load() {
     }
 }
 
+/// Runs `aicoin bench rpc ARGS` to the end and returns what it printed; the run fails on any
+/// error answer.
+fn bench_rpc(home: &std::path::Path, args: &[&str]) -> String {
+    let output = aicoin(home, &[&["bench", "rpc"], args].concat())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "bench rpc {args:?} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
 #[tokio::test]
 async fn thirty_two_clients_of_mixed_reads_get_no_errors() {
     let tmp = tempdir();
     let node = NodeProcess::dev(&data_dir(&tmp), &[]).await;
-    let home = tmp.path();
-    let output = aicoin(
-        home,
+    let stdout = bench_rpc(
+        tmp.path(),
         &[
-            "bench",
-            "rpc",
             "--rpc-url",
             &node.url,
             "--requests",
@@ -116,14 +128,6 @@ async fn thirty_two_clients_of_mixed_reads_get_no_errors() {
             "--rounds",
             "1",
         ],
-    )
-    .output()
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "load run failed: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
     );
     assert!(
         stdout.contains("aicoin round 1") && stdout.contains("errors 0"),
@@ -140,11 +144,9 @@ async fn pipelined_balance_reads_and_transfers_against_a_node_and_a_peer_all_suc
     let node = NodeProcess::dev(&tmp.path().join("a"), &[]).await;
     let peer = NodeProcess::dev(&tmp.path().join("b"), &[]).await;
     for (workload, requests) in [("balance", "5000"), ("submit", "600")] {
-        let output = aicoin(
+        let stdout = bench_rpc(
             tmp.path(),
             &[
-                "bench",
-                "rpc",
                 "--workload",
                 workload,
                 "--rpc-url",
@@ -158,14 +160,6 @@ async fn pipelined_balance_reads_and_transfers_against_a_node_and_a_peer_all_suc
                 "--rounds",
                 "1",
             ],
-        )
-        .output()
-        .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{workload} run failed: {stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
         );
         for line in ["aicoin round 1", "peer   round 1", "aicoin/peer"] {
             assert!(stdout.contains(line), "{workload}: no {line:?} in {stdout}");

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::Round;
+use crate::bench::http_client;
 use aicoin_primitives::{AIC, dev::dev_signers};
 use alloy_consensus::TxLegacy;
 use alloy_eips::eip2718::Encodable2718;
@@ -13,7 +14,7 @@ use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue, sol};
 use jsonrpsee::{
     core::{client::ClientT, params::ArrayParams},
-    http_client::{HttpClient, HttpClientBuilder},
+    http_client::HttpClient,
     rpc_params,
 };
 use serde_json::{Value, json};
@@ -31,7 +32,7 @@ pub(super) struct Fixture {
     from_block: u64,
 }
 
-pub(super) fn sign(
+fn sign(
     key: &PrivateKeySigner,
     chain_id: u64,
     nonce: u64,
@@ -54,7 +55,7 @@ pub(super) fn sign(
         .into()
 }
 
-pub(super) async fn receipt(client: &HttpClient, hash: B256) -> eyre::Result<Value> {
+async fn receipt(client: &HttpClient, hash: B256) -> eyre::Result<Value> {
     let started = Instant::now();
     loop {
         let r: Value = client
@@ -156,9 +157,7 @@ pub(super) async fn round(
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for c in 0..clients {
-        let client = HttpClientBuilder::default()
-            .request_timeout(Duration::from_secs(60))
-            .build(url)?;
+        let client = http_client(url)?;
         let f = f.clone();
         let share = requests / clients + usize::from(c < requests % clients);
         tasks.spawn(async move {
@@ -183,11 +182,8 @@ pub(super) async fn round(
     };
     while let Some(done) = tasks.join_next().await {
         let (latencies, errors, first_error) = done?;
-        out.latencies.extend(latencies);
-        out.errors += errors;
-        out.first_error = out.first_error.or(first_error);
+        out.absorb(latencies, errors, first_error);
     }
-    out.elapsed = started.elapsed();
-    out.latencies.sort_unstable();
+    out.finish(started.elapsed());
     Ok(out)
 }

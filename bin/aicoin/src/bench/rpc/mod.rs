@@ -18,7 +18,6 @@ mod pipelined;
 use std::{sync::Arc, time::Duration};
 
 use clap::{Args, ValueEnum};
-use jsonrpsee::http_client::HttpClientBuilder;
 
 #[derive(Debug, Args)]
 pub struct RpcLoadArgs {
@@ -78,8 +77,27 @@ pub(super) struct Round {
 }
 
 impl Round {
+    /// Adds one connection's answers.
+    fn absorb(&mut self, latencies: Vec<Duration>, errors: usize, first_error: Option<String>) {
+        self.latencies.extend(latencies);
+        self.errors += errors;
+        self.first_error = self.first_error.take().or(first_error);
+    }
+
+    /// Closes the round after `elapsed`, its latencies sorted for the percentiles.
+    fn finish(&mut self, elapsed: Duration) {
+        self.elapsed = elapsed;
+        self.latencies.sort_unstable();
+    }
+
     fn rate(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// `submit`: transactions per second from the first request until all were mined.
+    fn mined_rate(&self) -> Option<f64> {
+        let mined = self.mined_after?;
+        Some(self.latencies.len() as f64 / mined.as_secs_f64())
     }
 
     /// Server CPU per answered request, in microseconds.
@@ -121,9 +139,7 @@ impl Target {
     ) -> eyre::Result<Self> {
         let state = match args.workload {
             Workload::Mixed => {
-                let client = HttpClientBuilder::default()
-                    .request_timeout(Duration::from_secs(60))
-                    .build(&url)?;
+                let client = super::http_client(&url)?;
                 TargetState::Mixed(Arc::new(mixed::fixture(&client).await?))
             }
             Workload::Balance => {
@@ -174,8 +190,7 @@ impl Target {
 
     fn report(&self, label: &str, round: &Round) {
         let mut line = format!("  {:<6} {label:<8} {:>9.0} req/s", self.name, round.rate());
-        if let Some(mined) = round.mined_after {
-            let rate = round.latencies.len() as f64 / mined.as_secs_f64();
+        if let (Some(rate), Some(mined)) = (round.mined_rate(), round.mined_after) {
             line += &format!("  mined {rate:>7.0} tx/s ({:.2} s)", mined.as_secs_f64());
         }
         if let Some(us) = round.cpu_per_request_us() {
@@ -272,11 +287,7 @@ pub async fn run(args: RpcLoadArgs) -> eyre::Result<()> {
             if label != "warm-up" {
                 target.rates.push(round.rate());
                 target.cpu_per_request.extend(round.cpu_per_request_us());
-                if let Some(mined) = round.mined_after {
-                    target
-                        .mined_rates
-                        .push(round.latencies.len() as f64 / mined.as_secs_f64());
-                }
+                target.mined_rates.extend(round.mined_rate());
             }
         }
     }

@@ -11,15 +11,12 @@ use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, U64, U256, hex, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use futures::{FutureExt, SinkExt, StreamExt, stream};
-use jsonrpsee::{
-    core::client::ClientT,
-    http_client::{HttpClient, HttpClientBuilder},
-    rpc_params,
-};
+use jsonrpsee::{core::client::ClientT, http_client::HttpClient, rpc_params};
 use serde::{Deserialize, de::IgnoredAny};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::Round;
+use crate::bench::{http_client, wait_until_mined};
 
 /// The WebSocket URL of a node given by its HTTP URL (both are served on one port by AICoin,
 /// anvil, geth and reth).
@@ -135,12 +132,9 @@ pub(super) async fn drive_all(
     .await?;
     let mut out = Round::default();
     for r in rounds {
-        out.latencies.extend(r.latencies);
-        out.errors += r.errors;
-        out.first_error = out.first_error.or(r.first_error);
+        out.absorb(r.latencies, r.errors, r.first_error);
     }
-    out.elapsed = started.elapsed();
-    out.latencies.sort_unstable();
+    out.finish(started.elapsed());
     Ok(out)
 }
 
@@ -164,12 +158,6 @@ pub(super) struct Senders {
     next_nonce: Vec<u64>,
 }
 
-fn http(url: &str) -> eyre::Result<HttpClient> {
-    Ok(HttpClientBuilder::default()
-        .request_timeout(Duration::from_secs(60))
-        .build(url)?)
-}
-
 async fn nonces(client: &HttpClient, accounts: &[Address], block: &str) -> eyre::Result<Vec<u64>> {
     stream::iter(accounts)
         .map(|a| async move {
@@ -185,32 +173,10 @@ async fn nonces(client: &HttpClient, accounts: &[Address], block: &str) -> eyre:
         .collect()
 }
 
-/// Waits until every account's mined nonce reached its target, asking about one account at a
-/// time (so the waiting does not load the node it measures).
-async fn mined(client: &HttpClient, accounts: &[Address], targets: &[u64]) -> eyre::Result<()> {
-    let started = Instant::now();
-    for (account, target) in accounts.iter().zip(targets) {
-        loop {
-            let n: U64 = client
-                .request("eth_getTransactionCount", rpc_params![account, "latest"])
-                .await?;
-            if n.to::<u64>() >= *target {
-                break;
-            }
-            eyre::ensure!(
-                started.elapsed() < Duration::from_secs(300),
-                "transactions not mined within 5 minutes"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    Ok(())
-}
-
 impl Senders {
     /// Derives `count` sender keys and funds each from the dev accounts (1 AIC or ether each).
     pub(super) async fn fund(url: &str, count: usize, in_flight: usize) -> eyre::Result<Self> {
-        let client = http(url)?;
+        let client = http_client(url)?;
         let chain_id: U64 = client.request("eth_chainId", rpc_params![]).await?;
         let gas_price: U256 = client.request("eth_gasPrice", rpc_params![]).await?;
         // Twice the quoted price, so a base fee that rises under load still admits them.
@@ -247,7 +213,7 @@ impl Senders {
             "funding the senders failed: {}",
             sent.first_error.unwrap_or_default()
         );
-        mined(&client, &dev_addresses, &dev_nonces).await?;
+        wait_until_mined(&client, dev_addresses.iter().copied().zip(dev_nonces)).await?;
         let addresses: Vec<Address> = keys.iter().map(|k| k.address()).collect();
         let next_nonce = nonces(&client, &addresses, "pending").await?;
         Ok(Self {
@@ -291,13 +257,20 @@ impl Senders {
     /// Waits until everything `round` sent is mined, and notes when (from its first request).
     pub(super) async fn wait_mined(&mut self, url: &str, round: &mut Round) -> eyre::Result<()> {
         let waiting = Instant::now();
-        let client = http(url)?;
+        let client = http_client(url)?;
         let addresses: Vec<Address> = self.keys.iter().map(|k| k.address()).collect();
         if round.errors > 0 {
             // Refused transfers leave gaps: go on from what the node holds.
             self.next_nonce = nonces(&client, &addresses, "pending").await?;
         }
-        mined(&client, &addresses, &self.next_nonce).await?;
+        wait_until_mined(
+            &client,
+            addresses
+                .iter()
+                .copied()
+                .zip(self.next_nonce.iter().copied()),
+        )
+        .await?;
         round.mined_after = Some(round.elapsed + waiting.elapsed());
         Ok(())
     }
