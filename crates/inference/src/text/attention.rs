@@ -5,156 +5,232 @@
 //! times per layer. Measured on SmolLM2 (2 threads, 16-token prompt, 256 tokens): those copies
 //! were 5% of all samples, a tenth of a decode step's time, and growing with the context.
 //!
-//! [`DecodeAttention`] computes the same thing without a copy: for each query head the same
+//! [`decode_attention`] computes the same thing without a copy: for each query head the same
 //! gemm calls candle makes per batch element (`q · Kᵀ`, then `weights · V`, one row each, on
 //! the same strides, which gemm runs single-threaded at any setting) on its KV head's rows in
 //! the cache, with candle's own scaling and softmax arithmetic in between. Every output is
 //! bit for bit what the repeated-KV path gives, so no answer changes (a unit test checks it).
-//! Query heads run in parallel on candle's pool.
+//! A decode step's sequences attend in one pass of candle's pool over every (sequence, query
+//! head) pair, each to its own cache.
 
 use std::sync::Mutex;
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Shape, bail, cpu::kernels::VecOps};
+use candle_core::{CpuStorage, Layout, Storage, StorageRef, Tensor, bail, cpu::kernels::VecOps};
 
-/// Attention of one new token per sequence over `kv_len` cached positions:
-/// `q` `[1, heads, 1, head_dim]` (contiguous), `k` and `v` `[1, kv_heads, kv_len, head_dim]`
-/// (views of the cache: each head's rows contiguous, heads any distance apart).
-/// The output is `[1, heads, 1, head_dim]`.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct DecodeAttention;
-
-/// The strides of a `[1, heads, len, head_dim]` operand, checked: where head 0 starts and how
-/// far apart heads are.
-fn heads_of(layout: &Layout, what: &str) -> candle_core::Result<(usize, usize, usize, usize)> {
-    let (one, heads, len, dim) = layout.shape().dims4()?;
-    let stride = layout.stride();
-    if one != 1 || stride[3] != 1 || (len > 1 && stride[2] != dim) {
-        bail!(
-            "decode attention: {what} {:?} is not rows of a cache",
-            layout.shape()
-        )
-    }
-    Ok((layout.start_offset(), stride[1], heads, len))
+/// One sequence's cached K or V as the kernel reads it: the storage, where head 0 starts,
+/// how far apart heads are, and the positions it holds.
+struct CacheRows<'a> {
+    data: &'a [f32],
+    start: usize,
+    head_stride: usize,
+    len: usize,
 }
 
-impl CustomOp3 for DecodeAttention {
-    fn name(&self) -> &'static str {
-        "decode-attention"
-    }
-
-    fn cpu_fwd(
-        &self,
-        q: &CpuStorage,
-        q_layout: &Layout,
-        k: &CpuStorage,
-        k_layout: &Layout,
-        v: &CpuStorage,
-        v_layout: &Layout,
-    ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (CpuStorage::F32(q), CpuStorage::F32(k), CpuStorage::F32(v)) = (q, k, v) else {
-            bail!("decode attention: q, k and v must be f32")
+impl<'a> CacheRows<'a> {
+    /// The rows of a `[1, kv_heads, len, dim]` view of a cache (each head's rows contiguous,
+    /// heads any distance apart), checked to hold what the kernel reads.
+    fn new(
+        (storage, layout): &'a (StorageRef<'a>, &'a Layout),
+        (kv_heads, dim): (usize, usize),
+        what: &str,
+    ) -> candle_core::Result<Self> {
+        let Storage::Cpu(CpuStorage::F32(data)) = &**storage else {
+            bail!("decode attention: {what} must be f32 on the cpu")
         };
-        let dim = q_layout.shape().dims4()?.3;
-        let (q_at, q_head, heads, one) = heads_of(q_layout, "q")?;
-        let (k_at, k_head, kv_heads, kv_len) = heads_of(k_layout, "k")?;
-        let (v_at, v_head, v_heads, v_len) = heads_of(v_layout, "v")?;
+        let (one, heads, len, d) = layout.shape().dims4()?;
+        let stride = layout.stride();
         if one != 1
-            || q_head != dim
-            || (kv_heads, kv_len) != (v_heads, v_len)
-            || kv_heads == 0
-            || heads % kv_heads != 0
-            || k_layout.shape().dims()[3] != dim
-            || v_layout.shape().dims()[3] != dim
+            || heads != kv_heads
+            || d != dim
+            || stride[3] != 1
+            || (len > 1 && stride[2] != dim)
         {
             bail!(
-                "decode attention: q {:?} against k {:?} and v {:?}",
-                q_layout.shape(),
-                k_layout.shape(),
-                v_layout.shape()
+                "decode attention: {what} {:?} is not {kv_heads} heads of {dim}-value rows of a cache",
+                layout.shape()
             )
         }
-        let last = |at: usize, head: usize| at + (kv_heads - 1) * head + kv_len * dim;
-        if q.len() < q_at + heads * dim
-            || k.len() < last(k_at, k_head)
-            || v.len() < last(v_at, v_head)
-        {
-            bail!("decode attention: an operand is shorter than its layout")
+        let (start, head_stride) = (layout.start_offset(), stride[1]);
+        if data.len() < start + (kv_heads - 1) * head_stride + len * dim {
+            bail!("decode attention: {what} is shorter than its layout")
         }
-        let group = heads / kv_heads;
-        // candle's `scores / sqrt(head_dim)`: an affine map by the f64 reciprocal, as f32.
-        let scale = (1.0 / (dim as f64).sqrt()) as f32;
-        let mut out = vec![0f32; heads * dim];
-        let rows: Vec<Mutex<&mut [f32]>> = out.chunks_mut(dim).map(Mutex::new).collect();
-        let head = |h: usize| {
-            let kvh = h / group;
-            let mut weights = vec![0f32; kv_len];
-            // SAFETY: each operand's extent was checked above: q's row h, and kv_len rows of
-            // `dim` from each KV head's start in k and v; `weights` holds kv_len values.
-            unsafe {
-                gemm::gemm(
-                    1,
-                    kv_len,
-                    dim,
-                    weights.as_mut_ptr(),
-                    1,
-                    kv_len as isize,
-                    false,
-                    q[q_at + h * dim..].as_ptr(),
-                    1,
-                    dim as isize,
-                    k[k_at + kvh * k_head..].as_ptr(),
-                    dim as isize,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
-            // candle_nn's `softmax_last_dim`, after the affine map's `v * mul + add`.
-            weights.iter_mut().for_each(|w| *w = *w * scale + 0.0);
-            let mut max = f32::NEG_INFINITY;
-            // SAFETY: kv_len values.
-            unsafe { f32::vec_reduce_max(weights.as_ptr(), &mut max, kv_len) };
-            weights.iter_mut().for_each(|w| *w = (*w - max).exp());
-            let mut sum = 0f32;
-            // SAFETY: kv_len values.
-            unsafe { f32::vec_reduce_sum(weights.as_ptr(), &mut sum, kv_len) };
-            weights.iter_mut().for_each(|w| *w /= sum);
-            let mut row = rows[h]
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            // SAFETY: as above; the output row holds `dim` values.
-            unsafe {
-                gemm::gemm(
-                    1,
-                    dim,
-                    kv_len,
-                    row.as_mut_ptr(),
-                    1,
-                    dim as isize,
-                    false,
-                    weights.as_ptr(),
-                    1,
-                    kv_len as isize,
-                    v[v_at + kvh * v_head..].as_ptr(),
-                    1,
-                    dim as isize,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
-                )
-            };
-        };
-        candle_core::utils::barrier_pool().execute_chunked(heads, |range| range.for_each(head));
-        drop(rows);
-        Ok((CpuStorage::F32(out), Shape::from((1, heads, 1, dim))))
+        Ok(Self {
+            data,
+            start,
+            head_stride,
+            len,
+        })
     }
+
+    /// The rows of KV head `h`.
+    fn head(&self, h: usize) -> *const f32 {
+        self.data[self.start + h * self.head_stride..].as_ptr()
+    }
+}
+
+/// Grouped-query attention as candle's models compute it, for a prefill (and a decode step
+/// off the CPU): each KV head repeated for its group of query heads, `q · Kᵀ / √d`, `mask`
+/// added, softmax, `· V`. `q` is `[b, heads, seq, head_dim]`, `k` and `v` `[b, kv_heads, len,
+/// head_dim]`, `mask` `[seq, len]`; the output is `[b, heads, seq, head_dim]`.
+///
+/// Multiplying a KV head with its group of query heads as rows of one matrix (no copy) was
+/// tried: exact on the tiny model, but its other rounding, through the next layer's
+/// re-quantized activations, changed SmolLM2's greedy answer at the 7th token, and answers
+/// must not change.
+pub(super) fn repeated_kv_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+) -> candle_core::Result<Tensor> {
+    let (b, heads, _, dim) = q.dims4()?;
+    let (_, kv_heads, len, _) = k.dims4()?;
+    if kv_heads == 0 || heads % kv_heads != 0 {
+        bail!("attention: {heads} query heads cannot share {kv_heads} KV heads")
+    }
+    let repeat =
+        |t: &Tensor| Tensor::cat(&vec![t; heads / kv_heads], 2)?.reshape((b, heads, len, dim));
+    let scores = (q.matmul(&repeat(k)?.t()?)? / (dim as f64).sqrt())?;
+    let scores = match mask {
+        Some(mask) => scores.broadcast_add(mask)?,
+        None => scores,
+    };
+    candle_nn::ops::softmax_last_dim(&scores)?.matmul(&repeat(v)?.contiguous()?)
+}
+
+/// Attention of one new token for each of a batch of sequences over its own cache: `q`
+/// `[n, heads, 1, head_dim]`, and `caches[i]` sequence i's K and V, `[1, kv_heads, len_i,
+/// head_dim]` views of its cache. The output is `[n, heads, 1, head_dim]`. Off the CPU each
+/// sequence takes [`repeated_kv_attention`].
+pub(super) fn decode_attention(
+    q: &Tensor,
+    caches: &[(Tensor, Tensor)],
+) -> candle_core::Result<Tensor> {
+    if !q.device().is_cpu() {
+        let each = caches
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| repeated_kv_attention(&q.narrow(0, i, 1)?, k, v, None))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        return Tensor::cat(&each, 0);
+    }
+    let (n, heads, one, dim) = q.dims4()?;
+    let Some((k0, _)) = caches.first() else {
+        bail!("decode attention: no sequence to attend")
+    };
+    let kv_heads = k0.dim(1)?;
+    if n != caches.len() || one != 1 || kv_heads == 0 || heads % kv_heads != 0 {
+        bail!(
+            "decode attention: q {:?} against {} caches of {kv_heads} heads",
+            q.shape(),
+            caches.len()
+        )
+    }
+    let q = q.contiguous()?;
+    let (q_storage, q_layout) = q.storage_and_layout();
+    let Storage::Cpu(CpuStorage::F32(q_data)) = &*q_storage else {
+        bail!("decode attention: q must be f32 on the cpu")
+    };
+    let q_data = &q_data[q_layout.start_offset()..];
+    if q_data.len() < n * heads * dim {
+        bail!("decode attention: q is shorter than its layout")
+    }
+    let guards: Vec<_> = caches
+        .iter()
+        .map(|(k, v)| (k.storage_and_layout(), v.storage_and_layout()))
+        .collect();
+    let sequences = guards
+        .iter()
+        .map(|(k, v)| {
+            let k = CacheRows::new(k, (kv_heads, dim), "k")?;
+            let v = CacheRows::new(v, (kv_heads, dim), "v")?;
+            if k.len != v.len || k.len == 0 {
+                bail!(
+                    "decode attention: k holds {} positions and v {}",
+                    k.len,
+                    v.len
+                )
+            }
+            Ok((k, v))
+        })
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let group = heads / kv_heads;
+    // candle's `scores / sqrt(head_dim)`: an affine map by the f64 reciprocal, as f32.
+    let scale = (1.0 / (dim as f64).sqrt()) as f32;
+    let mut out = vec![0f32; n * heads * dim];
+    let rows: Vec<Mutex<&mut [f32]>> = out.chunks_mut(dim).map(Mutex::new).collect();
+    let attend = |item: usize| {
+        let (k, v) = &sequences[item / heads];
+        let (kv_len, kvh) = (k.len, item % heads / group);
+        let mut weights = vec![0f32; kv_len];
+        // SAFETY: q holds row `item` of `dim` values, and each cache kv_len rows of `dim` from
+        // each KV head's start (checked above); `weights` holds kv_len values.
+        unsafe {
+            gemm::gemm(
+                1,
+                kv_len,
+                dim,
+                weights.as_mut_ptr(),
+                1,
+                kv_len as isize,
+                false,
+                q_data[item * dim..].as_ptr(),
+                1,
+                dim as isize,
+                k.head(kvh),
+                dim as isize,
+                1,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+        // candle_nn's `softmax_last_dim`, after the affine map's `v * mul + add`.
+        weights.iter_mut().for_each(|w| *w = *w * scale + 0.0);
+        let mut max = f32::NEG_INFINITY;
+        // SAFETY: kv_len values.
+        unsafe { f32::vec_reduce_max(weights.as_ptr(), &mut max, kv_len) };
+        weights.iter_mut().for_each(|w| *w = (*w - max).exp());
+        let mut sum = 0f32;
+        // SAFETY: kv_len values.
+        unsafe { f32::vec_reduce_sum(weights.as_ptr(), &mut sum, kv_len) };
+        weights.iter_mut().for_each(|w| *w /= sum);
+        let mut row = rows[item]
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        // SAFETY: as above; the output row holds `dim` values.
+        unsafe {
+            gemm::gemm(
+                1,
+                dim,
+                kv_len,
+                row.as_mut_ptr(),
+                1,
+                dim as isize,
+                false,
+                weights.as_ptr(),
+                1,
+                kv_len as isize,
+                v.head(kvh),
+                1,
+                dim as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            )
+        };
+    };
+    candle_core::utils::barrier_pool().execute_chunked(n * heads, |range| range.for_each(attend));
+    drop(rows);
+    drop(sequences);
+    drop(guards);
+    Tensor::from_vec(out, (n, heads, 1, dim), q.device())
 }
 
 #[cfg(test)]
@@ -162,21 +238,6 @@ mod tests {
     use candle_core::{Device, Tensor};
 
     use super::*;
-
-    /// candle's path, as our forward runs it before a prefill: K/V repeated for each query
-    /// head's group, `q · Kᵀ / √d`, softmax, `· V`.
-    fn repeated(q: &Tensor, k: &Tensor, v: &Tensor, group: usize) -> Tensor {
-        let (b, kv_heads, len, dim) = k.dims4().unwrap();
-        let repeat = |t: &Tensor| {
-            Tensor::cat(&vec![t; group], 2)
-                .unwrap()
-                .reshape((b, kv_heads * group, len, dim))
-                .unwrap()
-        };
-        let scores = (q.matmul(&repeat(k).t().unwrap()).unwrap() / (dim as f64).sqrt()).unwrap();
-        let weights = candle_nn::ops::softmax_last_dim(&scores).unwrap();
-        weights.matmul(&repeat(v).contiguous().unwrap()).unwrap()
-    }
 
     #[test]
     fn it_gives_the_repeated_kv_paths_floats_reading_the_cache_in_place() {
@@ -193,8 +254,8 @@ mod tests {
                     .unwrap()
             };
             let (k, v) = (cache(2.0), cache(1.0));
-            let ours = q.apply_op3_no_bwd(&k, &v, &DecodeAttention).unwrap();
-            let theirs = repeated(&q, &k, &v, heads / kv_heads);
+            let ours = decode_attention(&q, &[(k.clone(), v.clone())]).unwrap();
+            let theirs = repeated_kv_attention(&q, &k, &v, None).unwrap();
             assert_eq!(
                 ours.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
                 theirs.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
@@ -204,13 +265,62 @@ mod tests {
     }
 
     #[test]
+    fn each_sequence_of_a_batch_gets_what_it_gets_alone() {
+        let device = Device::Cpu;
+        let (heads, kv_heads, dim) = (9, 3, 64);
+        let caches: Vec<(Tensor, Tensor)> = [1, 17, 300, 5]
+            .into_iter()
+            .map(|len| {
+                let cache = || {
+                    Tensor::randn(0f32, 1.0, (1, kv_heads, len + 7, dim), &device)
+                        .unwrap()
+                        .narrow(2, 0, len)
+                        .unwrap()
+                };
+                (cache(), cache())
+            })
+            .collect();
+        let q = Tensor::randn(0f32, 1.0, (caches.len(), heads, 1, dim), &device).unwrap();
+        let batch = decode_attention(&q, &caches).unwrap();
+        for (i, kv) in caches.iter().enumerate() {
+            let alone = decode_attention(&q.narrow(0, i, 1).unwrap(), std::slice::from_ref(kv));
+            assert_eq!(
+                batch
+                    .get(i)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+                alone
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+                "sequence {i}"
+            );
+        }
+    }
+
+    #[test]
     fn shapes_it_cannot_attend_are_errors() {
         let device = Device::Cpu;
-        let q = Tensor::zeros((1, 9, 1, 64), candle_core::DType::F32, &device).unwrap();
-        let k = Tensor::zeros((1, 2, 5, 64), candle_core::DType::F32, &device).unwrap();
+        let zeros = |shape: (usize, usize, usize, usize)| {
+            Tensor::zeros(shape, candle_core::DType::F32, &device).unwrap()
+        };
+        let q = zeros((1, 9, 1, 64));
         // 9 query heads cannot share 2 KV heads.
-        assert!(q.apply_op3_no_bwd(&k, &k, &DecodeAttention).is_err());
-        let k = Tensor::zeros((1, 3, 5, 32), candle_core::DType::F32, &device).unwrap();
-        assert!(q.apply_op3_no_bwd(&k, &k, &DecodeAttention).is_err());
+        let k = zeros((1, 2, 5, 64));
+        assert!(decode_attention(&q, &[(k.clone(), k)]).is_err());
+        // Rows of another width, and K and V of different lengths.
+        let k = zeros((1, 3, 5, 32));
+        assert!(decode_attention(&q, &[(k.clone(), k)]).is_err());
+        let (k, v) = (zeros((1, 3, 5, 64)), zeros((1, 3, 4, 64)));
+        assert!(decode_attention(&q, &[(k, v)]).is_err());
+        // One cache for two queries, and none at all.
+        let k = zeros((1, 3, 5, 64));
+        assert!(decode_attention(&zeros((2, 9, 1, 64)), &[(k.clone(), k)]).is_err());
+        assert!(decode_attention(&q, &[]).is_err());
     }
 }

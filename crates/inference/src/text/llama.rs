@@ -11,7 +11,7 @@
 //! - a sequence's KV cache ([`Cache`], candle-nn's `KvCache`) is written in place, allocated in
 //!   blocks of [`KV_BLOCK`] positions (the whole context up front would hold 377 MB per
 //!   sequence for SmolLM2's 8,192 tokens), and a decode step attends to it in place, each
-//!   query head to its KV head's rows ([`DecodeAttention`]), with no repeated K/V;
+//!   query head to its KV head's rows ([`decode_attention`]), with no repeated K/V;
 //! - [`Llama::score`] returns the logits of every position of a sequence in one prefill, the
 //!   teacher-forced pass a proof-of-compute audit needs;
 //! - [`Llama::run_layers_batch`] runs one decode step of many sequences in one pass, each row
@@ -24,7 +24,7 @@ use candle_core::{D, DType, Device, Tensor, quantized::gguf_file};
 use candle_nn::kv_cache::KvCache;
 
 use super::{
-    attention::DecodeAttention,
+    attention::{decode_attention, repeated_kv_attention},
     gguf::{metadata_string, open},
     matmul::{Embeddings, Matmul, Projections},
 };
@@ -341,6 +341,23 @@ impl Llama {
         }
     }
 
+    /// Whether a sequence's rows come out the same in a decode batch as alone
+    /// ([`Llama::run_layers_batch`]): true where every matmul is ([`Matmul::batch_invariant`]),
+    /// as in every quantized model; false for f32 or f16 weights.
+    pub fn batch_invariant(&self) -> bool {
+        let layers = self.layers.iter().all(|layer| {
+            layer.qkv.batch_invariant()
+                && layer.out.batch_invariant()
+                && layer.gate_up.batch_invariant()
+                && layer.down.batch_invariant()
+        });
+        layers
+            && self
+                .head
+                .as_ref()
+                .is_none_or(|(_, head)| head.batch_invariant())
+    }
+
     /// Hidden states `[1, seq, hidden]` of `tokens` (`[1, seq]`); the first shard's step.
     pub fn embed(&self, tokens: &Tensor) -> Result<Tensor> {
         let embedding = self
@@ -381,9 +398,9 @@ impl Llama {
     /// One decode step of several sequences in one pass: row i of `hidden` (`[n, 1, hidden]`)
     /// is the next token of the sequence whose cache is `caches[i]`, at position
     /// `caches[i].len()`. The rows share every matmul, so each weight is read once for all of
-    /// them, and attend each to its own cache; each row comes out bit for bit as that
-    /// sequence's own [`Llama::run_layers`] gives it (a quantized matmul computes each row's
-    /// dot products the same way at any row count).
+    /// them, and attend each to its own cache; where the model is
+    /// [`Llama::batch_invariant`], each row comes out bit for bit as that sequence's own
+    /// [`Llama::run_layers`] gives it.
     pub fn run_layers_batch(&self, hidden: &Tensor, caches: &mut [&mut Cache]) -> Result<Tensor> {
         let (rows, seq, _) = hidden.dims3()?;
         if rows != caches.len() || seq != 1 {
@@ -398,23 +415,26 @@ impl Llama {
                 "sequence {empty} of the batch has no prompt in its cache"
             )));
         }
+        // Each row's rotation at its own position, gathered once for every layer.
+        let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
+        let positions = Tensor::new(positions.as_slice(), hidden.device())?;
+        let gather = |table: &Tensor| -> Result<Tensor> {
+            Ok(table.index_select(&positions, 0)?.unsqueeze(1)?)
+        };
+        let (cos, sin) = (gather(&self.cos)?, gather(&self.sin)?);
+        let c = &self.config;
         let mut x = hidden.clone();
         for (l, layer) in self.layers.iter().enumerate() {
             x = self.layer(layer, &x, |q, k, v| {
-                let one = |(i, cache): (usize, &mut &mut Cache)| {
-                    let row = |t: &Tensor| t.narrow(0, i, 1);
-                    let pos = cache.len;
-                    let qkv = [&row(q)?, &row(k)?, &row(v)?];
-                    self.attention(layer, qkv, pos, None, &mut cache.layers[l])
-                };
-                // Running the sequences' attention in parallel was measured: no faster on 2
-                // cores (58-60 ms per step of 8 either way).
-                let attended = caches
+                let [q, k, v] = self.heads(layer, [q, k, v], (&cos, &sin))?;
+                let kv = caches
                     .iter_mut()
                     .enumerate()
-                    .map(one)
+                    .map(|(i, cache)| {
+                        Ok(cache.layers[l].append(&k.narrow(0, i, 1)?, &v.narrow(0, i, 1)?)?)
+                    })
                     .collect::<Result<Vec<_>>>()?;
-                Ok(Tensor::cat(&attended, 0)?)
+                Ok(decode_attention(&q, &kv)?.reshape((rows, 1, c.heads * c.head_dim))?)
             })?;
         }
         for cache in caches.iter_mut() {
@@ -502,6 +522,31 @@ impl Llama {
     ) -> Result<Tensor> {
         let c = &self.config;
         let (b, seq, _) = q.dims3()?;
+        let rotation = (
+            &self.cos.narrow(0, pos, seq)?,
+            &self.sin.narrow(0, pos, seq)?,
+        );
+        let [q, k, v] = self.heads(layer, [q, k, v], rotation)?;
+        let (k, v) = kv.append(&k, &v)?;
+        let y = match seq {
+            // One new token: read K and V in place (the same floats).
+            1 => decode_attention(&q, &[(k, v)])?,
+            _ => repeated_kv_attention(&q, &k, &v, mask)?.transpose(1, 2)?,
+        };
+        Ok(y.reshape((b, seq, c.heads * c.head_dim))?)
+    }
+
+    /// Q, K and V projections (`[b, seq, _]`) as heads (`[b, heads, seq, head_dim]`), with
+    /// Qwen3's per-head norms, and Q and K rotated by `cos` and `sin`: `[seq, head_dim / 2]`
+    /// for positions shared by every row, or `[b, seq, head_dim / 2]`, each row's own.
+    fn heads(
+        &self,
+        layer: &Layer,
+        [q, k, v]: [&Tensor; 3],
+        (cos, sin): (&Tensor, &Tensor),
+    ) -> Result<[Tensor; 3]> {
+        let c = &self.config;
+        let (b, seq, _) = q.dims3()?;
         let split = |t: &Tensor, heads: usize| -> Result<Tensor> {
             Ok(t.reshape((b, seq, heads, c.head_dim))?
                 .transpose(1, 2)?
@@ -511,43 +556,13 @@ impl Llama {
         if let Some((q_norm, k_norm)) = &layer.qk_norm {
             (q, k) = (q_norm.forward(&q)?, k_norm.forward(&k)?);
         }
-        let (q, k) = (self.rope(&q, pos)?, self.rope(&k, pos)?);
-        let v = split(v, c.kv_heads)?;
-        let (k, v) = kv.append(&k, &v)?;
-        if seq == 1 && b == 1 && q.device().is_cpu() {
-            // One new token: read K and V in place ([`DecodeAttention`], the same floats).
-            let y = q.apply_op3_no_bwd(&k, &v, &DecodeAttention)?;
-            return Ok(y.reshape((b, seq, c.heads * c.head_dim))?);
-        }
-        // Grouped-query attention with each KV head repeated for its query heads, as candle's
-        // models do. Multiplying a KV head with its group of query heads as rows of one matrix
-        // (no copy) was tried: exact on the tiny model, but its other rounding, through the
-        // next layer's re-quantized activations, changed SmolLM2's greedy answer at the 7th
-        // token, and answers must not change.
-        let group = c.heads / c.kv_heads;
-        let (_, _, kv_len, _) = k.dims4()?;
-        let k = Tensor::cat(&vec![&k; group], 2)?.reshape((b, c.heads, kv_len, c.head_dim))?;
-        let v = Tensor::cat(&vec![&v; group], 2)?.reshape((b, c.heads, kv_len, c.head_dim))?;
-        let scores = (q.matmul(&k.t()?)? / (c.head_dim as f64).sqrt())?;
-        let scores = match mask {
-            Some(mask) => scores.broadcast_add(mask)?,
-            None => scores,
+        let rope = |x: &Tensor| -> Result<Tensor> {
+            Ok(match c.rope_neox {
+                true => candle_nn::rotary_emb::rope(x, cos, sin)?,
+                false => candle_nn::rotary_emb::rope_i(x, cos, sin)?,
+            })
         };
-        let weights = candle_nn::ops::softmax_last_dim(&scores)?;
-        let y = weights
-            .matmul(&v.contiguous()?)?
-            .transpose(1, 2)?
-            .reshape((b, seq, c.heads * c.head_dim))?;
-        Ok(y)
-    }
-
-    fn rope(&self, x: &Tensor, pos: usize) -> Result<Tensor> {
-        let seq = x.dim(2)?;
-        let (cos, sin) = (self.cos.narrow(0, pos, seq)?, self.sin.narrow(0, pos, seq)?);
-        Ok(match self.config.rope_neox {
-            true => candle_nn::rotary_emb::rope(x, &cos, &sin)?,
-            false => candle_nn::rotary_emb::rope_i(x, &cos, &sin)?,
-        })
+        Ok([rope(&q)?, rope(&k)?, split(v, c.kv_heads)?])
     }
 
     /// `[seq, pos + seq]`: 0 where query i may see key j (j ≤ pos + i), −∞ elsewhere.
@@ -761,7 +776,22 @@ mod tests {
     #[test]
     fn a_batched_decode_step_gives_every_sequence_its_own_logits_bit_for_bit() {
         let (_dir, path) = tiny();
-        let model = load(&path, 0..2);
+        batched_decoding_changes_nothing(&load(&path, 0..2));
+        // The Qwen family: halves rotated, Q/K/V biases (qwen2), per-head Q/K norms (qwen3).
+        // Quantized weights: candle's f32 matmul (gemm) blocks its sums by the row count, so
+        // an f32 model's rows are not the same floats in another batch, and it says so.
+        for arch in ["qwen2", "qwen3"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("qwen.gguf");
+            crate::testing::write_tiny_qwen(&path, 11, arch, GgmlDType::Q8_0).unwrap();
+            batched_decoding_changes_nothing(&load(&path, 0..2));
+            crate::testing::write_tiny_qwen(&path, 11, arch, GgmlDType::F32).unwrap();
+            assert!(!load(&path, 0..2).batch_invariant(), "{arch} in f32");
+        }
+    }
+
+    fn batched_decoding_changes_nothing(model: &Llama) {
+        assert!(model.batch_invariant());
         // Eight sequences of different lengths, so each attends over its own cache.
         let prompts: Vec<Vec<u32>> = (0..8u32)
             .map(|i| {
@@ -775,7 +805,7 @@ mod tests {
         let steps = 5;
         let alone: Vec<_> = prompts
             .iter()
-            .map(|p| greedy_alone(&model, p, steps))
+            .map(|p| greedy_alone(model, p, steps))
             .collect();
         let mut caches: Vec<Cache> = prompts.iter().map(|_| model.new_cache()).collect();
         let mut next: Vec<u32> = prompts

@@ -167,9 +167,10 @@ impl TextModel {
         }
     }
 
-    /// Whether [`TextModel::decode_batch`] runs several sequences in one pass.
+    /// Whether [`TextModel::decode_batch`] runs several sequences in one pass: on our own
+    /// forward, where that changes no sequence's logits ([`llama::Llama::batch_invariant`]).
     pub fn batches_decoding(&self) -> bool {
-        matches!(self.weights, Weights::Gguf(gguf::GgufModel::Llama(..)))
+        matches!(&self.weights, Weights::Gguf(gguf::GgufModel::Llama(model, _)) if model.batch_invariant())
     }
 
     /// One decode step of several sequences in one forward pass, where the model runs on our
@@ -184,6 +185,9 @@ impl TextModel {
         let Weights::Gguf(gguf::GgufModel::Llama(model, _)) = &self.weights else {
             return None;
         };
+        if !model.batch_invariant() {
+            return None;
+        }
         let mut caches = states
             .iter_mut()
             .map(|state| match &mut state.0 {
