@@ -5,8 +5,12 @@
 //! per activation row. This kernel keeps candle's arithmetic and changes only how it is
 //! scheduled:
 //! - the activations are quantized to Q8_1 by candle itself;
-//! - each block's integer dot product runs in AVX2 (integer sums are exact in any order);
-//! - the per-block float steps run eight weight rows at once, one per SIMD lane, in candle's
+//! - each block's integer dot product runs in AVX2 for eight weight rows at once (integer sums
+//!   are exact in any order): the rows' nibbles are repacked so that one 32-byte vector holds
+//!   four consecutive weights of each of the eight rows, and each multiply takes four
+//!   activations broadcast to every row, so the eight rows' sums come out one per lane with no
+//!   horizontal adds;
+//! - the per-block float steps run the eight rows at once, one per SIMD lane, in candle's
 //!   order and without fused multiply-adds, so each output is the same float as candle's;
 //! - one pass over a weight row serves every activation row, so a batch of sequences reads the
 //!   weights once.
@@ -26,9 +30,16 @@ use super::matmul::{SharedOut, matmul_cpu_fwd};
 const BLOCK: usize = 32;
 /// Weight rows interleaved in one group: one per lane of an AVX2 f32 vector.
 const ROWS: usize = 8;
-/// Bytes of one block of a group: its rows' 16 bytes of nibbles each, then their scales `d`,
-/// then their minimums `m` (f16 each).
+/// Bytes of one block of a group: its rows' nibbles (16 bytes a row) as four runs of 32 bytes,
+/// run `k` holding bytes `4k..4k + 4` of row 0, then of row 1, and so on (see [`nibble_at`]);
+/// then the rows' scales `d`, then their minimums `m` (f16 each).
 const GROUP_BLOCK: usize = ROWS * 16 + ROWS * 2 + ROWS * 2;
+
+/// Where byte `j` of row `r`'s 16 bytes of nibbles lies in a group block. A byte holds
+/// weight `j` in its low nibble and weight `j + 16` in its high one, as in GGUF.
+const fn nibble_at(r: usize, j: usize) -> usize {
+    j / 4 * ROWS * 4 + r * 4 + j % 4
+}
 /// Bytes of one GGUF Q4_1 block: `d`, `m`, 16 bytes of nibbles.
 const Q4_1_BYTES: usize = 20;
 /// Bytes of one Q8_1 block: `d`, `s` (the scaled sum of its values), 32 signed bytes.
@@ -59,7 +70,9 @@ impl Q4_1Matrix {
             for (b, out) in group.chunks_exact_mut(GROUP_BLOCK).enumerate() {
                 for r in 0..ROWS {
                     let block = &data[((g * ROWS + r) * blocks + b) * Q4_1_BYTES..][..Q4_1_BYTES];
-                    out[r * 16..][..16].copy_from_slice(&block[4..]);
+                    for (j, &byte) in block[4..].iter().enumerate() {
+                        out[nibble_at(r, j)] = byte;
+                    }
                     out[ROWS * 16 + r * 2..][..2].copy_from_slice(&block[0..2]);
                     out[ROWS * 18 + r * 2..][..2].copy_from_slice(&block[2..4]);
                 }
@@ -196,11 +209,10 @@ fn scalar_dot_group(
             let a = (first + t) * acts.blocks + b;
             let y = &acts.values[a];
             for (r, sum) in sums.iter_mut().enumerate() {
-                let qs = &block[r * 16..][..16];
                 let mut sumi = 0i32;
                 for j in 0..16 {
-                    sumi += (qs[j] & 0x0F) as i32 * y[j] as i32
-                        + (qs[j] >> 4) as i32 * y[j + 16] as i32;
+                    let q = block[nibble_at(r, j)];
+                    sumi += (q & 0x0F) as i32 * y[j] as i32 + (q >> 4) as i32 * y[j + 16] as i32;
                 }
                 *sum += sumi as f32 * f16(ROWS * 16 + r * 2) * acts.d[a]
                     + f16(ROWS * 18 + r * 2) * acts.s[a];
@@ -220,42 +232,6 @@ mod avx2 {
 
     use super::{Activations, GROUP_BLOCK, ROWS, TILE};
 
-    /// One row's 32 weights of a block as bytes: the 16 low nibbles, then the 16 high ones,
-    /// the order the Q8_1 values they multiply come in.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    unsafe fn unpack(qs: *const u8) -> __m256i {
-        let nibbles = _mm_set1_epi8(0x0F);
-        let packed = unsafe { _mm_loadu_si128(qs.cast()) };
-        let low = _mm_and_si128(packed, nibbles);
-        let high = _mm_and_si128(_mm_srli_epi16(packed, 4), nibbles);
-        _mm256_set_m128i(high, low)
-    }
-
-    /// One row's dot product with `y`, as eight partial sums.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    fn dot(q: __m256i, y: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(q, y), _mm256_set1_epi16(1))
-    }
-
-    /// Each of eight rows' dot product with `y`, lane r holding row r's.
-    #[inline]
-    #[target_feature(enable = "avx2,f16c")]
-    fn row_sums(w: &[__m256i; ROWS], y: __m256i) -> __m256i {
-        let s01 = _mm256_hadd_epi32(dot(w[0], y), dot(w[1], y));
-        let s23 = _mm256_hadd_epi32(dot(w[2], y), dot(w[3], y));
-        let s45 = _mm256_hadd_epi32(dot(w[4], y), dot(w[5], y));
-        let s67 = _mm256_hadd_epi32(dot(w[6], y), dot(w[7], y));
-        // Rows 0-3 then 4-7, as two halves' partial sums.
-        let s0123 = _mm256_hadd_epi32(s01, s23);
-        let s4567 = _mm256_hadd_epi32(s45, s67);
-        _mm256_add_epi32(
-            _mm256_permute2x128_si256(s0123, s4567, 0x20),
-            _mm256_permute2x128_si256(s0123, s4567, 0x31),
-        )
-    }
-
     /// [`super::scalar_dot_group`] eight lanes at a time.
     #[target_feature(enable = "avx2,f16c")]
     pub(super) fn dot_group(
@@ -264,22 +240,40 @@ mod avx2 {
         first: usize,
         tile: usize,
     ) -> [[f32; ROWS]; TILE] {
+        let (nibbles, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
         let mut acc = [_mm256_setzero_ps(); TILE];
         for (b, block) in weights.chunks_exact(GROUP_BLOCK).enumerate() {
             let p = block.as_ptr();
-            // SAFETY: a group block holds 8 × 16 bytes of nibbles, then 8 f16 `d`, 8 f16 `m`.
-            let (w, d, m) = unsafe {
+            // SAFETY: a group block holds 4 runs of 32 bytes of nibbles, then 8 f16 `d`, then
+            // 8 f16 `m`.
+            let (runs, d, m): ([__m256i; 4], _, _) = unsafe {
                 (
-                    std::array::from_fn(|r| unpack(p.add(r * 16))),
+                    std::array::from_fn(|k| _mm256_loadu_si256(p.add(k * 32).cast())),
                     _mm256_cvtph_ps(_mm_loadu_si128(p.add(ROWS * 16).cast())),
                     _mm256_cvtph_ps(_mm_loadu_si128(p.add(ROWS * 18).cast())),
                 )
             };
+            // w[i]: weights 4i..4i + 4 of each row (the low nibbles of run i for i < 4, the
+            // high nibbles of run i - 4 after), the ones activations 4i..4i + 4 multiply.
+            let w: [__m256i; 8] = std::array::from_fn(|i| match i {
+                0..4 => _mm256_and_si256(runs[i], nibbles),
+                _ => _mm256_and_si256(_mm256_srli_epi16(runs[i - 4], 4), nibbles),
+            });
             for (t, acc) in acc[..tile].iter_mut().enumerate() {
                 let a = (first + t) * acts.blocks + b;
-                // SAFETY: a block's 32 values.
-                let y = unsafe { _mm256_loadu_si256(acts.values[a].as_ptr().cast()) };
-                let sumi = _mm256_cvtepi32_ps(row_sums(&w, y));
+                let y = acts.values[a].as_ptr();
+                // SAFETY: i < 8, so the four bytes at 4i lie within the block's 32 values.
+                let four = |i: usize| unsafe {
+                    _mm256_set1_epi32(y.add(4 * i).cast::<i32>().read_unaligned())
+                };
+                // Each i16 lane sums 2 products per step, each at most 15 × 127 in size: after
+                // eight steps at most 30,480, so no lane saturates.
+                let mut pairs = _mm256_maddubs_epi16(w[0], four(0));
+                for (i, w) in w.iter().enumerate().skip(1) {
+                    pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*w, four(i)));
+                }
+                // Lanes 2r and 2r + 1 are row r's.
+                let sumi = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
                 // candle's order: sumi · d_x · d_y + m_x · s_y, added to the running sum.
                 let scaled = _mm256_mul_ps(_mm256_mul_ps(sumi, d), _mm256_set1_ps(acts.d[a]));
                 let offset = _mm256_mul_ps(m, _mm256_set1_ps(acts.s[a]));
@@ -342,6 +336,28 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&got), bits(&expected), "{rows}x{cols}, {m} rows");
             }
+        }
+    }
+
+    #[test]
+    fn the_largest_sums_a_block_can_have_are_exact() {
+        // Every weight but each block's first at nibble 15, every activation at ±127.
+        let (rows, cols) = (16, 128);
+        let w: Vec<f32> = (0..rows * cols)
+            .map(|i| if i % BLOCK == 0 { 0.0 } else { 1.0 })
+            .collect();
+        let w = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+        let q = QTensor::quantize(&w, GgmlDType::Q4_1).unwrap();
+        let ours = Q4_1Matrix::new(&q).unwrap().unwrap();
+        let candle = QMatMul::from_qtensor(q).unwrap();
+        for sign in [1f32, -1.0] {
+            let x = Tensor::full(sign, (3, cols), &Device::Cpu).unwrap();
+            let expected = candle.forward(&x).unwrap().flatten_all().unwrap();
+            let got = ours.forward(&x).unwrap().flatten_all().unwrap();
+            assert_eq!(
+                got.to_vec1::<f32>().unwrap(),
+                expected.to_vec1::<f32>().unwrap()
+            );
         }
     }
 
