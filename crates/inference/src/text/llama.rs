@@ -27,6 +27,7 @@ use super::{
     attention::{decode_attention, repeated_kv_attention},
     gguf::{metadata_string, open},
     matmul::{Embeddings, Matmul, Projections},
+    swiglu::swiglu,
 };
 use crate::{InferenceError, Result};
 
@@ -462,9 +463,7 @@ impl Llama {
         let x = (x + layer.out.forward(&attended)?)?;
         let h = layer.ffn_norm.forward(&x)?;
         let gate_up = layer.gate_up.forward(&h)?;
-        let mlp = layer
-            .down
-            .forward(&(candle_nn::ops::silu(&gate_up[0])? * &gate_up[1])?)?;
+        let mlp = layer.down.forward(&swiglu(&gate_up[0], &gate_up[1])?)?;
         Ok((x + mlp)?)
     }
 

@@ -14,6 +14,7 @@ mod prompter;
 mod q4_1;
 mod q8_0;
 mod split;
+mod swiglu;
 
 pub use prompter::Prompter;
 pub use split::{LayerSession, RemoteLayers};
