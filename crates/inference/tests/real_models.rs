@@ -211,6 +211,8 @@ fn smollm2_greedy_ids_are_the_same_alone_and_in_a_batch_of_8() {
     ];
     for weights in [WeightFormat::AsShipped, WeightFormat::FastKernels] {
         let model = smollm2(weights);
+        // Every matmul is one of our kernels, so the steps below run as one batch.
+        assert!(model.batches_decoding(), "{weights:?}");
         let alone: Vec<Vec<u32>> = prompts
             .iter()
             .map(|p| {

@@ -416,6 +416,12 @@ impl Llama {
                 "sequence {empty} of the batch has no prompt in its cache"
             )));
         }
+        let context = self.config.context_length;
+        if let Some(full) = caches.iter().position(|c| c.len >= context) {
+            return Err(InferenceError::InvalidRequest(format!(
+                "sequence {full} of the batch has filled the model's context of {context}"
+            )));
+        }
         // Each row's rotation at its own position, gathered once for every layer.
         let positions: Vec<u32> = caches.iter().map(|c| c.len as u32).collect();
         let positions = Tensor::new(positions.as_slice(), hidden.device())?;

@@ -31,13 +31,14 @@ impl Matmul {
     }
 
     /// Whether each output row is the same floats at any row count, so that a sequence's
-    /// logits do not depend on the batch it runs in: our kernels and candle's quantized
-    /// matmul take each row's dot products alone; candle's matmul of f32 or f16 weights (gemm)
-    /// blocks its sums by the row count.
+    /// logits do not depend on the batch it runs in. Our kernels take each row's dot products
+    /// alone. candle picks its kernel by row count: gemm blocks f32 and f16 sums by it, on x86
+    /// Q6_K runs another kernel above one row (and Q4_K another on AMX from 32), on aarch64 and
+    /// CUDA every format switches between a one-row and a tiled kernel.
     pub(super) fn batch_invariant(&self) -> bool {
         match self {
             Self::Q4_1(_) | Self::Q8_0(_) => true,
-            Self::Candle(matrix) => matches!(matrix, QMatMul::QTensor(_)),
+            Self::Candle(_) => false,
         }
     }
 
@@ -183,9 +184,10 @@ impl SharedOut {
 /// `madvise(MADV_DONTNEED)` and fresh pages, so every matmul's output faulted its pages in
 /// again: 8 streams of SmolLM2 took 344k page faults in 128 steps, 70% of them in our two
 /// kernels' writes, and a tenth of the inference threads' time in the kernel. A `memset` of
-/// warm memory costs a few microseconds.
+/// warm memory costs a few microseconds. (`black_box` keeps the compiler from folding the
+/// allocation and its zeroing back into one zeroed allocation, as LLVM can.)
 pub(super) fn zeroed_by_writing(len: usize) -> Vec<f32> {
-    let mut values = Vec::with_capacity(len);
+    let mut values = std::hint::black_box(Vec::with_capacity(len));
     values.resize(len, 0.0);
     values
 }

@@ -167,19 +167,20 @@ impl Activations {
 }
 
 /// A block's values `x · id` rounded half away from zero (`f32::round`) as i8 (`as i8`: NaN is
-/// 0), and their sum. `|x · id|` is at most 127 (`id` is 127 over the block's largest
-/// magnitude), so no value saturates.
+/// 0, beyond the range the nearest end), and their sum. `id` is 127 over the block's largest
+/// magnitude, so where it is finite no value is beyond ±127 and the vector loop runs; it is
+/// infinite for a block of values all below about 1e-36, which the scalar loop takes.
 fn round_block(block: &[f32], id: f32) -> ([i8; BLOCK], i32) {
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    // SAFETY: the target feature it needs is enabled at compile time.
-    return unsafe { avx2::round_block(block, id) };
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
-    return scalar_round_block(block, id);
+    if id.is_finite() {
+        // SAFETY: the target feature it needs is enabled at compile time.
+        return unsafe { avx2::round_block(block, id) };
+    }
+    scalar_round_block(block, id)
 }
 
 /// [`round_block`] one value at a time. (The compiler does not vectorize it: a saturating
 /// float-to-int cast is a branchy sequence per value; this loop was 3% of 8 streams' samples.)
-#[cfg_attr(all(target_arch = "x86_64", target_feature = "avx2"), allow(dead_code))]
 fn scalar_round_block(block: &[f32], id: f32) -> ([i8; BLOCK], i32) {
     let values: [i8; BLOCK] = std::array::from_fn(|j| (block[j] * id).round() as i8);
     (values, values.iter().map(|&q| q as i32).sum())
@@ -247,9 +248,10 @@ mod avx2 {
 
     use super::{Activations, BLOCK, GROUP_BLOCK, ROWS, TILE};
 
-    /// [`super::scalar_round_block`] eight values at a time: `f32::round` as the compiler
-    /// lowers it (`trunc(v + copysign(0.49999997, v))`, exact for every |v| below 2²³), then
-    /// NaN lanes zeroed, as `as i8` makes them.
+    /// [`super::scalar_round_block`] eight values at a time, for a finite `id` (so every
+    /// value is within ±127 or NaN): `f32::round` as the compiler lowers it
+    /// (`trunc(v + copysign(0.49999997, v))`, exact for every |v| below 2²³), then NaN lanes
+    /// zeroed, as `as i8` makes them.
     #[target_feature(enable = "avx2")]
     pub(super) fn round_block(block: &[f32], id: f32) -> ([i8; BLOCK], i32) {
         let (ids, just_below_half, sign) = (
@@ -418,11 +420,20 @@ mod tests {
             .unwrap()
             .to_vec1()
             .unwrap();
-        // A block of zeros, one of a single value, and halves that round away from zero.
+        // A block of zeros, one of a single value, halves that round away from zero, blocks
+        // holding a NaN and an infinity, and a block so small that 127 over its largest value
+        // is infinite, with an odd count of values that are not zero.
         x[32..64].fill(0.0);
         x[64..96].fill(-3.5);
         x[100] = 127.0;
         x[101] = 0.5;
+        for (j, v) in x[128..160].iter_mut().enumerate() {
+            *v = (j as f32 - 16.0) / 32.0 * 127.0;
+        }
+        x[200] = f32::NAN;
+        x[300] = f32::INFINITY;
+        x[320..352].fill(0.0);
+        x[320..325].fill(1e-38);
         let candle = QTensor::quantize(
             &Tensor::from_slice(&x, (4, 96), &Device::Cpu).unwrap(),
             GgmlDType::Q8_1,
