@@ -15,7 +15,7 @@ mod roles;
 mod services;
 pub mod upgrade;
 
-use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use aicoin_api::ApiServer;
 use aicoin_cluster::ClusterHandle;
@@ -199,13 +199,7 @@ impl NodeHandle {
     /// the node cannot go on, and its caller should stop it and exit non-zero so that a
     /// supervisor restarts it once the cause is gone. `GET /health` says so meanwhile.
     pub async fn storage_failed(&self) -> String {
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            if let Some(why) = self.core.chain.store().failure() {
-                return why.to_string();
-            }
-        }
+        self.core.chain.store().failed().await.to_string()
     }
 
     /// Stops producing, finishes the block in progress, and closes the RPC server.

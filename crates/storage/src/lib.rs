@@ -116,7 +116,7 @@ const FORMAT: u8 = 2;
 /// one must say so (its health check) and stop, for its supervisor to restart it once the cause
 /// is gone; the last committed block is intact (a commit is all or nothing).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Failure(std::sync::Arc<std::sync::OnceLock<String>>);
+pub(crate) struct Failure(std::sync::Arc<(std::sync::OnceLock<String>, tokio::sync::Notify)>);
 
 impl Failure {
     /// `error`, noted first if it is such a failure.
@@ -125,10 +125,30 @@ impl Failure {
             &error,
             StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo)
         );
-        if unwritable && self.0.set(error.to_string()).is_ok() {
+        let (failure, noted) = &*self.0;
+        if unwritable && failure.set(error.to_string()).is_ok() {
             tracing::error!(%error, "the chain database can no longer be written");
+            noted.notify_waiters();
         }
         error
+    }
+
+    fn get(&self) -> Option<&str> {
+        self.0.0.get().map(String::as_str)
+    }
+
+    /// Resolves with the failure once there is one.
+    async fn noted(&self) -> &str {
+        loop {
+            let noted = self.0.1.notified();
+            tokio::pin!(noted);
+            // Registered before the check, so a failure noted in between still wakes it.
+            noted.as_mut().enable();
+            if let Some(why) = self.get() {
+                return why;
+            }
+            noted.await;
+        }
     }
 }
 
@@ -287,7 +307,12 @@ impl Store {
     /// Why the database can no longer be written, once a write failed that way (see
     /// [`Failure`]); `None` while it is healthy.
     pub fn failure(&self) -> Option<&str> {
-        self.failure.0.get().map(String::as_str)
+        self.failure.get()
+    }
+
+    /// Resolves with [`Store::failure`] once there is one.
+    pub async fn failed(&self) -> &str {
+        self.failure.noted().await
     }
 
     /// Starts writing block `number`, which must follow the current head.

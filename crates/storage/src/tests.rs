@@ -463,3 +463,27 @@ fn the_next_reader_after_a_commit_sees_it_and_older_readers_keep_their_view() {
     }
     assert_eq!(balance(&before), (0, None));
 }
+
+#[tokio::test]
+async fn a_write_failure_wakes_whoever_waits_for_one_and_other_errors_do_not() {
+    let failure = Failure::default();
+    let waiting = tokio::spawn({
+        let failure = failure.clone();
+        async move { failure.noted().await.to_string() }
+    });
+    tokio::task::yield_now().await;
+    failure.note(StoreError::Corrupt("a bad row".into()));
+    assert!(
+        failure.get().is_none(),
+        "a corrupt row leaves the database writable"
+    );
+    failure.note(StoreError::Db(redb::Error::PreviousIo));
+    let why = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+        .await
+        .expect("the waiter wakes")
+        .unwrap();
+    assert_eq!(Some(why.as_str()), failure.get());
+    // Only the first failure is kept, and a later waiter sees it at once.
+    failure.note(StoreError::Db(redb::Error::PreviousIo));
+    assert_eq!(failure.noted().await, why);
+}
