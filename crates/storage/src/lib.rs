@@ -116,7 +116,14 @@ const FORMAT: u8 = 2;
 /// one must say so (its health check) and stop, for its supervisor to restart it once the cause
 /// is gone; the last committed block is intact (a commit is all or nothing).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Failure(std::sync::Arc<(std::sync::OnceLock<String>, tokio::sync::Notify)>);
+pub(crate) struct Failure(std::sync::Arc<FailureState>);
+
+#[derive(Debug, Default)]
+struct FailureState {
+    why: std::sync::OnceLock<String>,
+    /// Woken once `why` is set.
+    noted: tokio::sync::Notify,
+}
 
 impl Failure {
     /// `error`, noted first if it is such a failure.
@@ -125,22 +132,21 @@ impl Failure {
             &error,
             StoreError::Db(redb::Error::Io(_) | redb::Error::PreviousIo)
         );
-        let (failure, noted) = &*self.0;
-        if unwritable && failure.set(error.to_string()).is_ok() {
+        if unwritable && self.0.why.set(error.to_string()).is_ok() {
             tracing::error!(%error, "the chain database can no longer be written");
-            noted.notify_waiters();
+            self.0.noted.notify_waiters();
         }
         error
     }
 
     fn get(&self) -> Option<&str> {
-        self.0.0.get().map(String::as_str)
+        self.0.why.get().map(String::as_str)
     }
 
     /// Resolves with the failure once there is one.
     async fn noted(&self) -> &str {
         loop {
-            let noted = self.0.1.notified();
+            let noted = self.0.noted.notified();
             tokio::pin!(noted);
             // Registered before the check, so a failure noted in between still wakes it.
             noted.as_mut().enable();

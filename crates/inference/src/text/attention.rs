@@ -68,6 +68,45 @@ impl<'a> CacheRows<'a> {
     }
 }
 
+/// `out` (1 × `n`) = `lhs` (1 × `k`) · B (`k` × `n`), with B's element (r, c) at
+/// `rhs + r · row_stride + c · col_stride`: one single-threaded gemm call, on the strides
+/// candle's matmul passes for a row of a batched product, so the floats are candle's.
+///
+/// # Safety
+/// `out` holds `n` values, `lhs` `k`, and every element of B lies within its allocation.
+unsafe fn row_times_matrix(
+    out: *mut f32,
+    lhs: *const f32,
+    rhs: *const f32,
+    (k, n): (usize, usize),
+    (row_stride, col_stride): (isize, isize),
+) {
+    // SAFETY: the caller's.
+    unsafe {
+        gemm::gemm(
+            1,
+            n,
+            k,
+            out,
+            1,
+            n as isize,
+            false,
+            lhs,
+            1,
+            k as isize,
+            rhs,
+            col_stride,
+            row_stride,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        )
+    }
+}
+
 /// Grouped-query attention as candle's models compute it, for a prefill (and a decode step
 /// off the CPU): each KV head repeated for its group of query heads, `q · Kᵀ / √d`, `mask`
 /// added, softmax, `· V`. `q` is `[b, heads, seq, head_dim]`, `k` and `v` `[b, kv_heads, len,
@@ -166,26 +205,12 @@ pub(super) fn decode_attention(
         // SAFETY: q holds row `item` of `dim` values, and each cache kv_len rows of `dim` from
         // each KV head's start (checked above); `weights` holds kv_len values.
         unsafe {
-            gemm::gemm(
-                1,
-                kv_len,
-                dim,
+            row_times_matrix(
                 weights.as_mut_ptr(),
-                1,
-                kv_len as isize,
-                false,
                 q_data[item * dim..].as_ptr(),
-                1,
-                dim as isize,
                 k.head(kvh),
-                dim as isize,
-                1,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                (dim, kv_len),
+                (1, dim as isize),
             )
         };
         // candle_nn's `softmax_last_dim`, after the affine map's `v * mul + add`.
@@ -203,26 +228,12 @@ pub(super) fn decode_attention(
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         // SAFETY: as above; the output row holds `dim` values.
         unsafe {
-            gemm::gemm(
-                1,
-                dim,
-                kv_len,
+            row_times_matrix(
                 row.as_mut_ptr(),
-                1,
-                dim as isize,
-                false,
                 weights.as_ptr(),
-                1,
-                kv_len as isize,
                 v.head(kvh),
-                1,
-                dim as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::None,
+                (kv_len, dim),
+                (dim as isize, 1),
             )
         };
     };

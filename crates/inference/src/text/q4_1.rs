@@ -4,7 +4,7 @@
 //! candle's Q4_1 dot product is scalar (`vec_dot_unopt`), and it streams every weight row once
 //! per activation row. This kernel keeps candle's arithmetic and changes only how it is
 //! scheduled:
-//! - the activations are quantized to Q8_1 by candle itself;
+//! - the activations are quantized to Q8_1 here, step for step as candle's `from_float`;
 //! - each block's integer dot product runs in AVX2 for eight weight rows at once (integer sums
 //!   are exact in any order): the rows' nibbles are repacked so that one 32-byte vector holds
 //!   four consecutive weights of each of the eight rows, and each multiply takes four
