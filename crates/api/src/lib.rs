@@ -5,6 +5,9 @@
 //! [`v1_router`] is the inference surface on its own, so the paid gateway can wrap it in its
 //! own tower layers (authentication, metering, routing) without touching the handlers;
 //! [`router`] adds the operational endpoints and the HTTP limits.
+//!
+//! [`signed`] is the access policy a provider serves behind: requests signed by a node key, let in
+//! unpaid only for the network's validators and gateways.
 
 mod access;
 mod chat;
@@ -16,6 +19,7 @@ pub mod inspect;
 mod json;
 mod models;
 mod params;
+pub mod signed;
 mod types;
 
 use std::{net::SocketAddr, sync::Arc};

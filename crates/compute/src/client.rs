@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use alloy_signer_local::PrivateKeySigner;
 use serde_json::Value;
 
-use crate::{jobs::Job, signed};
+use aicoin_api::signed;
+
+use crate::jobs::Job;
 
 /// A provider's answer to one job.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,8 +1,6 @@
 //! Proof-of-compute off the chain: what validators and providers run beside the chain module
 //! (`aicoin_modules::registry`).
 //!
-//! - [`signed`]: requests signed by a node key, and the access policy a provider serves behind
-//!   (unpaid inference only for the network's validators and gateways);
 //! - [`jobs`]: challenge jobs that look like real traffic, drawn from a seed;
 //! - [`client`]: one streamed, signed job against a provider, timed;
 //! - [`heads`]: the new-head loop block-driven tasks run on;
@@ -17,6 +15,5 @@ pub mod heads;
 pub mod jobs;
 pub mod prober;
 pub mod provider;
-pub mod signed;
 pub mod tx;
 pub mod view;

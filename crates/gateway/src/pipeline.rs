@@ -12,8 +12,8 @@
 
 use std::{collections::HashMap, net::SocketAddr, sync::Arc};
 
+use aicoin_api::signed::SignedAccess;
 use aicoin_api::{Models, router};
-use aicoin_compute::signed::SignedAccess;
 use aicoin_inference::{
     InferenceMetrics, LocalModel, ModelKind, Scheduler, SchedulerConfig, TextModel, llama,
 };

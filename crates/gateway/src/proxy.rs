@@ -13,8 +13,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use aicoin_api::signed;
 use aicoin_api::{ApiError, inspect::Endpoint};
-use aicoin_compute::signed;
 use alloy_signer_local::PrivateKeySigner;
 use axum::{
     body::{Body, Bytes},

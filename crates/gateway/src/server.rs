@@ -7,11 +7,11 @@
 
 use std::sync::Arc;
 
+use aicoin_api::signed::unix_now;
 use aicoin_api::{
     ApiError,
     inspect::{Endpoint, Inspected, inspect},
 };
-use aicoin_compute::signed::unix_now;
 use aicoin_primitives::{AIC, modules::API_ACCESS_ADDRESS, registry::ModelCategory};
 use alloy_primitives::{Address, Signature};
 use axum::{

@@ -4,11 +4,10 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use aicoin_api::{Access, ApiServer};
+use aicoin_api::{Access, ApiServer, signed::SignedAccess};
 use aicoin_compute::{
     prober::{self, ProberConfig},
     provider::{self, Registration},
-    signed::SignedAccess,
     tx::TxSender,
     view::RegistryView,
 };

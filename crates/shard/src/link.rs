@@ -1,10 +1,10 @@
 //! The coordinator's side of one shard session: a WebSocket opened with a request signed for
-//! that provider by the node key ([`aicoin_compute::signed`]), then one frame out and one
+//! that provider by the node key ([`aicoin_api::signed`]), then one frame out and one
 //! back per step.
 
 use std::time::Duration;
 
-use aicoin_compute::signed;
+use aicoin_api::signed;
 use alloy_primitives::Address;
 use alloy_signer_local::PrivateKeySigner;
 use futures::{SinkExt, StreamExt};

@@ -12,7 +12,8 @@ use std::{
 };
 
 use aicoin_api::ApiConfig;
-use aicoin_compute::{signed, tx::TxSender};
+use aicoin_api::signed;
+use aicoin_compute::tx::TxSender;
 use aicoin_gateway::{ApiKey, GatewayConfig};
 use aicoin_inference::{ModelKind, SchedulerConfig};
 use aicoin_modules::access::IApiAccess;

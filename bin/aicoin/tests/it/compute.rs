@@ -745,13 +745,12 @@ async fn a_provider_registers_itself_and_serves_only_signed_requests() {
     };
     refused(chat(api, &[], &body).await, "must be signed by a validator");
     let stranger = alloy_signer_local::PrivateKeySigner::random();
-    let headers =
-        aicoin_compute::signed::sign(&stranger, key.address(), "POST", path, &body).unwrap();
+    let headers = aicoin_api::signed::sign(&stranger, key.address(), "POST", path, &body).unwrap();
     refused(
         chat(api, &headers, &body).await,
         "is not a validator or gateway",
     );
-    let headers = aicoin_compute::signed::sign(&key, key.address(), "POST", path, &body).unwrap();
+    let headers = aicoin_api::signed::sign(&key, key.address(), "POST", path, &body).unwrap();
     let (status, answer) = chat(api, &headers, &body).await;
     assert_eq!(status, 200, "{answer}");
     let ids = answer["choices"][0]["token_ids"].as_array().unwrap();

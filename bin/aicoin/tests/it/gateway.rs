@@ -123,7 +123,7 @@ async fn view<C: SolCall>(rpc: &Rpc, to: Address, call: C, block: u64) -> C::Ret
 pub(crate) fn key_of(signer: &PrivateKeySigner, chain_id: u64) -> String {
     ApiKey {
         account: signer.address(),
-        expires: aicoin_compute::signed::unix_now() + 3_600,
+        expires: aicoin_api::signed::unix_now() + 3_600,
         generation: 0,
         chainId: chain_id,
     }

@@ -13,12 +13,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use aicoin_api::{Access, ApiError};
 use alloy_primitives::{Address, Signature, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use http::{HeaderMap, request::Parts};
 use parking_lot::Mutex;
+
+use crate::{Access, ApiError};
 
 pub const SIGNER_HEADER: &str = "x-aicoin-signer";
 pub const TIMESTAMP_HEADER: &str = "x-aicoin-timestamp";
