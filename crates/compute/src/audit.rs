@@ -29,7 +29,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    fn fail(checked: usize, worst_gap: f32, why: String) -> Self {
+    pub(crate) fn fail(checked: usize, worst_gap: f32, why: String) -> Self {
         Self {
             passed: false,
             checked,
@@ -137,7 +137,7 @@ pub fn audit(
 
 /// The verdict on `claimed` given the logits before each claimed token, in order (pulled one
 /// at a time, up to the first failure).
-fn check(
+pub(crate) fn check(
     claimed: &[u32],
     mut rows: impl Iterator<Item = Result<Vec<f32>, InferenceError>>,
     margin: f32,

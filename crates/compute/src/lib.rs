@@ -5,6 +5,7 @@
 //! - [`client`]: one streamed, signed job against a provider, timed;
 //! - [`heads`]: the new-head loop block-driven tasks run on;
 //! - [`audit`]: one teacher-forced pass of prompt + claimed answer on the auditor's own model;
+//! - [`shard_probe`]: one probe of a pipeline shard's layers, and its audit;
 //! - [`prober`]: a validator's epoch of probes, audits and its report transaction;
 //! - [`provider`]: a provider registering (or updating) itself;
 //! - [`tx`]: signing and sending a module call through the node's JSON-RPC.
@@ -15,5 +16,6 @@ pub mod heads;
 pub mod jobs;
 pub mod prober;
 pub mod provider;
+pub mod shard_probe;
 pub mod tx;
 pub mod view;

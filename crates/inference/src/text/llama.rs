@@ -396,6 +396,43 @@ impl Llama {
         Ok(x)
     }
 
+    /// Layers `layers` (model indices inside this instance's range) over `hidden`, the tokens
+    /// at positions `0..seq` of a sequence of their own, in one prefill whose cache is dropped
+    /// after: what an auditor runs to recompute the span of layers a shard claims to have run.
+    /// An empty span gives `hidden` back.
+    pub fn prefill_span(&self, hidden: &Tensor, layers: Range<usize>) -> Result<Tensor> {
+        if layers.start < self.range.start || layers.end > self.range.end {
+            return Err(InferenceError::InvalidRequest(format!(
+                "layers {layers:?} are outside the {:?} this instance holds",
+                self.range
+            )));
+        }
+        let (_, seq, _) = hidden.dims3()?;
+        if seq > self.config.context_length {
+            return Err(InferenceError::InvalidRequest(format!(
+                "{seq} positions are past the model's context of {}",
+                self.config.context_length
+            )));
+        }
+        let mask = match seq {
+            1 => None,
+            _ => Some(self.mask(seq, 0, hidden.device())?),
+        };
+        let offset = self.range.start;
+        let mut x = hidden.clone();
+        for layer in self
+            .layers
+            .get(layers.start - offset..layers.end - offset)
+            .unwrap_or(&[])
+        {
+            let mut kv = KvCache::new(2, seq.max(1));
+            x = self.layer(layer, &x, |q, k, v| {
+                self.attention(layer, [q, k, v], 0, mask.as_ref(), &mut kv)
+            })?;
+        }
+        Ok(x)
+    }
+
     /// One decode step of several sequences in one pass: row i of `hidden` (`[n, 1, hidden]`)
     /// is the next token of the sequence whose cache is `caches[i]`, at position
     /// `caches[i].len()`. The rows share every matmul, so each weight is read once for all of
@@ -689,6 +726,31 @@ mod tests {
             load(&path, 0..1)
                 .head(&Tensor::zeros((1, 1, 64), DType::F32, &Device::Cpu).unwrap())
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn spans_of_the_whole_model_chain_to_its_prefill_bit_for_bit() {
+        let (_dir, path) = tiny();
+        let whole = load(&path, 0..2);
+        let input = whole.embed(&ids(&PROMPT)).unwrap();
+        let expected = whole
+            .run_layers(&input, 0, &mut whole.new_cache())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for k in 0..=2 {
+            let first = whole.prefill_span(&input, 0..k).unwrap();
+            let got = whole.prefill_span(&first, k..2).unwrap();
+            let got = got.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert_eq!(got, expected, "split at layer {k}");
+        }
+        let shard = load(&path, 1..2);
+        assert!(
+            shard.prefill_span(&input, 0..2).is_err(),
+            "a span outside the instance's layers is refused"
         );
     }
 

@@ -168,6 +168,15 @@ impl TextModel {
         }
     }
 
+    /// The whole model on our own forward (a GGUF of the llama family), for work a sequence
+    /// does not describe: an auditor recomputing the layers a pipeline shard claims to have run.
+    pub fn llama(&self) -> Option<&Arc<llama::Llama>> {
+        match &self.weights {
+            Weights::Gguf(gguf::GgufModel::Llama(model, _)) => Some(model),
+            _ => None,
+        }
+    }
+
     /// Whether [`TextModel::decode_batch`] runs several sequences in one pass: on our own
     /// forward, where that changes no sequence's logits ([`llama::Llama::batch_invariant`]).
     pub fn batches_decoding(&self) -> bool {

@@ -1,0 +1,361 @@
+//! A validator's probe of a pipeline shard: the layers `a..b` of a model that a provider serves
+//! as a shard, measured and audited as a whole model's answers are ([`client`](crate::client),
+//! [`audit`](crate::audit)).
+//!
+//! - **The job.** The validator holds the whole model. It turns the job's prompt and a
+//!   continuation into the hidden states entering layer `a` (its own embedding and layers
+//!   `0..a`, [`ShardJob::prepare`]). The continuation's tokens are drawn at random from the
+//!   vocabulary: a shard sees hidden states only, and its work on them does not depend on which
+//!   tokens they came from.
+//! - **The run.** It opens a session on the provider's shard as a gateway's coordinator does
+//!   ([`aicoin_shard::link`]), sends the prompt in prefill chunks, then the continuation a token
+//!   per step ([`run`]). The time to the prompt's last chunk is the answer's TTFT; the steps
+//!   after it give its decode rate.
+//! - **The audit.** It recomputes layers `a..b` on the same input, and runs the rest of the
+//!   model (layers `b..n` and the head) over its own output and over the shard's ([`audit`]).
+//!   At every position, the token the shard's hidden states lead to must be the validator's
+//!   own argmax there, or trail its best logit by at most the margin: the whole-model audit's
+//!   rule. A shard that skips layers, runs other weights or sends noise changes what its hidden
+//!   states lead to.
+
+use std::{
+    ops::Range,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use aicoin_inference::{
+    InferenceError,
+    llama::{Llama, argmax_rows},
+};
+use aicoin_shard::link::{Link, LinkError};
+use alloy_signer_local::PrivateKeySigner;
+use candle_core::{DType, Tensor};
+use rand::Rng;
+
+use crate::{
+    audit::{self, Verdict},
+    client::To,
+};
+
+/// Prompt tokens per step, as a coordinator's prefill sends them.
+const PREFILL_CHUNK: usize = 128;
+
+/// Why a shard probe got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardProbeError {
+    #[error("the registry lists layers {layers:?} of a model of {model_layers}")]
+    NoSuchLayers {
+        layers: Range<usize>,
+        model_layers: usize,
+    },
+    #[error("the shard failed: {0}")]
+    Link(#[from] LinkError),
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the auditor's model failed: {0}")]
+    Model(#[from] InferenceError),
+}
+
+/// One probe of a shard: the tokens' hidden states entering its first layer.
+#[derive(Debug, Clone)]
+pub struct ShardJob {
+    pub layers: Range<usize>,
+    /// How many of the tokens are the prompt (sent in prefill chunks); the rest are sent one
+    /// per step.
+    pub prompt: usize,
+    /// `[1, tokens, hidden]`.
+    input: Tensor,
+}
+
+impl ShardJob {
+    /// The job of `prompt` and `continuation` random tokens for the shard of `layers` of
+    /// `model` (the validator's whole copy). Blocking: it runs layers `0..layers.start`.
+    pub fn prepare(
+        model: &Llama,
+        layers: Range<usize>,
+        prompt: &[u32],
+        continuation: usize,
+        rng: &mut impl Rng,
+    ) -> Result<Self, ShardProbeError> {
+        let config = &model.config;
+        if layers.is_empty() || layers.end > config.layers {
+            return Err(ShardProbeError::NoSuchLayers {
+                layers,
+                model_layers: config.layers,
+            });
+        }
+        let mut tokens = prompt.to_vec();
+        tokens.extend((0..continuation).map(|_| rng.random_range(0..config.vocab as u32)));
+        let ids = Tensor::new(tokens.as_slice(), &candle_core::Device::Cpu)
+            .and_then(|ids| ids.unsqueeze(0))
+            .map_err(InferenceError::from)?;
+        let input = model.prefill_span(&model.embed(&ids)?, 0..layers.start)?;
+        Ok(Self {
+            layers,
+            prompt: prompt.len(),
+            input,
+        })
+    }
+
+    /// Tokens the job sends.
+    pub fn tokens(&self) -> usize {
+        self.input.dim(1).unwrap_or(0)
+    }
+}
+
+/// What a shard answered to a [`ShardJob`].
+#[derive(Debug, Clone)]
+pub struct ShardAnswer {
+    /// From opening the session to the answer to the prompt's last chunk.
+    pub ttft: Duration,
+    /// The continuation's steps, one token each.
+    pub decode: Duration,
+    /// Tokens of the continuation.
+    pub decoded: usize,
+    /// The hidden states leaving the shard's last layer, a row per token.
+    pub output: Vec<f32>,
+}
+
+impl ShardAnswer {
+    /// The shard's decode steps per second (the prefill's rate when there were none).
+    pub fn tokens_per_second(&self) -> f64 {
+        match self.decoded {
+            0 => 1.0 / self.ttft.as_secs_f64().max(1e-3),
+            n => n as f64 / self.decode.as_secs_f64().max(1e-6),
+        }
+    }
+}
+
+/// Runs `job` on the shard of `model` that provider `to` serves, signed with `key`, within
+/// `timeout`.
+pub async fn run(
+    key: &PrivateKeySigner,
+    to: To<'_>,
+    model: &str,
+    job: &ShardJob,
+    timeout: Duration,
+) -> Result<ShardAnswer, ShardProbeError> {
+    let (_, tokens, width) = job.input.dims3().map_err(InferenceError::from)?;
+    let input = job
+        .input
+        .flatten_all()
+        .and_then(|t| t.to_vec1::<f32>())
+        .map_err(InferenceError::from)?;
+    let exchange = async {
+        let opened = Instant::now();
+        let session = rand::random::<u64>();
+        let mut link = Link::open(
+            key,
+            (to.address, to.api_url),
+            model,
+            (session, tokens),
+            width,
+            timeout,
+        )
+        .await?;
+        let mut output = Vec::with_capacity(input.len());
+        let steps = (0..job.prompt)
+            .step_by(PREFILL_CHUNK)
+            .map(|start| (start, PREFILL_CHUNK.min(job.prompt - start)))
+            .chain((job.prompt..tokens).map(|start| (start, 1)));
+        let mut ttft = None;
+        for (start, count) in steps {
+            let rows = &input[start * width..(start + count) * width];
+            output.extend(link.step(rows, start, count, timeout).await?);
+            if start + count == job.prompt {
+                ttft = Some(opened.elapsed());
+            }
+        }
+        let ttft = ttft.unwrap_or_default();
+        Ok::<_, ShardProbeError>(ShardAnswer {
+            ttft,
+            decode: opened.elapsed().saturating_sub(ttft),
+            decoded: tokens - job.prompt,
+            output,
+        })
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .map_err(|_| ShardProbeError::Timeout(timeout))?
+}
+
+/// Audits `answer` to `job` against `model` (the validator's whole copy), with a tolerance of
+/// `margin` logits at every position. Blocking: it runs the whole model about twice.
+pub fn audit(
+    model: &Arc<Llama>,
+    job: &ShardJob,
+    answer: &ShardAnswer,
+    margin: f32,
+) -> Result<Verdict, InferenceError> {
+    let (_, tokens, width) = job.input.dims3()?;
+    if answer.output.len() != tokens * width {
+        return Ok(Verdict::fail(
+            0,
+            0.0,
+            format!(
+                "{} floats of hidden states for {tokens} tokens of {width}",
+                answer.output.len()
+            ),
+        ));
+    }
+    if let Some(at) = answer.output.iter().position(|x| !x.is_finite()) {
+        return Ok(Verdict::fail(
+            0,
+            0.0,
+            format!("hidden state {at} is not a finite number"),
+        ));
+    }
+    let rest = job.layers.end..model.config.layers;
+    let logits = |hidden: &Tensor| -> Result<Tensor, InferenceError> {
+        let hidden = model.prefill_span(hidden, rest.clone())?;
+        Ok(model.head(&hidden)?.squeeze(0)?.to_dtype(DType::F32)?)
+    };
+    let own = model.prefill_span(&job.input, job.layers.clone())?;
+    let own = logits(&own)?;
+    let claimed = Tensor::from_slice(&answer.output, (1, tokens, width), job.input.device())?;
+    let led_to = argmax_rows(&logits(&claimed)?)?;
+    let rows: Vec<Vec<f32>> = own.to_vec2()?;
+    audit::check(&led_to, rows.into_iter().map(Ok), margin)
+}
+
+#[cfg(test)]
+mod tests {
+    use aicoin_inference::testing::write_tiny_llama;
+    use aicoin_shard::{ShardConfig, local::LocalShard};
+    use alloy_primitives::Address;
+    use candle_core::Device;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    /// The chain's default `auditMarginMilli`.
+    const MARGIN: f32 = 1.0;
+
+    const PROMPT: [u32; 9] = [40, 71, 12, 99, 5, 230, 17, 8, 64];
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        path: std::path::PathBuf,
+        whole: Arc<Llama>,
+        runtime: tokio::runtime::Runtime,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("tiny.gguf");
+            write_tiny_llama(&path, 5).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            Self {
+                whole: Arc::new(whole(&path)),
+                path,
+                _dir: dir,
+                runtime,
+            }
+        }
+
+        /// A provider serving `layers` of the model in the GGUF at `path`.
+        fn shard(&self, path: &std::path::Path, layers: Range<usize>) -> LocalShard {
+            let layers = Llama::layers_from_file(path, &Device::Cpu, layers).unwrap();
+            let provider = Address::repeat_byte(7);
+            LocalShard::start("tiny", Arc::new(layers), provider, ShardConfig::default()).unwrap()
+        }
+
+        fn job(&self, layers: Range<usize>) -> ShardJob {
+            let mut rng = StdRng::seed_from_u64(1);
+            ShardJob::prepare(&self.whole, layers, &PROMPT, 6, &mut rng).unwrap()
+        }
+
+        fn run(&self, shard: &LocalShard, job: &ShardJob) -> ShardAnswer {
+            let key = PrivateKeySigner::random();
+            let to = To {
+                address: shard.shard.provider,
+                api_url: &shard.shard.api_url,
+            };
+            let probe = run(&key, to, "tiny", job, Duration::from_secs(30));
+            self.runtime.block_on(probe).unwrap()
+        }
+    }
+
+    /// The whole model with its embedding and head, as a validator loads it.
+    fn whole(path: &std::path::Path) -> Llama {
+        let mut file = std::fs::File::open(path).unwrap();
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file).unwrap();
+        Llama::from_gguf(&content, &mut file, &Device::Cpu, 0..2).unwrap()
+    }
+
+    #[test]
+    fn an_honest_shard_passes_at_every_position_of_every_split() {
+        let fixture = Fixture::new();
+        for layers in [0..1, 1..2, 0..2] {
+            let shard = fixture.shard(&fixture.path, layers.clone());
+            let job = fixture.job(layers.clone());
+            let answer = fixture.run(&shard, &job);
+            assert_eq!(answer.decoded, 6);
+            assert_eq!(
+                answer.output.len(),
+                (PROMPT.len() + 6) * fixture.whole.config.hidden
+            );
+            assert!(answer.tokens_per_second() > 0.0);
+            let verdict = audit(&fixture.whole, &job, &answer, 0.05).unwrap();
+            assert!(verdict.passed, "layers {layers:?}: {verdict:?}");
+            assert_eq!(verdict.checked, PROMPT.len() + 6);
+            assert!(verdict.worst_gap < 1e-3, "{verdict:?}");
+        }
+    }
+
+    #[test]
+    fn a_shard_that_skips_its_layers_or_runs_other_weights_fails() {
+        let fixture = Fixture::new();
+        let job = fixture.job(0..1);
+        let honest = fixture.run(&fixture.shard(&fixture.path, 0..1), &job);
+
+        let mut lazy = honest.clone();
+        lazy.output = job.input.flatten_all().unwrap().to_vec1().unwrap();
+        let verdict = audit(&fixture.whole, &job, &lazy, MARGIN).unwrap();
+        assert!(!verdict.passed, "a shard returning its input passed");
+
+        let other = fixture._dir.path().join("other.gguf");
+        write_tiny_llama(&other, 6).unwrap();
+        let forged = fixture.run(&fixture.shard(&other, 0..1), &job);
+        let verdict = audit(&fixture.whole, &job, &forged, MARGIN).unwrap();
+        assert!(!verdict.passed, "another model's layer passed");
+
+        let mut noise = honest.clone();
+        noise.output[3] = f32::NAN;
+        assert!(!audit(&fixture.whole, &job, &noise, MARGIN).unwrap().passed);
+        noise.output.pop();
+        assert!(!audit(&fixture.whole, &job, &noise, MARGIN).unwrap().passed);
+    }
+
+    #[test]
+    fn layers_the_model_does_not_have_are_no_job() {
+        let fixture = Fixture::new();
+        let mut rng = StdRng::seed_from_u64(1);
+        for layers in [1..3, 1..1] {
+            assert!(matches!(
+                ShardJob::prepare(&fixture.whole, layers, &PROMPT, 2, &mut rng),
+                Err(ShardProbeError::NoSuchLayers { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn a_dead_shard_is_a_failed_probe_not_a_hang() {
+        let fixture = Fixture::new();
+        let job = fixture.job(0..1);
+        let mut shard = fixture.shard(&fixture.path, 0..1);
+        shard.kill();
+        let key = PrivateKeySigner::random();
+        let to = To {
+            address: shard.shard.provider,
+            api_url: &shard.shard.api_url,
+        };
+        let probe = run(&key, to, "tiny", &job, Duration::from_secs(5));
+        assert!(fixture.runtime.block_on(probe).is_err());
+    }
+}
