@@ -29,8 +29,9 @@ target/debug/aicoin model fetch all --models-dir "$AICOIN_MODELS_DIR"
 echo "== real-model known answers (SmolLM2 ids and chat, MiniLM similarity)"
 cargo test --locked -p aicoin-inference --test real_models -- --ignored
 
-echo "== proof-of-compute on SmolLM2: validators audit providers, one of them cheating"
+echo "== proof-of-compute on SmolLM2: validators audit providers, one of them cheating, and shards, some missing a layer"
 cargo test --locked -p aicoin --test it compute::real -- --ignored
+cargo test --locked -p aicoin-compute --lib shard_probe::real -- --ignored
 
 echo "== pipeline shards on SmolLM2: three providers chained by the gateway, one killed mid-stream"
 cargo test --locked -p aicoin --test it pipeline::real -- --ignored

@@ -5,25 +5,32 @@
 //! sample of the answers (`auditSampleBps`, at least one per provider) on its own copy of the
 //! model; once the epoch has ended it submits its report transaction (`submitReport`).
 //!
-//! A job counts as answered when a well-formed stream of token ids came back in time; an answer
-//! whose audit fails still counts as answered, and the failure is reported.
+//! A provider's models served whole get chat jobs over its OpenAI API ([`client`]); those it
+//! serves a layer range of, as a pipeline shard, get the same jobs as hidden states over the
+//! shard protocol ([`shard_probe`]), when this validator holds the model. A shard's tokens and
+//! rate count in proportion to its layers (`t` tokens through `l` of `n` layers are `t × l / n`
+//! of the model's), as its gateway revenue does.
+//!
+//! A job counts as answered when a well-formed answer came back in time; an answer whose audit
+//! fails still counts as answered, and the failure is reported.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{collections::HashMap, ops::Range, sync::Arc, time::Duration};
 
-use aicoin_inference::TextModel;
-use aicoin_modules::registry::{IComputeRegistry, state::Provider};
+use aicoin_inference::{TextModel, llama::Llama};
+use aicoin_modules::registry::IComputeRegistry;
 use aicoin_primitives::{NewBlock, modules::REGISTRY_ADDRESS};
 use aicoin_storage::Store;
 use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolCall;
-use rand::{Rng, seq::SliceRandom};
+use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
 use tokio::sync::{broadcast, watch};
 
 use crate::{
     audit,
     client::{self, Answer},
     jobs::{Job, JobGenerator},
+    shard_probe::{self, ShardAnswer, ShardJob, ShardProbeError},
     tx::TxSender,
     view::{RegistryView, Status, ViewError},
 };
@@ -62,6 +69,24 @@ struct Ctx {
     config: ProberConfig,
     http: reqwest::Client,
     sender: TxSender,
+}
+
+impl Ctx {
+    /// This validator's whole copy of `model` on our own forward: what shard probes need.
+    fn whole(&self, model: &str) -> Option<(Arc<TextModel>, Arc<Llama>)> {
+        let text = self.config.models.get(model)?;
+        Some((text.clone(), text.llama()?.clone()))
+    }
+}
+
+/// An active provider to probe: the models it serves whole, and those it serves a layer range
+/// of.
+#[derive(Debug, Clone)]
+struct Target {
+    address: Address,
+    api_url: String,
+    whole: Vec<String>,
+    shards: Vec<(String, Range<usize>)>,
 }
 
 /// Runs until `shutdown`, probing every epoch that starts while it runs.
@@ -121,24 +146,33 @@ pub async fn run(
     }
 }
 
-type Plan = (u64, u64, Vec<Provider>, Settings);
+type Plan = (u64, u64, Vec<Target>, Settings);
 
 fn plan(store: &Store, _block: &NewBlock) -> Result<Plan, ViewError> {
     let reader = store.reader()?;
     let view = RegistryView::new(&reader)?;
     let epoch = view.epoch()?;
-    // Models a provider serves as a pipeline shard answer no request alone: probed are the
-    // models it serves whole.
-    let mut providers: Vec<Provider> = view
-        .providers()?
-        .into_iter()
-        .filter(|p| p.status == Status::Active)
-        .collect();
-    for provider in &mut providers {
-        let shards = view.shards(provider)?;
-        provider
+    let mut providers = Vec::new();
+    for provider in view.providers()? {
+        if provider.status != Status::Active {
+            continue;
+        }
+        let shards: Vec<(String, Range<usize>)> = view
+            .shards(&provider)?
+            .into_iter()
+            .map(|(model, layers)| (model, layers.start as usize..layers.end as usize))
+            .collect();
+        let whole = provider
             .models
-            .retain(|model| !shards.iter().any(|(m, _)| m == model));
+            .into_iter()
+            .filter(|model| !shards.iter().any(|(m, _)| m == model))
+            .collect();
+        providers.push(Target {
+            address: provider.address,
+            api_url: provider.api_url,
+            whole,
+            shards,
+        });
     }
     let models = view.models()?;
     let settings = Settings {
@@ -156,17 +190,153 @@ fn plan(store: &Store, _block: &NewBlock) -> Result<Plan, ViewError> {
     Ok((epoch.number, epoch.last_block, providers, settings))
 }
 
+/// What a provider answered to one job.
+enum Reply {
+    /// A chat answer of a model it serves whole.
+    Whole(Answer),
+    /// The hidden states of a shard: `share` of the model's layers, audited on `whole`.
+    Shard {
+        job: ShardJob,
+        answer: ShardAnswer,
+        share: f64,
+        whole: Arc<Llama>,
+    },
+}
+
+impl Reply {
+    fn ttft(&self) -> Duration {
+        match self {
+            Self::Whole(answer) => answer.ttft,
+            Self::Shard { answer, .. } => answer.ttft,
+        }
+    }
+
+    /// The work done, in tokens of the whole model, and the seconds it took at the answer's
+    /// decode rate.
+    fn work(&self) -> (f64, f64) {
+        match self {
+            Self::Whole(answer) => {
+                let tokens = answer.token_ids.len() as f64;
+                (tokens, tokens / answer.tokens_per_second().max(1e-6))
+            }
+            Self::Shard { answer, share, .. } => {
+                let steps = answer.decoded.max(1) as f64;
+                (steps * share, steps / answer.tokens_per_second().max(1e-6))
+            }
+        }
+    }
+}
+
+/// Why a job got no answer.
+#[derive(Debug, thiserror::Error)]
+enum ProbeError {
+    #[error(transparent)]
+    Whole(#[from] client::JobError),
+    #[error(transparent)]
+    Shard(#[from] ShardProbeError),
+    #[error("the probe's task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl ProbeError {
+    /// The validator failed, not the provider: the job does not count.
+    fn is_ours(&self) -> bool {
+        matches!(self, Self::Shard(ShardProbeError::Model(_)) | Self::Task(_))
+    }
+}
+
 /// One job's outcome.
 struct Outcome {
     job: Job,
     model: String,
-    answer: Result<Answer, client::JobError>,
+    reply: Result<Reply, ProbeError>,
+}
+
+/// What one job asks of a provider.
+#[derive(Clone)]
+enum Ask {
+    Whole(String),
+    /// A shard's layers of a model, and this validator's whole copy of it.
+    Shard {
+        model: String,
+        layers: Range<usize>,
+        text: Arc<TextModel>,
+        llama: Arc<Llama>,
+    },
+}
+
+impl Ask {
+    fn model(&self) -> &str {
+        match self {
+            Self::Whole(model) | Self::Shard { model, .. } => model,
+        }
+    }
+}
+
+/// Runs `job` as `ask` on provider `to` after `delay`, within `timeout`.
+async fn probe(
+    ctx: Arc<Ctx>,
+    (address, api_url): (Address, String),
+    ask: Ask,
+    (job, mut rng): (Job, StdRng),
+    delay: Duration,
+    timeout: Duration,
+) -> Outcome {
+    let to = client::To {
+        address,
+        api_url: &api_url,
+    };
+    let model = ask.model().to_string();
+    let reply = match ask {
+        Ask::Whole(model) => {
+            tokio::time::sleep(delay).await;
+            client::run_job(&ctx.http, &ctx.config.key, to, &model, &job, timeout)
+                .await
+                .map(Reply::Whole)
+                .map_err(ProbeError::from)
+        }
+        Ask::Shard {
+            model,
+            layers,
+            text,
+            llama,
+        } => {
+            let started = tokio::time::Instant::now();
+            let (messages, max_tokens) = (job.chat_messages(), job.max_tokens);
+            let share = layers.len() as f64 / llama.config.layers.max(1) as f64;
+            let auditor = llama.clone();
+            let prepared = tokio::task::spawn_blocking(move || {
+                let prompt = text
+                    .chat_prompt(&messages)
+                    .and_then(|prompt| text.encode(&prompt))?;
+                ShardJob::prepare(&llama, layers, &prompt, max_tokens, &mut rng)
+            })
+            .await;
+            tokio::time::sleep_until(started + delay).await;
+            match prepared {
+                Ok(Ok(shard_job)) => {
+                    shard_probe::run(&ctx.config.key, to, &model, &shard_job, timeout)
+                        .await
+                        .map(|answer| Reply::Shard {
+                            job: shard_job,
+                            answer,
+                            share,
+                            whole: auditor,
+                        })
+                        .map_err(ProbeError::from)
+                }
+                Ok(Err(e)) => Err(e.into()),
+                Err(e) => Err(e.into()),
+            }
+        }
+    };
+    Outcome { job, model, reply }
 }
 
 async fn measure_epoch(
     ctx: Arc<Ctx>,
     epoch: u64,
-    providers: Vec<Provider>,
+    providers: Vec<Target>,
     settings: Settings,
     seed: B256,
     duration: Duration,
@@ -179,33 +349,43 @@ async fn measure_epoch(
     let mut tasks = Vec::new();
     for provider in &providers {
         let mut outcomes = Vec::new();
-        let text: Vec<&String> = provider
-            .models
+        // Shards are probed only where this validator holds the whole model: their jobs are
+        // hidden states it computes.
+        let asks: Vec<Ask> = provider
+            .whole
             .iter()
             .filter(|m| settings.text.contains(m))
+            .map(|m| Ask::Whole(m.clone()))
+            .chain(provider.shards.iter().filter_map(|(m, layers)| {
+                let (text, llama) = ctx.whole(m).filter(|_| settings.text.contains(m))?;
+                Some(Ask::Shard {
+                    model: m.clone(),
+                    layers: layers.clone(),
+                    text,
+                    llama,
+                })
+            }))
             .collect();
-        if text.is_empty() {
+        if asks.is_empty() {
             continue;
         }
         for _ in 0..settings.jobs {
-            let model = text[generator.rng().random_range(0..text.len())].clone();
-            let job = fitting_job(&mut generator, ctx.config.models.get(&model));
+            let ask = asks[generator.rng().random_range(0..asks.len())].clone();
+            let job = fitting_job(&mut generator, ctx.config.models.get(ask.model()));
+            let rng = StdRng::from_seed(generator.rng().random());
             let delay = duration.mul_f64(generator.rng().random_range(0.0..0.4));
             let timeout = deadline
                 .saturating_sub(delay)
                 .clamp(MIN_JOB_TIME, MAX_JOB_TIME);
-            let ctx = ctx.clone();
-            let (url, address) = (provider.api_url.clone(), provider.address);
-            outcomes.push(tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                let to = client::To {
-                    address,
-                    api_url: &url,
-                };
-                let answer =
-                    client::run_job(&ctx.http, &ctx.config.key, to, &model, &job, timeout).await;
-                Outcome { job, model, answer }
-            }));
+            let to = (provider.address, provider.api_url.clone());
+            outcomes.push(tokio::spawn(probe(
+                ctx.clone(),
+                to,
+                ask,
+                (job, rng),
+                delay,
+                timeout,
+            )));
         }
         tasks.push((provider.address, outcomes));
     }
@@ -266,37 +446,37 @@ async fn measure(
     settings: &Settings,
     generator: &mut JobGenerator,
 ) -> (IComputeRegistry::Measurement, Duration) {
-    let jobs = results.len() as u32;
-    let mut answered: Vec<(Job, String, Answer)> = Vec::new();
+    let mut jobs = 0u32;
+    let mut answered: Vec<(Job, String, Reply)> = Vec::new();
     for outcome in results {
-        match outcome.answer {
-            Ok(answer) if !answer.token_ids.is_empty() => {
-                answered.push((outcome.job, outcome.model, answer))
+        if let Err(e) = &outcome.reply
+            && e.is_ours()
+        {
+            tracing::warn!(%provider, error = %e, "cannot run a probe; it does not count");
+            continue;
+        }
+        jobs += 1;
+        match outcome.reply {
+            Ok(Reply::Whole(answer)) if answer.token_ids.is_empty() => {
+                tracing::debug!(%provider, "answer without token ids")
             }
-            Ok(_) => tracing::debug!(%provider, "answer without token ids"),
+            Ok(reply) => answered.push((outcome.job, outcome.model, reply)),
             Err(e) => tracing::info!(%provider, error = %e, "a probe failed"),
         }
     }
     let mut ttfts: Vec<u64> = answered
         .iter()
-        .map(|(_, _, a)| a.ttft.as_millis() as u64)
+        .map(|(_, _, reply)| reply.ttft().as_millis() as u64)
         .collect();
     let ttft = aicoin_modules::registry::score::median(&mut ttfts) as u32;
-    let tokens: u64 = answered
-        .iter()
-        .map(|(_, _, a)| a.token_ids.len() as u64)
-        .sum();
     // Model-adjusted throughput: tokens/s x the model's units, x 1,000.
-    let seconds: f64 = answered
-        .iter()
-        .map(|(_, _, a)| a.token_ids.len() as f64 / a.tokens_per_second().max(1e-6))
-        .sum();
-    let unit_tokens: f64 = answered
-        .iter()
-        .map(|(_, model, a)| {
-            a.token_ids.len() as f64 * settings.units.get(model).copied().unwrap_or(1) as f64
-        })
-        .sum();
+    let (mut tokens, mut seconds, mut unit_tokens) = (0f64, 0f64, 0f64);
+    for (_, model, reply) in &answered {
+        let (done, took) = reply.work();
+        tokens += done;
+        seconds += took;
+        unit_tokens += done * settings.units.get(model).copied().unwrap_or(1) as f64;
+    }
     let rate = if seconds > 0.0 {
         (unit_tokens / seconds * 1000.0) as u64
     } else {
@@ -313,23 +493,32 @@ async fn measure(
         .min(auditable.len());
     let (mut audited, mut failed) = (0u32, 0u32);
     let mut spent = Duration::ZERO;
+    let mut answered: Vec<Option<(Job, String, Reply)>> = answered.into_iter().map(Some).collect();
     for &i in &auditable[..sample] {
-        let (job, model_id, answer) = &answered[i];
-        let Some(model) = ctx.config.models.get(model_id).cloned() else {
+        let Some((job, model_id, reply)) = answered[i].take() else {
             continue;
         };
-        let (messages, claimed, finish) = (
-            job.chat_messages(),
-            answer.token_ids.clone(),
-            answer.finish_reason.clone(),
-        );
-        let (max_tokens, margin) = (job.max_tokens, settings.margin);
+        let Some(model) = ctx.config.models.get(&model_id).cloned() else {
+            continue;
+        };
+        let margin = settings.margin;
         let verdict = tokio::task::spawn_blocking(move || {
             let started = std::time::Instant::now();
-            let prompt = model
-                .chat_prompt(&messages)
-                .and_then(|p| model.encode(&p))?;
-            let verdict = audit::audit(&model, &prompt, &claimed, &finish, max_tokens, margin);
+            let verdict = match reply {
+                Reply::Whole(answer) => {
+                    let prompt = model
+                        .chat_prompt(&job.chat_messages())
+                        .and_then(|p| model.encode(&p))?;
+                    let (claimed, finish) = (&answer.token_ids, &answer.finish_reason);
+                    audit::audit(&model, &prompt, claimed, finish, job.max_tokens, margin)
+                }
+                Reply::Shard {
+                    job: shard_job,
+                    answer,
+                    whole,
+                    ..
+                } => shard_probe::audit(&whole, &shard_job, &answer, margin),
+            };
             verdict.map(|v| (v, started.elapsed()))
         })
         .await;
@@ -339,7 +528,7 @@ async fn measure(
                 audited += 1;
                 if !verdict.passed {
                     failed += 1;
-                    tracing::warn!(%provider, reason = ?verdict.failure, "an answer failed its audit");
+                    tracing::warn!(%provider, model = %model_id, reason = ?verdict.failure, "an answer failed its audit");
                 }
             }
             Ok(Err(e)) => tracing::warn!(%provider, error = %e, "cannot audit an answer"),
@@ -353,7 +542,7 @@ async fn measure(
         audited,
         auditFailed: failed,
         ttftMs: ttft,
-        tokens,
+        tokens: tokens.round() as u64,
         rate,
     };
     (measurement, spent)

@@ -359,3 +359,83 @@ mod tests {
         assert!(fixture.runtime.block_on(probe).is_err());
     }
 }
+
+/// On SmolLM2-135M from `$AICOIN_MODELS_DIR` (`scripts/test.sh` runs them), at the chain's
+/// default margin.
+#[cfg(test)]
+mod real {
+    use aicoin_inference::{Message, TextModel, WeightFormat};
+    use aicoin_shard::{ShardConfig, local::LocalShard};
+    use alloy_primitives::Address;
+    use candle_core::Device;
+    use rand::{SeedableRng, rngs::StdRng};
+
+    use super::*;
+
+    const MARGIN: f32 = 1.0;
+
+    fn model_path() -> std::path::PathBuf {
+        let models =
+            std::env::var("AICOIN_MODELS_DIR").expect("AICOIN_MODELS_DIR names the models");
+        std::path::Path::new(&models).join("smollm2-135m-instruct/model.gguf")
+    }
+
+    /// The verdict on what a provider serving `served` answers for a job on `claimed`.
+    fn verdict(whole: &TextModel, claimed: Range<usize>, served: Range<usize>) -> Verdict {
+        let llama = whole.llama().unwrap().clone();
+        let messages = [Message {
+            role: "user".into(),
+            content: "Explain in two sentences why the sky is blue.".into(),
+        }];
+        let prompt = whole
+            .encode(&whole.chat_prompt(&messages).unwrap())
+            .unwrap();
+        let mut rng = StdRng::seed_from_u64(9);
+        let job = ShardJob::prepare(&llama, claimed, &prompt, 16, &mut rng).unwrap();
+        let layers = Llama::layers_from_file(&model_path(), &Device::Cpu, served).unwrap();
+        let provider = Address::repeat_byte(3);
+        let shard = LocalShard::start(
+            "smollm2",
+            Arc::new(layers),
+            provider,
+            ShardConfig::default(),
+        )
+        .unwrap();
+        let to = To {
+            address: provider,
+            api_url: &shard.shard.api_url,
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let key = PrivateKeySigner::random();
+        let answer = runtime
+            .block_on(run(&key, to, "smollm2", &job, Duration::from_secs(60)))
+            .unwrap();
+        audit(&llama, &job, &answer, MARGIN).unwrap()
+    }
+
+    #[test]
+    #[ignore = "needs the fetched SmolLM2 model (scripts/test.sh runs it)"]
+    fn real_smollm2_honest_shards_pass_and_one_missing_a_layer_fails() {
+        let whole = TextModel::load(
+            &model_path(),
+            "smollm2",
+            &Device::Cpu,
+            WeightFormat::default(),
+        )
+        .unwrap();
+        for layers in [0..10, 10..20, 20..30] {
+            let honest = verdict(&whole, layers.clone(), layers.clone());
+            assert!(honest.passed, "layers {layers:?}: {honest:?}");
+        }
+        for (claimed, served) in [(10..20, 10..19), (10..20, 11..20), (20..30, 20..29)] {
+            let short = verdict(&whole, claimed.clone(), served.clone());
+            assert!(
+                !short.passed,
+                "{served:?} passed for {claimed:?}: {short:?}"
+            );
+        }
+    }
+}

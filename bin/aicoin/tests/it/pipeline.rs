@@ -4,6 +4,7 @@
 //! single node's, token for token; a spare joins for the middle layers and the middle shard is
 //! `kill -9`ed after 20 streamed tokens: the stream goes on to the same 64 tokens with no
 //! error; with no provider left for the middle layers, the next request gets 503 at once.
+//! Meanwhile the validator probes and audits each shard, and pays it for its layers.
 //! On a six-layer tiny model, and (ignored, run by `scripts/test.sh`) on SmolLM2-135M.
 
 use std::path::{Path, PathBuf};
@@ -244,6 +245,19 @@ async fn through_a_dying_shard(home: &Path, models: &Path, model: &str, splits: 
     let ids: Vec<u32> = serde_json::from_value(answer["choices"][0]["token_ids"].clone()).unwrap();
     assert_eq!(ids, expected);
     assert_eq!(answer["usage"]["completion_tokens"], TOKENS);
+
+    // The validator probes each shard over the shard protocol, audits its hidden states on its
+    // own copy of the model, and pays it for its layers.
+    for (i, provider) in providers[..3].iter().enumerate() {
+        let scored = eventually(&format!("shard {i} is scored"), || async {
+            let record = registered(&node, *provider).await;
+            (record["lastScore"].as_u64()? > 0).then_some(record)
+        })
+        .await;
+        assert_eq!(scored["auditFailures"], 0, "{scored}");
+        let reward: U256 = scored["lastReward"].as_str().unwrap().parse().unwrap();
+        assert!(!reward.is_zero(), "{scored}");
+    }
 
     // A spare for the middle layers joins; the middle shard dies after 20 streamed tokens.
     let spare = start_shard(&provider_dirs[3], shard(1)).await;
