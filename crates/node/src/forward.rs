@@ -7,9 +7,15 @@
 //!   held, and shared, is then in a follower's pool and reaches the new one);
 //! - a full node forwards it to the producer's JSON-RPC and answers with the producer's answer
 //!   (the producer, a cluster member, holds it on two validators before answering); when the
-//!   producer changes, it resends its pool there.
+//!   producer changes, it resends its pool there, and it resends each pending transaction left
+//!   unmined [`STALE`] after it arrived, then after waits doubling to [`MAX_RESEND_WAIT`] (a
+//!   standalone producer that restarts at the same URL has lost its pool).
 
-use std::{collections::HashSet, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use aicoin_cluster::{ShareError, Sharer};
 use aicoin_rpc::{Replicate, ReplicateError};
@@ -108,6 +114,67 @@ pub async fn offer_pool_to_new_leaders(
     }
 }
 
+/// The longest a full node waits between two resends of one unmined transaction: one the
+/// producer keeps refusing costs a request every five minutes, not every [`STALE`].
+const MAX_RESEND_WAIT: Duration = Duration::from_secs(320);
+
+/// When a full node sends each of its pending transactions to the producer again: once it has
+/// waited [`STALE`] unmined, then after waits that double up to [`MAX_RESEND_WAIT`]. A resend
+/// the producer holds already costs it an `already known`; one it lost (it restarted) is held
+/// again and mined.
+#[derive(Debug, Default)]
+struct Resends {
+    /// By transaction: when it is due next, and the wait after that.
+    due: HashMap<B256, (Instant, Duration)>,
+}
+
+impl Resends {
+    /// The pool's pending transactions due at `now`, as sent; forgets those gone from it.
+    fn due(&mut self, pool: &TxPool, now: Instant) -> Vec<Bytes> {
+        let content = pool.content();
+        let pending: HashMap<B256, _> = content
+            .pending
+            .values()
+            .flat_map(|by_nonce| by_nonce.values())
+            .map(|tx| (tx.hash, tx))
+            .collect();
+        let ages = pending.values().map(|tx| (tx.hash, tx.age()));
+        self.due_hashes(ages, now)
+            .into_iter()
+            .filter_map(|hash| pending.get(&hash))
+            .map(|tx| tx.tx.inner().encoded_2718().into())
+            .collect()
+    }
+
+    /// Which of `pooled` (hash, time in the pool) are due at `now`; the rest of what it knew
+    /// is forgotten.
+    fn due_hashes(
+        &mut self,
+        pooled: impl Iterator<Item = (B256, Duration)>,
+        now: Instant,
+    ) -> Vec<B256> {
+        let mut due = Vec::new();
+        let mut kept = HashMap::new();
+        for (hash, age) in pooled {
+            let (at, wait) = match self.due.get(&hash) {
+                Some(&(at, wait)) => (at, wait),
+                None => (now + STALE.saturating_sub(age), STALE),
+            };
+            let schedule = match at <= now {
+                true => {
+                    due.push(hash);
+                    let wait = (wait * 2).min(MAX_RESEND_WAIT);
+                    (now + wait, wait)
+                }
+                false => (at, wait),
+            };
+            kept.insert(hash, schedule);
+        }
+        self.due = kept;
+        due
+    }
+}
+
 /// Where a full node's transactions go: the producer's JSON-RPC URL, or `None` while none is
 /// known.
 pub type Target = watch::Receiver<Option<String>>;
@@ -174,18 +241,37 @@ impl ForwardToProducer {
         }
     }
 
-    /// Resends the pool to the producer whenever it changes.
-    pub async fn resend_on_change(self, pool: Arc<TxPool>, mut shutdown: watch::Receiver<bool>) {
+    /// Resends the whole pool to the producer whenever it changes, and pending transactions
+    /// left unmined on the [`Resends`] schedule.
+    pub async fn resend(self, pool: Arc<TxPool>, mut shutdown: watch::Receiver<bool>) {
         let mut target = self.target.clone();
+        let mut resends = Resends::default();
+        let mut stale_check = tokio::time::interval(STALE / 2);
         loop {
-            tokio::select! {
-                changed = target.changed() => if changed.is_err() { return },
+            let txs = tokio::select! {
+                changed = target.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    resends = Resends::default();
+                    let txs = whole_pool(&pool);
+                    if !txs.is_empty() {
+                        tracing::info!(count = txs.len(), "forwarding the pool to the new producer");
+                    }
+                    txs
+                }
+                _ = stale_check.tick() => {
+                    let txs = resends.due(&pool, Instant::now());
+                    if !txs.is_empty() {
+                        tracing::info!(
+                            count = txs.len(),
+                            "forwarding unmined transactions to the producer again"
+                        );
+                    }
+                    txs
+                }
                 _ = shutdown.changed() => return,
-            }
-            let txs = whole_pool(&pool);
-            if !txs.is_empty() {
-                tracing::info!(count = txs.len(), "forwarding the pool to the new producer");
-            }
+            };
             for raw in txs {
                 if let Err(e) = self.forward(&raw).await {
                     tracing::debug!(error = %e, "producer did not take a resent transaction");
@@ -244,5 +330,44 @@ impl Forwarding {
             Self::Cluster { sharer, .. } => Some(Arc::new(ShareWithValidators(sharer.clone()))),
             Self::Full { forward, .. } => Some(Arc::new(forward.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unmined_transaction_is_resent_after_stale_then_after_doubling_waits() {
+        let mut resends = Resends::default();
+        let (tx, other) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let start = Instant::now();
+        let at = |secs: u64| start + Duration::from_secs(secs);
+        // Arrived 3 s ago: due once it has waited STALE (10 s) in all.
+        let due_at = |resends: &mut Resends, secs: u64| {
+            let age = Duration::from_secs(3 + secs);
+            resends.due_hashes([(tx, age)].into_iter(), at(secs))
+        };
+        assert!(due_at(&mut resends, 0).is_empty());
+        assert!(due_at(&mut resends, 6).is_empty());
+        assert_eq!(due_at(&mut resends, 7), [tx]);
+        // Then 20 s later, 40 s after that, and so on up to the cap.
+        assert!(due_at(&mut resends, 26).is_empty());
+        assert_eq!(due_at(&mut resends, 27), [tx]);
+        assert!(due_at(&mut resends, 66).is_empty());
+        assert_eq!(due_at(&mut resends, 67), [tx]);
+        let mut last = 67;
+        for _ in 0..6 {
+            let wait = resends.due[&tx].1.as_secs();
+            assert!(due_at(&mut resends, last + wait - 1).is_empty());
+            assert_eq!(due_at(&mut resends, last + wait), [tx]);
+            last += wait;
+        }
+        assert_eq!(resends.due[&tx].1, MAX_RESEND_WAIT);
+
+        // Mined (gone from the pool): forgotten. Another one old on arrival is due at once.
+        let due = resends.due_hashes([(other, Duration::from_secs(60))].into_iter(), at(last));
+        assert_eq!(due, [other]);
+        assert_eq!(resends.due.keys().collect::<Vec<_>>(), [&other]);
     }
 }

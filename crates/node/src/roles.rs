@@ -160,7 +160,7 @@ pub(crate) fn start_full(
     target: watch::Sender<Option<String>>,
 ) -> Started {
     let fetcher = Fetcher::new();
-    services.spawn(forward.resend_on_change(core.pool.clone(), services.shutdown()));
+    services.spawn(forward.resend(core.pool.clone(), services.shutdown()));
     services.spawn(producer_rpc_of_bootnode(
         fetcher.clone(),
         config.bootnodes.clone(),
