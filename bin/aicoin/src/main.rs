@@ -89,6 +89,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // SAFETY: nothing has started a thread yet.
+    unsafe { aicoin_inference::set_pool_spin_limit() };
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,

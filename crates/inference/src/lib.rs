@@ -21,7 +21,7 @@ mod tokenizer;
 pub use catalog::{
     KNOWN_MODELS, KnownModel, LocalModel, ModelKind, PackagedFile, discover, identify, known_model,
 };
-pub use device::{Device, cpu_threads, device};
+pub use device::{Device, POOL_SPIN_LIMIT, cpu_threads, device, set_pool_spin_limit};
 pub use embed::EmbeddingModel;
 pub use error::{InferenceError, Result};
 pub use generate::{FinishReason, GenerateParams, Sequence, Step};
