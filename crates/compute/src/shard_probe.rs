@@ -9,14 +9,16 @@
 //!   tokens they came from.
 //! - **The run.** It opens a session on the provider's shard as a gateway's coordinator does
 //!   ([`aicoin_shard::link`]), sends the prompt in prefill chunks, then the continuation a token
-//!   per step ([`run`]). The time to the prompt's last chunk is the answer's TTFT; the steps
-//!   after it give its decode rate.
+//!   per step ([`run`]). The time from opening the session to the prompt's last chunk is the
+//!   answer's TTFT (shown, not scored); the steps after it give its decode rate. Each step is a
+//!   round trip, as it is in a pipeline, where the next token needs the last one's logits.
 //! - **The audit.** It recomputes layers `a..b` on the same input, and runs the rest of the
 //!   model (layers `b..n` and the head) over its own output and over the shard's ([`audit`]).
 //!   At every position, the token the shard's hidden states lead to must be the validator's
 //!   own argmax there, or trail its best logit by at most the margin: the whole-model audit's
 //!   rule. A shard that skips layers, runs other weights or sends noise changes what its hidden
-//!   states lead to.
+//!   states lead to. The head runs [`HEAD_ROWS`] positions at a time, and the audit stops at the
+//!   first failure.
 
 use std::{
     ops::Range,
@@ -41,6 +43,10 @@ use crate::{
 /// Prompt tokens per step, as a coordinator's prefill sends them.
 const PREFILL_CHUNK: usize = 128;
 
+/// Positions the audit's head runs at a time: its logits are this many rows of the vocabulary
+/// (49,152 floats each for SmolLM2), not the whole answer's.
+const HEAD_ROWS: usize = 32;
+
 /// Why a shard probe got no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardProbeError {
@@ -64,8 +70,10 @@ pub struct ShardJob {
     /// How many of the tokens are the prompt (sent in prefill chunks); the rest are sent one
     /// per step.
     pub prompt: usize,
-    /// `[1, tokens, hidden]`.
-    input: Tensor,
+    /// The model's hidden size.
+    width: usize,
+    /// A row of `width` floats per token.
+    input: Vec<f32>,
 }
 
 impl ShardJob {
@@ -87,20 +95,22 @@ impl ShardJob {
         }
         let mut tokens = prompt.to_vec();
         tokens.extend((0..continuation).map(|_| rng.random_range(0..config.vocab as u32)));
-        let ids = Tensor::new(tokens.as_slice(), &candle_core::Device::Cpu)
-            .and_then(|ids| ids.unsqueeze(0))
-            .map_err(InferenceError::from)?;
-        let input = model.prefill_span(&model.embed(&ids)?, 0..layers.start)?;
+        let input = (|| {
+            let ids = Tensor::new(tokens.as_slice(), model.device())?.unsqueeze(0)?;
+            let hidden = model.prefill_span(&model.embed(&ids)?, 0..layers.start)?;
+            Ok::<_, InferenceError>(hidden.flatten_all()?.to_vec1::<f32>()?)
+        })()?;
         Ok(Self {
             layers,
             prompt: prompt.len(),
+            width: config.hidden,
             input,
         })
     }
 
     /// Tokens the job sends.
-    pub fn tokens(&self) -> usize {
-        self.input.dim(1).unwrap_or(0)
+    fn tokens(&self) -> usize {
+        self.input.len() / self.width.max(1)
     }
 }
 
@@ -118,12 +128,9 @@ pub struct ShardAnswer {
 }
 
 impl ShardAnswer {
-    /// The shard's decode steps per second (the prefill's rate when there were none).
+    /// The shard's decode steps per second, round trips included.
     pub fn tokens_per_second(&self) -> f64 {
-        match self.decoded {
-            0 => 1.0 / self.ttft.as_secs_f64().max(1e-3),
-            n => n as f64 / self.decode.as_secs_f64().max(1e-6),
-        }
+        self.decoded as f64 / self.decode.as_secs_f64().max(1e-6)
     }
 }
 
@@ -136,12 +143,7 @@ pub async fn run(
     job: &ShardJob,
     timeout: Duration,
 ) -> Result<ShardAnswer, ShardProbeError> {
-    let (_, tokens, width) = job.input.dims3().map_err(InferenceError::from)?;
-    let input = job
-        .input
-        .flatten_all()
-        .and_then(|t| t.to_vec1::<f32>())
-        .map_err(InferenceError::from)?;
+    let (tokens, width, input) = (job.tokens(), job.width, &job.input);
     let exchange = async {
         let opened = Instant::now();
         let session = rand::random::<u64>();
@@ -188,7 +190,7 @@ pub fn audit(
     answer: &ShardAnswer,
     margin: f32,
 ) -> Result<Verdict, InferenceError> {
-    let (_, tokens, width) = job.input.dims3()?;
+    let (tokens, width) = (job.tokens(), job.width);
     if answer.output.len() != tokens * width {
         return Ok(Verdict::fail(
             0,
@@ -206,17 +208,34 @@ pub fn audit(
             format!("hidden state {at} is not a finite number"),
         ));
     }
+    let device = model.device();
     let rest = job.layers.end..model.config.layers;
-    let logits = |hidden: &Tensor| -> Result<Tensor, InferenceError> {
-        let hidden = model.prefill_span(hidden, rest.clone())?;
-        Ok(model.head(&hidden)?.squeeze(0)?.to_dtype(DType::F32)?)
-    };
-    let own = model.prefill_span(&job.input, job.layers.clone())?;
-    let own = logits(&own)?;
-    let claimed = Tensor::from_slice(&answer.output, (1, tokens, width), job.input.device())?;
-    let led_to = argmax_rows(&logits(&claimed)?)?;
-    let rows: Vec<Vec<f32>> = own.to_vec2()?;
-    audit::check(&led_to, rows.into_iter().map(Ok), margin)
+    let input = Tensor::from_slice(&job.input, (1, tokens, width), device)?;
+    let own = model.prefill_span(&input, job.layers.clone())?;
+    let own = model.prefill_span(&own, rest.clone())?;
+    let claimed = Tensor::from_slice(&answer.output, (1, tokens, width), device)?;
+    let claimed = model.prefill_span(&claimed, rest)?;
+    let chunks = (0..tokens)
+        .step_by(HEAD_ROWS)
+        .map(move |start| (start, HEAD_ROWS.min(tokens - start)));
+    let logits =
+        |hidden: &Tensor, (start, rows): (usize, usize)| -> Result<Tensor, InferenceError> {
+            let hidden = hidden.narrow(1, start, rows)?;
+            Ok(model.head(&hidden)?.squeeze(0)?.to_dtype(DType::F32)?)
+        };
+    let mut led_to = Vec::with_capacity(tokens);
+    for chunk in chunks.clone() {
+        led_to.extend(argmax_rows(&logits(&claimed, chunk)?)?);
+    }
+    // The validator's own logits, a chunk at a time, as the check asks for them.
+    let own_rows =
+        chunks.flat_map(
+            |chunk| match logits(&own, chunk).and_then(|l| Ok(l.to_vec2::<f32>()?)) {
+                Ok(rows) => rows.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            },
+        );
+    audit::check(&led_to, own_rows, margin)
 }
 
 #[cfg(test)]
@@ -315,7 +334,7 @@ mod tests {
         let honest = fixture.run(&fixture.shard(&fixture.path, 0..1), &job);
 
         let mut lazy = honest.clone();
-        lazy.output = job.input.flatten_all().unwrap().to_vec1().unwrap();
+        lazy.output = job.input.clone();
         let verdict = audit(&fixture.whole, &job, &lazy, MARGIN).unwrap();
         assert!(!verdict.passed, "a shard returning its input passed");
 

@@ -56,9 +56,16 @@ fn pooled(pool: &TxPool, age: Duration, offered: &mut HashSet<B256>) -> Vec<Byte
         .collect()
 }
 
-/// The pool's transactions, as sent.
-fn whole_pool(pool: &TxPool) -> Vec<Bytes> {
-    pooled(pool, Duration::ZERO, &mut HashSet::new())
+/// The pool's transactions with their hashes, as sent.
+fn whole_pool(pool: &TxPool) -> Vec<(B256, Bytes)> {
+    let content = pool.content();
+    content
+        .pending
+        .values()
+        .chain(content.queued.values())
+        .flat_map(|by_nonce| by_nonce.values())
+        .map(|tx| (tx.hash, tx.tx.inner().encoded_2718().into()))
+        .collect()
 }
 
 /// A pending transaction still in the pool this long after it arrived may be one the leader
@@ -119,30 +126,30 @@ pub async fn offer_pool_to_new_leaders(
 const MAX_RESEND_WAIT: Duration = Duration::from_secs(320);
 
 /// When a full node sends each of its pending transactions to the producer again: once it has
-/// waited [`STALE`] unmined, then after waits that double up to [`MAX_RESEND_WAIT`]. A resend
-/// the producer holds already costs it an `already known`; one it lost (it restarted) is held
-/// again and mined.
+/// waited [`STALE`] unmined, then after waits that double up to [`MAX_RESEND_WAIT`], or at once
+/// to that longest wait when the producer answered that it holds it already (it is waiting its
+/// turn there, not lost). One the producer lost (it restarted) is held again and mined.
 #[derive(Debug, Default)]
 struct Resends {
-    /// By transaction: when it is due next, and the wait after that.
+    /// By transaction: when it is due next, and the wait before that.
     due: HashMap<B256, (Instant, Duration)>,
 }
 
 impl Resends {
-    /// The pool's pending transactions due at `now`, as sent; forgets those gone from it.
-    fn due(&mut self, pool: &TxPool, now: Instant) -> Vec<Bytes> {
+    /// The pool's pending transactions due at `now`, in the pool's order (each sender's by
+    /// nonce), with their hashes; forgets those gone from it.
+    fn due(&mut self, pool: &TxPool, now: Instant) -> Vec<(B256, Bytes)> {
         let content = pool.content();
-        let pending: HashMap<B256, _> = content
+        let pending: Vec<_> = content
             .pending
             .values()
             .flat_map(|by_nonce| by_nonce.values())
-            .map(|tx| (tx.hash, tx))
             .collect();
-        let ages = pending.values().map(|tx| (tx.hash, tx.age()));
-        self.due_hashes(ages, now)
+        let due = self.due_hashes(pending.iter().map(|tx| (tx.hash, tx.age())), now);
+        pending
             .into_iter()
-            .filter_map(|hash| pending.get(&hash))
-            .map(|tx| tx.tx.inner().encoded_2718().into())
+            .filter(|tx| due.contains(&tx.hash))
+            .map(|tx| (tx.hash, tx.tx.inner().encoded_2718().into()))
             .collect()
     }
 
@@ -152,26 +159,29 @@ impl Resends {
         &mut self,
         pooled: impl Iterator<Item = (B256, Duration)>,
         now: Instant,
-    ) -> Vec<B256> {
-        let mut due = Vec::new();
-        let mut kept = HashMap::new();
+    ) -> HashSet<B256> {
+        let mut known = std::mem::take(&mut self.due);
         for (hash, age) in pooled {
-            let (at, wait) = match self.due.get(&hash) {
-                Some(&(at, wait)) => (at, wait),
-                None => (now + STALE.saturating_sub(age), STALE),
-            };
-            let schedule = match at <= now {
-                true => {
-                    due.push(hash);
-                    let wait = (wait * 2).min(MAX_RESEND_WAIT);
-                    (now + wait, wait)
-                }
-                false => (at, wait),
-            };
-            kept.insert(hash, schedule);
+            let schedule = known
+                .remove(&hash)
+                .unwrap_or((now + STALE.saturating_sub(age), STALE));
+            self.due.insert(hash, schedule);
         }
-        self.due = kept;
-        due
+        self.due
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(hash, _)| *hash)
+            .collect()
+    }
+
+    /// `hash` went to the producer at `now`; `held` says it answered that it had it already.
+    fn sent(&mut self, hash: B256, now: Instant, held: bool) {
+        let last = self.due.get(&hash).map_or(STALE, |&(_, wait)| wait);
+        let wait = match held {
+            true => MAX_RESEND_WAIT,
+            false => (last * 2).min(MAX_RESEND_WAIT),
+        };
+        self.due.insert(hash, (now + wait, wait));
     }
 }
 
@@ -184,6 +194,15 @@ pub type Target = watch::Receiver<Option<String>>;
 pub struct ForwardToProducer {
     http: reqwest::Client,
     target: Target,
+}
+
+/// How the producer holds a forwarded transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// It took it now.
+    Now,
+    /// It had it already (sent before, or by another node).
+    Already,
 }
 
 /// Why the producer does not hold a forwarded transaction.
@@ -206,7 +225,7 @@ impl ForwardToProducer {
         Self { http, target }
     }
 
-    async fn forward(&self, raw: &Bytes) -> Result<(), ForwardError> {
+    async fn forward(&self, raw: &Bytes) -> Result<Held, ForwardError> {
         let url = self
             .target
             .borrow()
@@ -228,9 +247,9 @@ impl ForwardToProducer {
             .map_err(unreachable)?;
         let answer: serde_json::Value = response.json().await.map_err(unreachable)?;
         match answer.get("error") {
-            None => Ok(()),
+            None => Ok(Held::Now),
             // Held there already: sent before, or by another node.
-            Some(error) if error["message"] == "already known" => Ok(()),
+            Some(error) if error["message"] == "already known" => Ok(Held::Already),
             Some(error) => Err(ForwardError::Refused {
                 url,
                 message: error["message"]
@@ -272,9 +291,26 @@ impl ForwardToProducer {
                 }
                 _ = shutdown.changed() => return,
             };
-            for raw in txs {
-                if let Err(e) = self.forward(&raw).await {
+            tokio::select! {
+                _ = self.send_all(txs, &mut resends) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Sends `txs` to the producer in order, noting each in `resends`; stops at the first that
+    /// cannot reach it (the rest stay due for the next look).
+    async fn send_all(&self, txs: Vec<(B256, Bytes)>, resends: &mut Resends) {
+        for (hash, raw) in txs {
+            match self.forward(&raw).await {
+                Ok(held) => resends.sent(hash, Instant::now(), held == Held::Already),
+                Err(e @ ForwardError::Refused { .. }) => {
                     tracing::debug!(error = %e, "producer did not take a resent transaction");
+                    resends.sent(hash, Instant::now(), false);
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "cannot resend now; trying again at the next look");
+                    return;
                 }
             }
         }
@@ -285,7 +321,7 @@ impl Replicate for ForwardToProducer {
     fn replicate(&self, raw: Bytes) -> BoxFuture<'static, Result<(), ReplicateError>> {
         let this = self.clone();
         Box::pin(async move {
-            this.forward(&raw).await.map_err(|e| match e {
+            this.forward(&raw).await.map(|_| ()).map_err(|e| match e {
                 ForwardError::Refused { .. } => ReplicateError::Refused(e.to_string()),
                 other => ReplicateError::NotHeld(other.to_string()),
             })
@@ -340,13 +376,18 @@ mod tests {
     #[test]
     fn an_unmined_transaction_is_resent_after_stale_then_after_doubling_waits() {
         let mut resends = Resends::default();
-        let (tx, other) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let tx = B256::repeat_byte(1);
         let start = Instant::now();
         let at = |secs: u64| start + Duration::from_secs(secs);
-        // Arrived 3 s ago: due once it has waited STALE (10 s) in all.
+        // Arrived 3 s before `start`: due once it has waited STALE (10 s) in all. Each time it
+        // is due, it is sent (and the producer takes it, having lost it).
         let due_at = |resends: &mut Resends, secs: u64| {
-            let age = Duration::from_secs(3 + secs);
-            resends.due_hashes([(tx, age)].into_iter(), at(secs))
+            let due =
+                resends.due_hashes([(tx, Duration::from_secs(3 + secs))].into_iter(), at(secs));
+            for hash in &due {
+                resends.sent(*hash, at(secs), false);
+            }
+            due.into_iter().collect::<Vec<_>>()
         };
         assert!(due_at(&mut resends, 0).is_empty());
         assert!(due_at(&mut resends, 6).is_empty());
@@ -364,10 +405,29 @@ mod tests {
             last += wait;
         }
         assert_eq!(resends.due[&tx].1, MAX_RESEND_WAIT);
+    }
 
-        // Mined (gone from the pool): forgotten. Another one old on arrival is due at once.
-        let due = resends.due_hashes([(other, Duration::from_secs(60))].into_iter(), at(last));
-        assert_eq!(due, [other]);
-        assert_eq!(resends.due.keys().collect::<Vec<_>>(), [&other]);
+    #[test]
+    fn one_the_producer_holds_waits_the_longest_and_a_mined_one_is_forgotten() {
+        let mut resends = Resends::default();
+        let (held, lost) = (B256::repeat_byte(1), B256::repeat_byte(2));
+        let now = Instant::now();
+        let old = Duration::from_secs(60);
+        let due = resends.due_hashes([(held, old), (lost, old)].into_iter(), now);
+        assert_eq!(due, [held, lost].into());
+        resends.sent(held, now, true);
+        resends.sent(lost, now, false);
+        assert_eq!(resends.due[&held], (now + MAX_RESEND_WAIT, MAX_RESEND_WAIT));
+        assert_eq!(resends.due[&lost], (now + 2 * STALE, 2 * STALE));
+        // Not sent (the producer was unreachable): still due at the next look.
+        let next = now + STALE / 2;
+        let due = resends.due_hashes(
+            [(held, old), (lost, old), (B256::ZERO, old)].into_iter(),
+            next,
+        );
+        assert_eq!(due, [B256::ZERO].into());
+        // Mined (gone from the pool): forgotten.
+        resends.due_hashes([(lost, old)].into_iter(), next);
+        assert_eq!(resends.due.keys().collect::<Vec<_>>(), [&lost]);
     }
 }

@@ -168,7 +168,7 @@ fn strings(args: &[&str]) -> Vec<String> {
 }
 
 /// `call` to the registry with `eth_call` at `block`.
-async fn view<C: SolCall>(rpc: &Rpc, call: C, block: u64) -> C::Return {
+pub(crate) async fn view<C: SolCall>(rpc: &Rpc, call: C, block: u64) -> C::Return {
     let out: alloy_primitives::Bytes = rpc
         .ok(
             "eth_call",

@@ -13,7 +13,7 @@ use aicoin_gateway::PROVIDER_HEADER;
 use aicoin_inference::{
     GenerateParams, Message, SamplingParams, Sequence, TextModel, WeightFormat,
 };
-use aicoin_modules::access::IApiAccess;
+use aicoin_modules::{access::IApiAccess, registry::IComputeRegistry};
 use aicoin_primitives::AIC;
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::SolCall;
@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 use crate::{
     cluster::{eventually, one_cluster_at_a_time},
     common::dev_key,
-    compute::registered,
+    compute::{registered, view},
     gateway::{chain_spec, key_of, send, start_gateway, start_provider},
 };
 
@@ -257,6 +257,21 @@ async fn through_a_dying_shard(home: &Path, models: &Path, model: &str, splits: 
         assert_eq!(scored["auditFailures"], 0, "{scored}");
         let reward: U256 = scored["lastReward"].as_str().unwrap().parse().unwrap();
         assert!(!reward.is_zero(), "{scored}");
+        let epoch = scored["lastEpoch"].as_u64().unwrap();
+        let call = IComputeRegistry::epochRecordCall {
+            account: *provider,
+            epoch,
+        };
+        let record = view(&node, call, node.block_number().await).await;
+        let measured = record.median;
+        assert!(
+            measured.audited >= 1 && measured.tokens > 0,
+            "shard {i} in epoch {epoch}: {} jobs, {} answered, {} audited, {} tokens",
+            measured.jobs,
+            measured.answered,
+            measured.audited,
+            measured.tokens
+        );
     }
 
     // A spare for the middle layers joins; the middle shard dies after 20 streamed tokens.

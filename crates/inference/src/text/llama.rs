@@ -332,6 +332,11 @@ impl Llama {
         })
     }
 
+    /// Where its tensors live.
+    pub fn device(&self) -> &Device {
+        self.cos.device()
+    }
+
     /// A fresh cache for a new sequence (its memory is taken on first use).
     pub fn new_cache(&self) -> Cache {
         Cache {

@@ -12,7 +12,9 @@
 //! of the model's), as its gateway revenue does.
 //!
 //! A job counts as answered when a well-formed answer came back in time; an answer whose audit
-//! fails still counts as answered, and the failure is reported.
+//! fails still counts as answered, and the failure is reported. One job is [`probe`]'s.
+
+mod probe;
 
 use std::{collections::HashMap, ops::Range, sync::Arc, time::Duration};
 
@@ -24,21 +26,19 @@ use alloy_primitives::{Address, B256, U256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolCall;
 use rand::{Rng, SeedableRng, rngs::StdRng, seq::SliceRandom};
-use tokio::sync::{broadcast, watch};
+use tokio::{
+    sync::{broadcast, watch},
+    time::Instant,
+};
 
 use crate::{
     audit,
-    client::{self, Answer},
     jobs::{Job, JobGenerator},
-    shard_probe::{self, ShardAnswer, ShardJob, ShardProbeError},
+    shard_probe,
     tx::TxSender,
     view::{RegistryView, Status, ViewError},
 };
-
-/// The longest a job may take, whatever the epoch's length.
-const MAX_JOB_TIME: Duration = Duration::from_secs(60);
-/// The shortest time a job is given (a short epoch on a loaded machine still gets answers).
-const MIN_JOB_TIME: Duration = Duration::from_secs(10);
+use probe::{Ask, Outcome, Reply, probe};
 
 /// What a validator probes with.
 pub struct ProberConfig {
@@ -69,6 +69,9 @@ struct Ctx {
     config: ProberConfig,
     http: reqwest::Client,
     sender: TxSender,
+    /// Preparing a shard job runs part of the model: one at a time, so an epoch's jobs do not
+    /// all take a blocking thread (and wait for candle's pool) at once.
+    preparing: tokio::sync::Semaphore,
 }
 
 impl Ctx {
@@ -107,6 +110,7 @@ pub async fn run(
         config,
         http: reqwest::Client::new(),
         sender,
+        preparing: tokio::sync::Semaphore::new(1),
     });
     let (epoch_tx, _) = watch::channel(0u64);
     let mut current = None;
@@ -190,149 +194,6 @@ fn plan(store: &Store, _block: &NewBlock) -> Result<Plan, ViewError> {
     Ok((epoch.number, epoch.last_block, providers, settings))
 }
 
-/// What a provider answered to one job.
-enum Reply {
-    /// A chat answer of a model it serves whole.
-    Whole(Answer),
-    /// The hidden states of a shard: `share` of the model's layers, audited on `whole`.
-    Shard {
-        job: ShardJob,
-        answer: ShardAnswer,
-        share: f64,
-        whole: Arc<Llama>,
-    },
-}
-
-impl Reply {
-    fn ttft(&self) -> Duration {
-        match self {
-            Self::Whole(answer) => answer.ttft,
-            Self::Shard { answer, .. } => answer.ttft,
-        }
-    }
-
-    /// The work done, in tokens of the whole model, and the seconds it took at the answer's
-    /// decode rate.
-    fn work(&self) -> (f64, f64) {
-        match self {
-            Self::Whole(answer) => {
-                let tokens = answer.token_ids.len() as f64;
-                (tokens, tokens / answer.tokens_per_second().max(1e-6))
-            }
-            Self::Shard { answer, share, .. } => {
-                let steps = answer.decoded.max(1) as f64;
-                (steps * share, steps / answer.tokens_per_second().max(1e-6))
-            }
-        }
-    }
-}
-
-/// Why a job got no answer.
-#[derive(Debug, thiserror::Error)]
-enum ProbeError {
-    #[error(transparent)]
-    Whole(#[from] client::JobError),
-    #[error(transparent)]
-    Shard(#[from] ShardProbeError),
-    #[error("the probe's task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-impl ProbeError {
-    /// The validator failed, not the provider: the job does not count.
-    fn is_ours(&self) -> bool {
-        matches!(self, Self::Shard(ShardProbeError::Model(_)) | Self::Task(_))
-    }
-}
-
-/// One job's outcome.
-struct Outcome {
-    job: Job,
-    model: String,
-    reply: Result<Reply, ProbeError>,
-}
-
-/// What one job asks of a provider.
-#[derive(Clone)]
-enum Ask {
-    Whole(String),
-    /// A shard's layers of a model, and this validator's whole copy of it.
-    Shard {
-        model: String,
-        layers: Range<usize>,
-        text: Arc<TextModel>,
-        llama: Arc<Llama>,
-    },
-}
-
-impl Ask {
-    fn model(&self) -> &str {
-        match self {
-            Self::Whole(model) | Self::Shard { model, .. } => model,
-        }
-    }
-}
-
-/// Runs `job` as `ask` on provider `to` after `delay`, within `timeout`.
-async fn probe(
-    ctx: Arc<Ctx>,
-    (address, api_url): (Address, String),
-    ask: Ask,
-    (job, mut rng): (Job, StdRng),
-    delay: Duration,
-    timeout: Duration,
-) -> Outcome {
-    let to = client::To {
-        address,
-        api_url: &api_url,
-    };
-    let model = ask.model().to_string();
-    let reply = match ask {
-        Ask::Whole(model) => {
-            tokio::time::sleep(delay).await;
-            client::run_job(&ctx.http, &ctx.config.key, to, &model, &job, timeout)
-                .await
-                .map(Reply::Whole)
-                .map_err(ProbeError::from)
-        }
-        Ask::Shard {
-            model,
-            layers,
-            text,
-            llama,
-        } => {
-            let started = tokio::time::Instant::now();
-            let (messages, max_tokens) = (job.chat_messages(), job.max_tokens);
-            let share = layers.len() as f64 / llama.config.layers.max(1) as f64;
-            let auditor = llama.clone();
-            let prepared = tokio::task::spawn_blocking(move || {
-                let prompt = text
-                    .chat_prompt(&messages)
-                    .and_then(|prompt| text.encode(&prompt))?;
-                ShardJob::prepare(&llama, layers, &prompt, max_tokens, &mut rng)
-            })
-            .await;
-            tokio::time::sleep_until(started + delay).await;
-            match prepared {
-                Ok(Ok(shard_job)) => {
-                    shard_probe::run(&ctx.config.key, to, &model, &shard_job, timeout)
-                        .await
-                        .map(|answer| Reply::Shard {
-                            job: shard_job,
-                            answer,
-                            share,
-                            whole: auditor,
-                        })
-                        .map_err(ProbeError::from)
-                }
-                Ok(Err(e)) => Err(e.into()),
-                Err(e) => Err(e.into()),
-            }
-        }
-    };
-    Outcome { job, model, reply }
-}
-
 async fn measure_epoch(
     ctx: Arc<Ctx>,
     epoch: u64,
@@ -345,7 +206,7 @@ async fn measure_epoch(
     let started = std::time::Instant::now();
     let mut generator = JobGenerator::new(seed.0, settings.max_tokens);
     // Jobs go out in the first 40% of the epoch; each may take until 90% of it has passed.
-    let deadline = duration.mul_f64(0.9);
+    let until = Instant::now() + duration.mul_f64(0.9);
     let mut tasks = Vec::new();
     for provider in &providers {
         let mut outcomes = Vec::new();
@@ -374,9 +235,6 @@ async fn measure_epoch(
             let job = fitting_job(&mut generator, ctx.config.models.get(ask.model()));
             let rng = StdRng::from_seed(generator.rng().random());
             let delay = duration.mul_f64(generator.rng().random_range(0.0..0.4));
-            let timeout = deadline
-                .saturating_sub(delay)
-                .clamp(MIN_JOB_TIME, MAX_JOB_TIME);
             let to = (provider.address, provider.api_url.clone());
             outcomes.push(tokio::spawn(probe(
                 ctx.clone(),
@@ -384,7 +242,7 @@ async fn measure_epoch(
                 ask,
                 (job, rng),
                 delay,
-                timeout,
+                until,
             )));
         }
         tasks.push((provider.address, outcomes));
