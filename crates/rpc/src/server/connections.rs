@@ -6,7 +6,7 @@
 
 use std::{pin::Pin, time::Duration};
 
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_io_timeout::TimeoutStream;
 
 pub use aicoin_http::connections::{Connections, Held, client_of};
@@ -18,7 +18,7 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 pub const WS_PING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// `socket`, closed by an error once it has received nothing for [`IDLE_TIMEOUT`].
-pub fn with_idle_timeout(socket: TcpStream) -> Pin<Box<TimeoutStream<TcpStream>>> {
+pub fn with_idle_timeout<S: AsyncRead + AsyncWrite>(socket: S) -> Pin<Box<TimeoutStream<S>>> {
     let mut stream = TimeoutStream::new(socket);
     stream.set_read_timeout(Some(IDLE_TIMEOUT));
     Box::pin(stream)

@@ -6,7 +6,10 @@
 //! The accept loop is ours (jsonrpsee's low-level API) so each connection's requests carry the
 //! client (its IPv4 address or IPv6 /64), which the rate limit keys on, and so a full server
 //! still admits a newcomer by closing a connection of a client holding more than its share.
+//! Each connection's writes leave in batches ([`batched_writes`]): answers to a WebSocket's
+//! requests in flight that are ready together go out in one write.
 
+mod batched_writes;
 mod client;
 mod connections;
 mod guard;
@@ -51,6 +54,7 @@ use crate::{
     state::RpcState,
     txpool::{TxPoolApiServer, TxPoolRpc},
 };
+use batched_writes::{BatchOnUpgrade, BatchedWrites};
 use client::StampClient;
 use connections::{Connections, Held, WS_PING_INTERVAL, with_idle_timeout};
 use guard::GuardLayer;
@@ -303,6 +307,8 @@ pub async fn start(
             let service = services.clone().build(methods.clone(), stop.clone());
             let proxy = trusted_proxies.contains(&remote.ip().to_canonical());
             let service = StampClient::new(service, remote.ip(), proxy);
+            let (socket, batching) = BatchedWrites::new(socket);
+            let service = BatchOnUpgrade::new(service, batching);
             let stopped = stop.clone().shutdown();
             // The slot lives in the socket: through a WebSocket upgrade, until it closes.
             let socket = Held::new(with_idle_timeout(socket), held);
