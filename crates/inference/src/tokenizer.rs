@@ -133,6 +133,21 @@ fn gpt2(md: &Metadata, tokens: Vec<String>, types: Option<Vec<i32>>) -> Result<T
         })
         .collect::<Result<_>>()?;
     let vocab: Vocab = tokens.iter().cloned().zip(0u32..).collect();
+    // tokenizers 0.23's `BpeBuilder::build` joins each merge's two tokens in a buffer as long as
+    // the longest token, and panics (a slice past its end) when the joined token is longer: a
+    // merge whose result the vocabulary lacks. Found by the `gguf_header` fuzz target; such a
+    // merge is refused here first.
+    let mut joined = String::new();
+    for (a, b) in &merges {
+        joined.clear();
+        joined.push_str(a);
+        joined.push_str(b);
+        if !vocab.contains_key(joined.as_str()) {
+            return Err(bad(format!(
+                "merge {a:?} {b:?} makes {joined:?}, which is not in the vocabulary"
+            )));
+        }
+    }
     let bpe = BPE::builder()
         .vocab_and_merges(vocab, merges)
         .build()
@@ -321,6 +336,23 @@ mod tests {
         // "é" is not in the vocabulary: its UTF-8 bytes are.
         assert!(encoding.get_tokens().contains(&"<0xC3>".to_string()));
         assert_eq!(tokenizer.decode(encoding.get_ids(), false).unwrap(), "ab é");
+    }
+
+    /// A merge whose joined token is longer than every token in the vocabulary made
+    /// tokenizers panic (found by fuzzing); it is refused with the reason.
+    #[test]
+    fn a_merge_making_a_token_the_vocabulary_lacks_is_refused_not_a_panic() {
+        let metadata = md(vec![
+            ("tokenizer.ggml.model", Value::String("gpt2".into())),
+            ("tokenizer.ggml.tokens", string_array(&["a", "b"])),
+            ("tokenizer.ggml.merges", string_array(&["a b"])),
+        ]);
+        match from_gguf(&metadata) {
+            Err(InferenceError::Tokenizer(reason)) => {
+                assert!(reason.contains("not in the vocabulary"), "{reason}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
     }
 
     #[test]
