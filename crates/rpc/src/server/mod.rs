@@ -6,8 +6,8 @@
 //! The accept loop is ours (jsonrpsee's low-level API) so each connection's requests carry the
 //! client (its IPv4 address or IPv6 /64), which the rate limit keys on, and so a full server
 //! still admits a newcomer by closing a connection of a client holding more than its share.
-//! Each connection's writes leave in batches ([`batched_writes`]): answers to a WebSocket's
-//! requests in flight that are ready together go out in one write.
+//! Once a connection is a WebSocket, its writes leave in batches ([`batched_writes`]): answers
+//! to requests in flight that are ready together go out in one write.
 
 mod batched_writes;
 mod client;
