@@ -10,11 +10,8 @@
 //! claimed tokens are fed one at a time after the prompt's prefill, about one generation of the
 //! answer without sampling.
 
-use aicoin_inference::{InferenceError, TextModel};
+use aicoin_inference::{InferenceError, PREFILL_CHUNK, TextModel};
 use candle_core::Tensor;
-
-/// Prompt tokens fed per forward pass (as generation does).
-const PREFILL_CHUNK: usize = 128;
 
 /// The outcome of one audit.
 #[derive(Debug, Clone, PartialEq)]

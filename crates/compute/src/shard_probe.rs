@@ -8,10 +8,11 @@
 //!   vocabulary: a shard sees hidden states only, and its work on them does not depend on which
 //!   tokens they came from.
 //! - **The run.** It opens a session on the provider's shard as a gateway's coordinator does
-//!   ([`aicoin_shard::link`]), sends the prompt in prefill chunks, then the continuation a token
-//!   per step ([`run`]). The time from opening the session to the prompt's last chunk is the
-//!   answer's TTFT (shown, not scored); the steps after it give its decode rate. Each step is a
-//!   round trip, as it is in a pipeline, where the next token needs the last one's logits.
+//!   ([`aicoin_shard::link`]), sends the prompt in generation's prefill chunks
+//!   ([`PREFILL_CHUNK`]), then the continuation a token per step ([`run`]). The time from
+//!   opening the session to the prompt's last chunk is the answer's TTFT (shown, not scored);
+//!   the steps after it give its decode rate. Each step is a round trip, as it is in a
+//!   pipeline, where the next token needs the last one's logits.
 //! - **The audit.** It recomputes layers `a..b` on the same input, and runs the rest of the
 //!   model (layers `b..n` and the head) over its own output and over the shard's ([`audit`]).
 //!   At every position, the token the shard's hidden states lead to must be the validator's
@@ -27,7 +28,7 @@ use std::{
 };
 
 use aicoin_inference::{
-    InferenceError,
+    InferenceError, PREFILL_CHUNK,
     llama::{Llama, argmax_rows},
 };
 use aicoin_shard::link::{Link, LinkError};
@@ -39,9 +40,6 @@ use crate::{
     audit::{self, Verdict},
     client::To,
 };
-
-/// Prompt tokens per step, as a coordinator's prefill sends them.
-const PREFILL_CHUNK: usize = 128;
 
 /// Positions the audit's head runs at a time: its logits are this many rows of the vocabulary
 /// (49,152 floats each for SmolLM2), not the whole answer's.

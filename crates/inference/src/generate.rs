@@ -16,7 +16,7 @@ use crate::{
 /// (chunk × context, not prompt × prompt), and lets a scheduler interleave other sequences'
 /// decoding with a long prefill. (Per-token cost does not depend on the chunk size on CPU:
 /// candle's quantized matmul costs the same per row at any row count.)
-const PREFILL_CHUNK: usize = 128;
+pub const PREFILL_CHUNK: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct GenerateParams {

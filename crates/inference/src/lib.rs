@@ -24,7 +24,7 @@ pub use catalog::{
 pub use device::{Device, POOL_SPIN_LIMIT, cpu_threads, device, set_pool_spin_limit};
 pub use embed::EmbeddingModel;
 pub use error::{InferenceError, Result};
-pub use generate::{FinishReason, GenerateParams, Sequence, Step};
+pub use generate::{FinishReason, GenerateParams, PREFILL_CHUNK, Sequence, Step};
 pub use metrics::InferenceMetrics;
 pub use sampling::{Sampler, SamplingParams};
 pub use scheduler::{Event, Scheduler, SchedulerConfig, SubmitError, Usage};

@@ -19,7 +19,7 @@ use std::{
 
 use aicoin_cluster::{ShareError, Sharer};
 use aicoin_rpc::{Replicate, ReplicateError};
-use aicoin_txpool::TxPool;
+use aicoin_txpool::{PooledTx, TxPool};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, B256, Bytes};
 use futures::future::BoxFuture;
@@ -41,9 +41,15 @@ impl Replicate for ShareWithValidators {
     }
 }
 
+/// A pooled transaction's hash and its bytes as sent.
+fn as_sent(tx: &PooledTx) -> (B256, Bytes) {
+    (tx.hash, tx.tx.inner().encoded_2718().into())
+}
+
 /// The pool's transactions at least `age` old that are not in `offered` (then added to it),
-/// as sent. With an age, only pending ones: queued ones wait for their nonce gap, not a leader.
-fn pooled(pool: &TxPool, age: Duration, offered: &mut HashSet<B256>) -> Vec<Bytes> {
+/// as sent, in the pool's order (each sender's by nonce). With an age, only pending ones:
+/// queued ones wait for their nonce gap, not a leader.
+fn pooled(pool: &TxPool, age: Duration, offered: &mut HashSet<B256>) -> Vec<(B256, Bytes)> {
     let content = pool.content();
     let queued = content.queued.values().filter(|_| age.is_zero());
     content
@@ -52,20 +58,13 @@ fn pooled(pool: &TxPool, age: Duration, offered: &mut HashSet<B256>) -> Vec<Byte
         .chain(queued)
         .flat_map(|by_nonce| by_nonce.values())
         .filter(|tx| tx.age() >= age && offered.insert(tx.hash))
-        .map(|tx| tx.tx.inner().encoded_2718().into())
+        .map(|tx| as_sent(tx))
         .collect()
 }
 
-/// The pool's transactions with their hashes, as sent.
+/// The pool's transactions, as sent.
 fn whole_pool(pool: &TxPool) -> Vec<(B256, Bytes)> {
-    let content = pool.content();
-    content
-        .pending
-        .values()
-        .chain(content.queued.values())
-        .flat_map(|by_nonce| by_nonce.values())
-        .map(|tx| (tx.hash, tx.tx.inner().encoded_2718().into()))
-        .collect()
+    pooled(pool, Duration::ZERO, &mut HashSet::new())
 }
 
 /// A pending transaction still in the pool this long after it arrived may be one the leader
@@ -97,7 +96,7 @@ pub async fn offer_pool_to_new_leaders(
                 if !txs.is_empty() {
                     tracing::info!(count = txs.len(), leader = ?now, "offering the pool to the new leader");
                 }
-                for raw in txs {
+                for (_, raw) in txs {
                     sharer.offer(raw).await;
                 }
             }
@@ -109,7 +108,7 @@ pub async fn offer_pool_to_new_leaders(
                     "offering unmined transactions to the leader again"
                 );
             }
-            for raw in stale {
+            for (_, raw) in stale {
                 sharer.offer(raw).await;
             }
         }
@@ -149,7 +148,7 @@ impl Resends {
         pending
             .into_iter()
             .filter(|tx| due.contains(&tx.hash))
-            .map(|tx| (tx.hash, tx.tx.inner().encoded_2718().into()))
+            .map(|tx| as_sent(tx))
             .collect()
     }
 

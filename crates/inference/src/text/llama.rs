@@ -378,26 +378,10 @@ impl Llama {
     /// cache already holds replaces what follows it ([`Cache::truncate`]): position 0 starts
     /// the sequence afresh, and a retried step gives what it gave the first time.
     pub fn run_layers(&self, hidden: &Tensor, pos: usize, cache: &mut Cache) -> Result<Tensor> {
-        let (_, seq, _) = hidden.dims3()?;
-        if pos + seq > self.config.context_length {
-            return Err(InferenceError::InvalidRequest(format!(
-                "positions {pos}..{} are past the model's context of {}",
-                pos + seq,
-                self.config.context_length
-            )));
-        }
+        self.within_context(pos, hidden.dim(1)?)?;
         cache.truncate(pos)?;
-        let mask = match seq {
-            1 => None,
-            _ => Some(self.mask(seq, pos, hidden.device())?),
-        };
-        let mut x = hidden.clone();
-        for (layer, kv) in self.layers.iter().zip(&mut cache.layers) {
-            x = self.layer(layer, &x, |q, k, v| {
-                self.attention(layer, [q, k, v], pos, mask.as_ref(), kv)
-            })?;
-        }
-        cache.len = pos + seq;
+        let x = self.run_through(hidden, pos, self.layers.iter().zip(&mut cache.layers))?;
+        cache.len = pos + hidden.dim(1)?;
         Ok(x)
     }
 
@@ -412,27 +396,43 @@ impl Llama {
                 self.range
             )));
         }
-        let (_, seq, _) = hidden.dims3()?;
-        if seq > self.config.context_length {
+        let offset = self.range.start;
+        let span = &self.layers[layers.start - offset..layers.end - offset];
+        let seq = hidden.dim(1)?;
+        self.within_context(0, seq)?;
+        let mut caches: Vec<KvCache> = span.iter().map(|_| KvCache::new(2, seq.max(1))).collect();
+        self.run_through(hidden, 0, span.iter().zip(&mut caches))
+    }
+
+    /// Positions `pos..pos + seq` lie within the model's context.
+    fn within_context(&self, pos: usize, seq: usize) -> Result<()> {
+        if pos + seq > self.config.context_length {
             return Err(InferenceError::InvalidRequest(format!(
-                "{seq} positions are past the model's context of {}",
+                "positions {pos}..{} are past the model's context of {}",
+                pos + seq,
                 self.config.context_length
             )));
         }
+        Ok(())
+    }
+
+    /// `layers`, each with its sequence's KV cache, over `hidden` (`[1, seq, hidden]`), the
+    /// tokens at positions `pos..pos + seq` ([`Llama::within_context`] checked).
+    fn run_through<'a>(
+        &'a self,
+        hidden: &Tensor,
+        pos: usize,
+        layers: impl Iterator<Item = (&'a Layer, &'a mut KvCache)>,
+    ) -> Result<Tensor> {
+        let (_, seq, _) = hidden.dims3()?;
         let mask = match seq {
             1 => None,
-            _ => Some(self.mask(seq, 0, hidden.device())?),
+            _ => Some(self.mask(seq, pos, hidden.device())?),
         };
-        let offset = self.range.start;
         let mut x = hidden.clone();
-        for layer in self
-            .layers
-            .get(layers.start - offset..layers.end - offset)
-            .unwrap_or(&[])
-        {
-            let mut kv = KvCache::new(2, seq.max(1));
+        for (layer, kv) in layers {
             x = self.layer(layer, &x, |q, k, v| {
-                self.attention(layer, [q, k, v], 0, mask.as_ref(), &mut kv)
+                self.attention(layer, [q, k, v], pos, mask.as_ref(), kv)
             })?;
         }
         Ok(x)
